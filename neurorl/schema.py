@@ -38,6 +38,7 @@ add ``action``. Shared names: see :data:`SHARED_LATENTS`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import xarray as xr
@@ -97,6 +98,17 @@ class EnvSpec:
             n_states, n_actions, n_states * n_actions, item,
             np.ones((n_states, n_actions), bool), np.full((n_states, n_actions), np.nan),
         )
+
+    @cached_property
+    def lookup(self) -> dict:
+        """Per-state rows used to build observations: ``lookup[key][state]``."""
+        kv = np.asarray(self.known_value, float)
+        return {
+            "items": np.ascontiguousarray(self.item, dtype=np.int64),
+            "avail": np.ascontiguousarray(self.available, dtype=bool),
+            "known": np.isfinite(kv),
+            "known_value": np.nan_to_num(kv, nan=0.0),
+        }
 
     @property
     def is_default_items(self) -> bool:
@@ -162,7 +174,8 @@ def make_trials(
     env : EnvSpec, optional
         Task structure (items, availability, known values).
     covariates : dict, optional
-        Extra per-trial variables, each ``(n_subjects, n_trials)``.
+        Extra per-trial variables, each ``(n_subjects, n_trials)`` or, per
+        action, ``(n_subjects, n_trials, n_actions)``.
     """
     choice = np.asarray(choice)
     if choice.ndim == 1:
@@ -210,7 +223,11 @@ def make_trials(
     for k, v in (covariates or {}).items():
         if k in data:
             raise ValueError(f"covariate {k!r} clashes with a core variable name")
-        data[k] = (dims, _as2d(k, v, shape, None))
+        v = np.asarray(v)
+        if v.ndim == 3 and v.shape[:2] == shape and v.shape[2] == n_actions:
+            data[k] = ((SUBJECT, TRIAL, ACTION), v)
+        else:
+            data[k] = (dims, _as2d(k, v, shape, None))
     ds = xr.Dataset(
         data,
         coords={SUBJECT: subjects, TRIAL: np.arange(shape[1]), ACTION: np.arange(n_actions), STATE: np.arange(n_states)},

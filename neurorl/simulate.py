@@ -35,28 +35,27 @@ def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_st
     Works on arrays of any leading shape (``(n,)`` for one step, ``(T, n)``
     for a whole session).
     """
-    state = np.asarray(state)
-    s = np.clip(state, 0, env.n_states - 1)
-    kv = env.known_value[s]
-    obs = {
-        "state": s,
-        "items": env.item[s],
-        "avail": env.available[s],
-        "known": np.isfinite(kv),
-        "known_value": np.nan_to_num(kv, nan=0.0),
-        "valid": np.ones(state.shape, bool) if valid is None else np.asarray(valid, bool),
-    }
+    s = np.asarray(state)
+    if s.size and (s.min() < 0 or s.max() >= env.n_states):  # padding rows carry -1
+        s = np.clip(s, 0, env.n_states - 1)
+    look = env.lookup
+    obs = {k: look[k][s] for k in ("items", "avail", "known", "known_value")}
+    obs["state"] = s
+    obs["valid"] = np.ones(s.shape, bool) if valid is None else np.asarray(valid, bool)
     if choice is not None:
-        c = np.clip(np.asarray(choice), 0, env.n_actions - 1)
+        c = np.asarray(choice)
+        if c.size and (c.min() < 0 or c.max() >= env.n_actions):  # missed trials carry -1
+            c = np.clip(c, 0, env.n_actions - 1)
         obs["choice"] = c
         obs["chosen_item"] = np.take_along_axis(obs["items"], c[..., None], axis=-1)[..., 0]
-        obs["reward"] = np.nan_to_num(np.asarray(reward, float), nan=0.0)
-        d = np.ones(state.shape, bool) if done is None else np.asarray(done, bool)
-        ns = np.clip(-1 if next_state is None else np.asarray(next_state), 0, env.n_states - 1)
-        ns = np.broadcast_to(ns, state.shape)
-        obs["done"] = d.astype(float)
-        obs["next_items"] = env.item[ns]
-        obs["next_avail"] = env.available[ns]
+        r = np.asarray(reward, float)
+        obs["reward"] = np.where(np.isnan(r), 0.0, r)
+        obs["done"] = np.ones(s.shape) if done is None else np.asarray(done, float)
+        ns = np.zeros(s.shape, np.int64) if next_state is None else np.asarray(next_state)
+        if ns.size and (ns.min() < 0 or ns.max() >= env.n_states):
+            ns = np.clip(ns, 0, env.n_states - 1)
+        obs["next_items"] = look["items"][ns]
+        obs["next_avail"] = look["avail"][ns]
     return obs
 
 
@@ -162,9 +161,6 @@ def simulate(
         done=stacked["done"], env=env, covariates=covariates,
         attrs={"task": task.name, "task_options": repr(task)},
     )
-    for k, extra_dims in task.covariates.items():
-        if extra_dims:
-            trials[k] = ((SUBJECT, TRIAL) + extra_dims, covariates[k])
     latents = _latent_dataset(agent, records, trials[SUBJECT].values, env.n_actions)
     params_ds = xr.Dataset({k: (SUBJECT, v) for k, v in p.items()}, coords={SUBJECT: trials[SUBJECT].values},
                            attrs={"agent": agent.name})
