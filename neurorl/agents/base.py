@@ -84,7 +84,8 @@ class Agent:
     ----------
     fixed : dict, optional
         Parameters held at a constant instead of being free (e.g.
-        ``{"rho": 1.0}``). Fixed parameters are still passed to the rule.
+        ``{"rho": 1.0}``). Fixed parameters are still passed to the rule and
+        may sit on a closed bound (``{"w": 1.0}`` for a purely model-based agent).
     **options
         Structural options of the agent (documented per agent).
     """
@@ -109,8 +110,9 @@ class Agent:
         if unknown:
             raise ValueError(f"{self.name}: cannot fix unknown parameter(s) {unknown}; parameters are {names}")
         for p in spec:
-            if p.name in self.fixed and not p.lower < self.fixed[p.name] < p.upper:
-                raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} outside ({p.lower}, {p.upper})")
+            # fixed values are not transformed, so the closed interval is allowed (e.g. w = 1 for pure MB)
+            if p.name in self.fixed and not p.lower <= self.fixed[p.name] <= p.upper:
+                raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} outside [{p.lower}, {p.upper}]")
         self.all_params = spec
         self.params = tuple(p for p in spec if p.name not in self.fixed)
 
