@@ -7,11 +7,14 @@ the submodules that need them):
 * agents: :func:`make_agent`, :func:`list_agents`
 * :func:`simulate`, :func:`replay`
 * data: :func:`make_trials`, :func:`validate_trials`, :func:`from_table`,
-  :func:`to_table`, :func:`read_trials`, :func:`write_trials`
+  :func:`to_table`, :func:`read_trials`, :func:`write_trials`, :func:`read_latents`,
+  :func:`write_latents`, :func:`read_simulation`, :func:`write_simulation`
 """
 
 from .agents.base import list_agents, make_agent, register_agent
-from .io import from_table, read_trials, to_table, write_trials  # noqa: E402
+from .io import (
+    from_table, read_latents, read_simulation, read_trials, to_table, write_latents, write_simulation, write_trials,
+)
 from .schema import EnvSpec, make_trials, validate_trials
 from .simulate import Simulation, replay, simulate
 from .tasks.base import list_tasks, make_task, register_task
@@ -21,5 +24,6 @@ __version__ = "0.1.0"
 __all__ = [
     "EnvSpec", "Simulation", "from_table", "list_agents", "list_tasks", "make_agent", "make_task",
     "make_trials", "read_trials", "register_agent", "register_task", "replay", "simulate", "to_table",
-    "validate_trials", "write_trials", "__version__",
+    "validate_trials", "write_trials", "read_latents", "write_latents", "read_simulation", "write_simulation",
+    "__version__",
 ]

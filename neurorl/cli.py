@@ -20,35 +20,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from .io import write_simulation
+
 DEMO_AGENTS = ("q_learning", "soft_q", "dra", "policy_compression", "actor_critic", "rflr")
 DEMO_TASK = "mouse_bandit"
-
-
-def write_simulation(sim, path: Path) -> Path:
-    """Write a :class:`~neurorl.simulate.Simulation` to one netCDF file with three groups."""
-    from .io import write_trials
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    write_trials(sim.trials, path, group="trials")
-    sim.latents.to_netcdf(path, group="latents", mode="a")
-    sim.params.to_netcdf(path, group="params", mode="a")
-    return path
-
-
-def read_simulation(path):
-    """Read what :func:`write_simulation` wrote: ``Simulation(trials, latents, params)``."""
-    import xarray as xr
-
-    from .io import read_trials
-    from .simulate import Simulation
-
-    return Simulation(
-        read_trials(path, group="trials"),
-        xr.load_dataset(path, group="latents"),
-        xr.load_dataset(path, group="params"),
-    )
 
 
 def summarize(sim) -> dict:

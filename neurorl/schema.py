@@ -240,6 +240,7 @@ def _first_bad(ds, mask, name, what):
     """Raise a ValueError naming the variable and the first (subject, trial) where ``mask`` holds."""
     idx = np.argwhere(np.asarray(mask))[0]
     subj = ds[SUBJECT].values[idx[0]]
+    subj = subj.item() if isinstance(subj, np.generic) else subj
     tl = int(ds["trial_index"].values[idx[0], idx[1]]) if "trial_index" in ds else int(idx[1])
     raise ValueError(f"{name!r}: {what} (first at subject {subj!r}, trial {tl})")
 
