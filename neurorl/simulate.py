@@ -54,8 +54,11 @@ def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_st
         ns = np.zeros(s.shape, np.int64) if next_state is None else np.asarray(next_state)
         if ns.size and (ns.min() < 0 or ns.max() >= env.n_states):
             ns = np.clip(ns, 0, env.n_states - 1)
+        obs["next_state"] = ns
         obs["next_items"] = look["items"][ns]
         obs["next_avail"] = look["avail"][ns]
+        obs["next_known"] = look["known"][ns]
+        obs["next_known_value"] = look["known_value"][ns]
     return obs
 
 

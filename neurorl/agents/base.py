@@ -51,6 +51,9 @@ OBS_KEYS = {
     "done": "float (n,): 1 if the trial ended its episode (learn only)",
     "next_items": "int (n, A): items of the next state (learn only)",
     "next_avail": "bool (n, A): availability in the next state (learn only)",
+    "next_state": "int (n,): state reached (learn only; meaningful where done = 0)",
+    "next_known": "bool (n, A): shown values in the next state (learn only)",
+    "next_known_value": "float (n, A): the shown values in the next state, 0 elsewhere (learn only)",
 }
 
 AGENTS: dict[str, type["Agent"]] = {}

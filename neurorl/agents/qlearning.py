@@ -125,7 +125,8 @@ class QLearning(Agent):
         Q = s["Q"]
         qa = take(dec["q"], a1h, ops)
         r = obs["reward"] * p["rho"] if o["reward_sensitivity"] else obs["reward"]
-        next_q = ops.where(obs["next_avail"], ops.gather(Q, obs["next_items"]), -1e30)
+        next_q = ops.where(obs["next_known"], obs["next_known_value"], ops.gather(Q, obs["next_items"]))
+        next_q = ops.where(obs["next_avail"], next_q, -1e30)
         target = r + o["gamma"] * (1.0 - obs["done"]) * ops.where(obs["done"] > 0, 0.0, ops.max(next_q, axis=-1))
         delta = target - qa
         if o["dual_rates"]:
