@@ -32,7 +32,7 @@ Assumptions and choices
     across states. ``V`` starts at the option ``v0`` (default 0), ``theta`` at 0.
 [A] Shown values (``EnvSpec.known_value``) are not used: the actor learns a
     preference for a known-value action from its outcomes like for any other
-    action. The next state for ``V(s')`` is identified as in :mod:`._tabular`.
+    action.
 [A] ``gamma`` default 0.9 (no reference value; same as ``q_learning``).
 
 Latents
@@ -58,7 +58,6 @@ Latents
 from __future__ import annotations
 
 from ..params import Param
-from ._tabular import next_state_weights
 from .base import VALUE_LATENTS, Agent, register_agent, softmax_policy
 
 __all__ = ["ActorCritic", "entropy_grad"]
@@ -145,7 +144,7 @@ class ActorCritic(Agent):
         env, o = self.env, self.options
         s1h = ops.onehot(obs["state"], env.n_states)
         a1h = ops.onehot(obs["choice"], env.n_actions)
-        v_next = ops.sum(next_state_weights(obs, env, ops) * s["V"], axis=-1)
+        v_next = ops.sum(ops.onehot(obs["next_state"], env.n_states) * s["V"], axis=-1)
         terminal = obs["done"] > 0
         delta = obs["reward"] + o["gamma"] * (1.0 - obs["done"]) * ops.where(terminal, 0.0, v_next) - dec["v"]
         avail = obs["avail"]

@@ -66,7 +66,6 @@ import math
 import numpy as np
 
 from ..params import Param
-from ._tabular import next_state_weights, next_values
 from .base import VALUE_LATENTS, Agent, register_agent, shared_latents, softmax_policy, take
 
 __all__ = ["DistributionalTD", "tau_grid", "asymmetric_rates"]
@@ -159,7 +158,8 @@ class DistributionalTD(Agent):
         a1h = ops.onehot(obs["choice"], env.n_actions)
         z_chosen = ops.sum(dec["_z"] * a1h[:, :, None], axis=1)  # (n, N)
         # next state's channels and the acting policy there (from the pre-update table)
-        zn = next_values(self._channels(s["Z"], obs["next_items"], ops), next_state_weights(obs, env, ops), env, ops)
+        zn = ops.where(obs["next_known"][:, :, None], obs["next_known_value"][:, :, None],
+                       self._channels(s["Z"], obs["next_items"], ops))
         w, _ = softmax_policy(p["beta"][:, None] * ops.mean(zn, axis=-1), obs["next_avail"], ops)  # (n, A)
         terminal = obs["done"] > 0
         cont = (o["gamma"] * (1.0 - obs["done"]))[:, None, None]

@@ -28,7 +28,7 @@ Assumptions and choices
     the current (pre-update) ``Q_soft``.
 [A] Shown values (``EnvSpec.known_value``) replace both critics' values for
     the decision and for the bootstrap at ``s'``; rows of known actions are
-    never updated. The next state is identified as in :mod:`._tabular`.
+    never updated.
 [A] ``V_soft = 0`` and ``V_true = 0`` after a trial that ends its episode.
 [A] Both tables start at the option ``q0`` (default 0).
 [A] ``null_policy_params`` sets ``tau = 1e10``, which makes the policy uniform
@@ -46,7 +46,6 @@ Latents
 from __future__ import annotations
 
 from ..params import Param
-from ._tabular import next_state_weights, next_values
 from .base import VALUE_LATENTS, Agent, register_agent, take
 
 __all__ = ["SoftQ"]
@@ -116,9 +115,9 @@ class SoftQ(Agent):
         env, gamma = self.env, self.options["gamma"]
         a1h = ops.onehot(obs["choice"], env.n_actions)
         qa_soft, qa_true = take(dec["q_soft"], a1h, ops), take(dec["q"], a1h, ops)
-        w_next = next_state_weights(obs, env, ops)
-        qs_next = next_values(ops.gather(s["Qs"], obs["next_items"]), w_next, env, ops)
-        qt_next = next_values(ops.gather(s["Qt"], obs["next_items"]), w_next, env, ops)
+        shown, shown_value = obs["next_known"], obs["next_known_value"]
+        qs_next = ops.where(shown, shown_value, ops.gather(s["Qs"], obs["next_items"]))
+        qt_next = ops.where(shown, shown_value, ops.gather(s["Qt"], obs["next_items"]))
         pi_next, _, vs_next = self._soft(qs_next, obs["next_avail"], p["tau"], ops)
         vt_next = ops.sum(pi_next * qt_next, axis=-1)
         cont = gamma * (1.0 - obs["done"])
