@@ -33,7 +33,7 @@ LOG_HALF = math.log(0.5)
 class Ops:
     """Operations shared by the backends (derived from the primitives)."""
 
-    # Primitives each backend supplies: exp, log, log1p, sqrt, abs, where,
+    # Primitives each backend supplies: exp, log, log1p, expm1, sqrt, abs, where,
     # maximum, minimum, clip, sum, max, erfc, erfcx, stack, asarray, gather,
     # scatter_add, onehot, argmax, sigmoid, cast_float.
 
@@ -91,6 +91,7 @@ class NumpyOps(Ops):
     exp = staticmethod(np.exp)
     log = staticmethod(np.log)
     log1p = staticmethod(np.log1p)
+    expm1 = staticmethod(np.expm1)
     sqrt = staticmethod(np.sqrt)
     abs = staticmethod(np.abs)
     sign = staticmethod(np.sign)
@@ -176,6 +177,7 @@ def _make_pytensor_ops():
         exp = staticmethod(pt.exp)
         log = staticmethod(pt.log)
         log1p = staticmethod(pt.log1p)
+        expm1 = staticmethod(pt.expm1)
         sqrt = staticmethod(pt.sqrt)
         abs = staticmethod(pt.abs)
         sign = staticmethod(pt.sgn)

@@ -1,0 +1,333 @@
+"""Exact Wiener first-passage-time density (Navarro & Fuss 2009), written once for both backends.
+
+Reference: fitting.md §2.2 (formulas, signed-RT convention) and §2.3 (the ``hddm-wfpt`` reference
+implementation used by the tests). The density of a response at the lower boundary after decision time
+``tau = rt - t0`` is
+
+    p_lower(tau | v, a, w) = a^-2 exp(-v a w - v^2 tau / 2) f(tau / a^2 | w),
+
+with the standardised density ``f(u | w)`` (drift 0, boundary 1) given by two convergent series,
+
+    large time:  f(u|w) = pi sum_{k>=1} k exp(-k^2 pi^2 u / 2) sin(k pi w),
+    small time:  f(u|w) = (2 pi u^3)^(-1/2) sum_{k in Z} (w + 2k) exp(-(w + 2k)^2 / (2u)).
+
+The upper boundary uses ``p_upper(tau | v, a, w) = p_lower(tau | -v, a, 1 - w)``; response 1 is the upper
+boundary, 0 the lower (HDDM's signed RT ``x = +rt`` for the upper boundary). With across-trial drift
+variability ``sv`` the drift is integrated out in closed form (fitting.md §2.2):
+
+    log p_lower = log f(u|w) - 2 log a - log(1 + sv^2 tau)/2 + ((a w sv)^2 - 2 a v w - v^2 tau) / (2 (sv^2 tau + 1)),
+
+which reduces to the formula above at ``sv = 0``.
+
+Static number of terms (needed for autodiff) and its error bound
+----------------------------------------------------------------
+The function is one straight-line expression graph, so it runs on NumPy arrays and inside PyTensor with exact
+reverse-mode gradients. Both series are evaluated for every element with a *fixed* number of terms,
+``k = -N_SMALL..N_SMALL`` (7 terms) for the small-time series and ``k = 1..N_LARGE`` (10 terms) for the large-time
+series; the series actually used is selected per element with ``ops.where`` by the Navarro--Fuss rule: small time
+when ``K_s(u, err) < K_l(u, err)``, with
+
+    K_l = max(sqrt(-2 ln(pi u err) / (pi^2 u)), 1 / (pi sqrt u))     (1 / (pi sqrt u) if pi u err >= 1),
+    K_s = max(2 + sqrt(-2 u ln(2 sqrt(2 pi u) err)), sqrt(u) + 1)     (2 if 2 sqrt(2 pi u) err >= 1).
+
+Bound [D] (checked in ``tests/test_wiener.py``): ``K_s`` increases and ``K_l`` decreases in ``u``, so the rule
+switches at a single point ``u*(err)``; for every ``err`` in ``[1e-300, 0.5]`` (the allowed range),
+``u*`` lies in ``[0.082, 0.29]``, and the largest term count Navarro--Fuss ever ask for is ``K(u*)`` = 4.9 for
+``err = 1e-10`` (7.7 for 1e-30, 22 for 1e-300) terms of a series whose terms fall like ``exp(-k^2 ...)``. Instead of
+the absolute bound ``err`` on ``f`` we fix the counts by the *relative* truncation error over each series' whole
+regime, computed in 60-digit arithmetic (mpmath) over ``w`` in ``[1e-6, 1 - 1e-6]``:
+
+* small time, ``k = -3..3``, any ``u <= 0.3``: relative error < 3e-29;
+* large time, ``k = 1..10``, any ``u >= 0.08``: relative error < 3e-18.
+
+So the truncation error is below double precision everywhere in ``u`` in (0, inf), whatever ``err`` in the allowed
+range selects; ``err`` only moves the switch point (where both series are accurate to machine precision, so the
+density and its gradient are continuous to rounding). The remaining error is floating-point rounding: relative
+1e-13 or better for ``w`` in [1e-3, 1 - 1e-3] (cancellation between the ``+-k`` small-time terms grows like 1/w for
+``w -> 0``).
+
+Log space without underflow
+---------------------------
+Each series is evaluated in log space by factoring out its dominant term, which leaves a sum of terms whose
+exponents are all <= 0 (a log-sum-exp with a known maximum, signs kept as they are; the sums are unrolled so that
+PyTensor fuses the whole density into one elementwise kernel, which also keeps its C compilation short):
+
+    small: log f = -log(2 pi)/2 - 1.5 log u + log w - w^2 / (2u) + log sum_k (1 + 2k/w) exp(-2k(k + w)/u),
+    large: log f = log pi - pi^2 u / 2 + log sum_k k exp(-(k^2 - 1) pi^2 u / 2) sin(k pi w).
+
+The remaining sums are positive and of order one in their own regime (the first term is 1, resp. ``sin(pi w)``), so
+nothing overflows or underflows however small or large ``u`` is. The branch that is *not* selected for an element is
+evaluated at a harmless ``u`` (``ops.where`` on the input as well as on the output), so it can produce neither NaN
+values nor NaN gradients.
+
+Outside the support (rt <= t0) and the floor [A]
+-----------------------------------------------
+The density is 0 for ``rt <= t0``. For fitting, :func:`wiener_logpdf` never returns ``-inf`` or NaN: it returns
+``min_logp + OUTSIDE_SLOPE * (rt - t0)`` there (``OUTSIDE_SLOPE`` = 1000 per second), a large negative finite value
+that keeps falling as ``t0`` moves further past ``rt`` -- so a gradient-based fit is pushed back towards
+``t0 < rt`` and a sampler rejects the region -- and it floors every log density at ``min_logp`` (default ``-1e5``,
+far below any density of real data under sensible parameters; the floor also catches ``tau / a^2`` so small that
+``w^2 / (2u)`` would overflow). Data checks that *raise* live in :func:`check_wiener_data` (and
+``WienerRT.check_data`` in :mod:`neurorl.fitting.observation`); use them before fitting with a fixed ``t0``.
+
+Other assumptions [A]
+---------------------
+* ``a > 0``, ``0 < w < 1``, ``sv >= 0``; with NumPy inputs these are checked (ValueError naming the parameter and the
+  first offending index); symbolic (PyTensor) inputs are not checked -- keep them in bounds with the parameter
+  transforms.
+* ``err`` must be a Python float in ``[1e-300, 0.5]`` (it is static: it only selects the series).
+* Only ``sv`` is supported analytically; ``sz`` and ``st`` (HDDM's numerical integrals) are not implemented here.
+* All inputs are converted with ``ops.asarray`` (float64): PyTensor turns a Python float that float32 represents
+  exactly (0.5, 1.0) into a float32 constant, and ``log``/``exp`` of it would then be computed in single precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import NUMPY
+
+__all__ = [
+    "wiener_logpdf", "wiener_pdf", "wiener_log_p_upper", "wiener_p_upper", "check_wiener_data",
+    "navarro_fuss_terms", "N_SMALL", "N_LARGE", "MIN_LOGP", "OUTSIDE_SLOPE", "ERR_RANGE",
+]
+
+#: small-time series uses k = -N_SMALL..N_SMALL (2 N_SMALL + 1 terms)
+N_SMALL = 3
+#: large-time series uses k = 1..N_LARGE
+N_LARGE = 10
+#: default floor of the log density (and its value at rt = t0)
+MIN_LOGP = -1.0e5
+#: slope (per second) of the finite stand-in for log 0 when rt < t0
+OUTSIDE_SLOPE = 1.0e3
+#: allowed range of ``err`` (keeps the series switch point u* inside [0.082, 0.29], see the module docstring)
+ERR_RANGE = (1e-300, 0.5)
+#: smallest standardised time evaluated (below it the floor applies; keeps w^2 / (2u) finite)
+U_MIN = 1e-100
+
+_LOG_2PI_HALF = 0.5 * math.log(2.0 * math.pi)
+_LOG_PI = math.log(math.pi)
+_PI2 = math.pi ** 2
+_LN2 = math.log(2.0)
+# harmless standardised times for the branch that is not selected (inside both series' accurate ranges)
+_U_SAFE_SMALL = 0.25
+_U_SAFE_LARGE = 1.0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+def _log1mexp(y, ops):
+    """``log(1 - exp(-y))`` for ``y > 0`` (Maechler's two-branch form, both branches on safe inputs)."""
+    near = y < _LN2
+    y_near = ops.where(near, y, 0.5 * _LN2)
+    y_far = ops.where(near, 1.0, y)
+    return ops.where(near, ops.log(-ops.expm1(-y_near)), ops.log1p(-ops.exp(-y_far)))
+
+
+def _check_err(err):
+    if not isinstance(err, (int, float)) or isinstance(err, bool):
+        raise ValueError(f"wiener: err must be a Python float (it is static), got {type(err).__name__}")
+    if not ERR_RANGE[0] <= err <= ERR_RANGE[1]:
+        raise ValueError(f"wiener: err={err} outside the allowed range {ERR_RANGE}")
+
+
+def _is_numeric(x):
+    return isinstance(x, (int, float, np.ndarray, np.number, list, tuple))
+
+
+def _check_numpy_params(a, w, sv, response):
+    """Value checks possible only for concrete (NumPy) inputs."""
+    checks = (
+        ("a", a, lambda x: x > 0, "must be > 0"),
+        ("w", w, lambda x: (x > 0) & (x < 1), "must lie in (0, 1)"),
+        ("sv", sv, lambda x: x >= 0, "must be >= 0"),
+        ("response", response, lambda x: (x == 0) | (x == 1), "must be 0 (lower) or 1 (upper)"),
+    )
+    for name, val, ok, why in checks:
+        if not _is_numeric(val):
+            continue
+        arr = np.asarray(val, dtype=float)
+        good = ok(arr)
+        if not np.all(good):
+            idx = np.argwhere(~good)[0] if arr.ndim else ()
+            bad = arr[tuple(idx)]
+            where = f" at index {tuple(int(i) for i in idx)}" if arr.ndim else ""
+            raise ValueError(f"wiener: {name} {why}; got {bad}{where}")
+
+
+def navarro_fuss_terms(u, err, ops=NUMPY):
+    """Navarro & Fuss (2009) term counts ``(K_s, K_l)`` for standardised time ``u`` and absolute error ``err``.
+
+    Returned unrounded (the small-time series is preferred where ``K_s < K_l``), exactly as HDDM's ``ftt_01w``.
+    All branches are finite for ``u > 0``.
+    """
+    pi = math.pi
+    c_l = pi * u * err
+    kl_floor = 1.0 / (pi * ops.sqrt(u))
+    kl_bound = ops.sqrt(ops.maximum(-2.0 * ops.log(ops.minimum(c_l, 1.0)), 0.0) / (_PI2 * u))
+    kl = ops.where(c_l < 1.0, ops.maximum(kl_bound, kl_floor), kl_floor)
+    c_s = 2.0 * ops.sqrt(2.0 * pi * u) * err
+    ks_bound = 2.0 + ops.sqrt(ops.maximum(-2.0 * u * ops.log(ops.minimum(c_s, 1.0)), 0.0))
+    ks = ops.where(c_s < 1.0, ops.maximum(ks_bound, ops.sqrt(u) + 1.0), 2.0)
+    return ks, kl
+
+
+def _log_f_small(u, w, ops):
+    """log f(u|w) from the small-time series, k = -N_SMALL..N_SMALL (accurate for u <= 0.3)."""
+    # (w + 2k) exp(-(w + 2k)^2 / 2u) = w exp(-w^2 / 2u) * (1 + 2k/w) exp(-2k(k + w)/u); k(k + w) >= 0 for all k.
+    # The sum is unrolled (not a reduction over a trailing axis) so PyTensor fuses it into one elementwise kernel.
+    inv_u = 1.0 / u
+    inv_w = 1.0 / w
+    s = 1.0
+    for k in range(1, N_SMALL + 1):
+        s = s + (1.0 + 2.0 * k * inv_w) * ops.exp(-2.0 * k * (k + w) * inv_u)
+        s = s + (1.0 - 2.0 * k * inv_w) * ops.exp(-2.0 * k * (k - w) * inv_u)
+    return -_LOG_2PI_HALF - 1.5 * ops.log(u) + ops.log(w) - 0.5 * w * w * inv_u + ops.log(s)
+
+
+def _log_f_large(u, w, ops):
+    """log f(u|w) from the large-time series, k = 1..N_LARGE (accurate for u >= 0.08)."""
+    # pi sum_k k exp(-k^2 pi^2 u / 2) sin(k pi w), the k = 1 exponential factored out; sin x = cos(x - pi/2)
+    s = ops.cos(math.pi * w - 0.5 * math.pi)
+    for k in range(2, N_LARGE + 1):
+        s = s + k * ops.exp(-(k * k - 1.0) * (0.5 * _PI2) * u) * ops.cos(k * math.pi * w - 0.5 * math.pi)
+    return _LOG_PI - 0.5 * _PI2 * u + ops.log(s)
+
+
+def _log_f(u, w, err, ops):
+    """log f(u|w), series chosen per element by the Navarro--Fuss rule, fixed term counts."""
+    ks, kl = navarro_fuss_terms(u, err, ops)
+    small = ks < kl
+    u_small = ops.where(small, u, _U_SAFE_SMALL)
+    u_large = ops.where(small, _U_SAFE_LARGE, u)
+    return ops.where(small, _log_f_small(u_small, w, ops), _log_f_large(u_large, w, ops))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------------------------------------------
+def wiener_logpdf(rt, response, v, a, w, t0, ops=NUMPY, *, sv=0.0, err=1e-10, min_logp=MIN_LOGP):
+    """Log density of a response at reaction time ``rt`` under the Wiener diffusion model.
+
+    Parameters
+    ----------
+    rt : array_like or tensor
+        Reaction time in seconds (decision time plus ``t0``).
+    response : array_like or tensor
+        1 for the upper boundary, 0 for the lower boundary.
+    v : array_like or tensor
+        Drift rate (towards the upper boundary when positive).
+    a : array_like or tensor
+        Boundary separation, ``a > 0``.
+    w : array_like or tensor
+        Relative starting point in ``(0, 1)`` (HDDM's ``z``), measured from the lower boundary.
+    t0 : array_like or tensor
+        Non-decision time in seconds (HDDM's ``t``).
+    ops : backend
+        :data:`neurorl.backend.NUMPY` or ``get_pytensor_ops()``.
+    sv : array_like or tensor, optional
+        Across-trial standard deviation of the drift (closed form); 0 gives the plain model.
+    err : float, optional
+        Navarro--Fuss absolute error used only to choose the series per element (static Python float in
+        ``ERR_RANGE``); the number of terms is fixed and accurate to double precision (module docstring).
+    min_logp : float, optional
+        Floor of the returned log density; for ``rt <= t0`` the value is
+        ``min_logp + OUTSIDE_SLOPE * (rt - t0)`` (finite, decreasing with the violation) instead of ``-inf``.
+
+    Returns
+    -------
+    array or tensor
+        ``log p(rt, response)``, broadcast over the inputs; never NaN or infinite for valid parameters.
+    """
+    _check_err(err)
+    if ops.name == "numpy":
+        _check_numpy_params(a, w, sv, response)
+    # float64 throughout: PyTensor would otherwise compute e.g. log(0.5) of a Python float in float32
+    rt, v, a, w, t0, sv = (ops.asarray(x) for x in (rt, v, a, w, t0, sv))
+    upper = ops.asarray(response) > 0.5
+    v_e = ops.where(upper, -v, v)
+    w_e = ops.where(upper, 1.0 - w, w)
+    tau = rt - t0
+    inside = tau > 0
+    tau_s = ops.where(inside, tau, 1.0)
+    u = ops.maximum(tau_s / (a * a), U_MIN)
+    sv2t = sv * sv * tau_s
+    logp = (
+        _log_f(u, w_e, err, ops)
+        - 2.0 * ops.log(a)
+        - 0.5 * ops.log1p(sv2t)
+        + ((a * w_e * sv) ** 2 - 2.0 * a * v_e * w_e - v_e * v_e * tau_s) / (2.0 * (sv2t + 1.0))
+    )
+    logp = ops.maximum(logp, min_logp)
+    return ops.where(inside, logp, min_logp + OUTSIDE_SLOPE * ops.minimum(tau, 0.0))
+
+
+def wiener_pdf(rt, response, v, a, w, t0, ops=NUMPY, **kwargs):
+    """``exp(wiener_logpdf(...))``; exactly 0 for ``rt <= t0`` (NumPy convenience, e.g. for integration)."""
+    out = ops.exp(wiener_logpdf(rt, response, v, a, w, t0, ops, **kwargs))
+    return ops.where(rt - t0 > 0, out, 0.0)
+
+
+def wiener_log_p_upper(v, a, w, ops=NUMPY):
+    """Log probability of absorption at the upper boundary (no drift variability).
+
+    ``P(upper) = (exp(-2avw) - 1) / (exp(-2av) - 1)``, written with ``x = 2av`` and ``y = |x|`` as
+    ``log P = [x < 0](-y(1 - w)) + log(1 - e^{-yw}) - log(1 - e^{-y})`` (no overflow for any ``x``) and, for
+    ``|x| < 1e-4``, the series ``log w + x(1 - w)/2 - x^2(1 - w^2)/24`` (error O(x^4)), whose limit at ``v = 0`` is
+    ``log w``.
+    """
+    v, a, w = (ops.asarray(x) for x in (v, a, w))  # float64 (see wiener_logpdf)
+    x = 2.0 * a * v
+    y = ops.abs(x)
+    near0 = y < 1e-4
+    y_s = ops.where(near0, 1.0, y)
+    exact = ops.where(x < 0, -y_s * (1.0 - w), 0.0) + _log1mexp(y_s * w, ops) - _log1mexp(y_s, ops)
+    series = ops.log(w) + 0.5 * x * (1.0 - w) - x * x * (1.0 - w * w) / 24.0
+    return ops.where(near0, series, exact)
+
+
+def wiener_p_upper(v, a, w, ops=NUMPY):
+    """Probability of absorption at the upper boundary, ``exp(wiener_log_p_upper(v, a, w))``."""
+    return ops.exp(wiener_log_p_upper(v, a, w, ops))
+
+
+def check_wiener_data(rt, t0, *, valid=None, what="rt", reason="where the Wiener density is 0",
+                      hint="Lower t0 below the fastest response, mark these trials invalid, or use an outlier "
+                           "mixture."):
+    """Raise ``ValueError`` if any valid reaction time is not above the non-decision time.
+
+    Parameters
+    ----------
+    rt : array_like
+        Reaction times, shape ``(n_subjects, n_trials)`` or ``(n_trials,)``.
+    t0 : array_like
+        Non-decision time: scalar, per subject ``(n_subjects,)`` or the shape of ``rt``.
+    valid : array_like of bool, optional
+        Trials to check (others are ignored); default all.
+    what, reason, hint : str
+        Name of the checked quantity, why it must exceed ``t0`` and what to do (for the message).
+
+    The message names the (subject, trial) indices of the first offending trials and the smallest margin.
+    """
+    rt = np.asarray(rt, dtype=float)
+    t0 = np.asarray(t0, dtype=float)
+    if t0.ndim == 1 and rt.ndim == 2:
+        t0 = t0[:, None]
+    valid = np.ones(rt.shape, bool) if valid is None else np.broadcast_to(np.asarray(valid, bool), rt.shape)
+    t0b = np.broadcast_to(t0, rt.shape)
+    bad = valid & ~(rt > t0b)  # NaN rt on a valid trial also fails
+    if np.any(bad):
+        idx = np.argwhere(bad)
+        names = ("subject", "trial") if rt.ndim == 2 else ("trial",)
+        shown = "; ".join(
+            ", ".join(f"{n} {int(i)}" for n, i in zip(names, row)) + f" ({what}={rt[tuple(row)]:.4g}, "
+            f"t0={t0b[tuple(row)]:.4g})"
+            for row in idx[:5]
+        )
+        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
+        raise ValueError(
+            f"{len(idx)} valid trial(s) have {what} <= t0 (or missing {what}), {reason}: {shown}{more}. {hint}"
+        )
