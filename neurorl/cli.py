@@ -8,8 +8,9 @@ Subcommands
     Simulate subjects and write trials, latents and parameters to one netCDF
     file (groups ``trials``, ``latents``, ``params``).
 ``neurorl demo``
-    The main job (for now): simulate several agents on the default task with a
-    fixed seed, write each agent's netCDF file and print a summary table.
+    The main job (for now): simulate six agents (Q-learning, soft Q, DRA,
+    policy compression, actor-critic, RFLR) on the mouse two-armed bandit with
+    a fixed seed, write each agent's netCDF file and print a summary table.
 
 Exit codes: 0 success, 2 bad arguments or input (the message says what is wrong).
 """
@@ -22,8 +23,17 @@ from pathlib import Path
 
 from .io import write_simulation
 
-DEMO_AGENTS = ("q_learning", "soft_q", "dra", "policy_compression", "actor_critic", "rflr")
 DEMO_TASK = "mouse_bandit"
+#: The demo's agents: (options, parameters) chosen for 0/1 rewards on the mouse bandit. The agents' own defaults
+#: follow their papers' reward scales (e.g. DRA's sigma_base = 5 for rewards around 10).
+DEMO_AGENTS = {
+    "q_learning": ({}, {"alpha": 0.4, "beta": 5.0}),
+    "soft_q": ({}, {"tau": 0.2, "eta": 0.3, "eta_true": 0.3}),
+    "dra": ({"sigma_base": 0.5, "sigma0": 0.25}, {"alpha_q": 0.3, "alpha_sigma": 0.1, "lam": 0.05}),
+    "policy_compression": ({}, {"beta": 3.0, "alpha_p": 0.01}),
+    "actor_critic": ({}, {"alpha_v": 0.3, "alpha_theta": 0.5}),
+    "rflr": ({}, {}),  # Beron et al. 2022 80-20 fit (the agent's defaults)
+}
 
 
 def summarize(sim) -> dict:
@@ -92,11 +102,13 @@ def _cmd_demo(args) -> int:
 
     out = Path(args.out)
     rows = []
-    agents = args.agents or [a for a in DEMO_AGENTS if a in nr.list_agents()]
-    print(f"neurorl demo: {len(agents)} agents x {args.subjects} subjects x {args.trials} trials on "
+    names = args.agents or list(DEMO_AGENTS)
+    print(f"neurorl demo: {len(names)} agents x {args.subjects} subjects x {args.trials} trials on "
           f"{args.task} (seed {args.seed})")
-    for i, name in enumerate(agents):
-        sim = nr.simulate(name, args.task, n_subjects=args.subjects, n_trials=args.trials,
+    for i, name in enumerate(names):
+        options, params = DEMO_AGENTS.get(name, ({}, {})) if args.task == DEMO_TASK else ({}, {})
+        agent = nr.make_agent(name, **options)
+        sim = nr.simulate(agent, args.task, n_subjects=args.subjects, n_trials=args.trials, params=params,
                           rng=args.seed + i, progress=not args.quiet)
         path = write_simulation(sim, out / f"{name}_{args.task}_seed{args.seed + i}.nc")
         rows.append((name, summarize(sim), path))
@@ -129,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="the main job: simulate several agents on the default task, write netCDF, summarise")
     sp.add_argument("--task", default=DEMO_TASK, help=f"task name (default {DEMO_TASK})")
-    sp.add_argument("--agents", nargs="+", default=None, help=f"agent names (default: {' '.join(DEMO_AGENTS)})")
+    sp.add_argument("--agents", nargs="+", default=None,
+                    help=f"agent names (default: {' '.join(DEMO_AGENTS)}, with parameters suited to the mouse bandit; "
+                         "other agents, or another --task, use the agents' defaults)")
     sp.add_argument("--subjects", type=int, default=20, help="subjects per agent (default 20)")
     sp.add_argument("--trials", type=int, default=800, help="trials per subject (default 800)")
     sp.add_argument("--seed", type=int, default=2026, help="base random seed (default 2026; agent i uses seed + i)")
