@@ -200,7 +200,7 @@ class Agent:
         lines = [f"{self.name} ({self.family})"]
         for p in self.all_params:
             tag = f"fixed at {self.fixed[p.name]}" if p.name in self.fixed else f"default {p.default}"
-            lines.append(f"  {p.name:<10} ({p.lower}, {p.upper}) via {p.transform}; {tag}. {p.doc}")
+            lines.append(f"  {p.name:<12} ({p.lower}, {p.upper}) via {p.transform}; {tag}. {p.doc}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
