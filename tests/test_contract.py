@@ -69,6 +69,18 @@ def test_task_same_seed_same_sessions(task_name):
 
 
 @pytest.mark.parametrize("task_name", TASKS)
+@pytest.mark.parametrize("suffix", [".nc", ".csv"])
+def test_task_trials_round_trip(task_name, suffix, tmp_path):
+    """Every task's simulated trials (with its covariates and structure) survive netCDF and CSV round trips."""
+    agent = next(a for a in ["q_learning"] + AGENTS if nr.make_agent(a).supports(nr.make_task(task_name)))
+    sim = nr.simulate(agent, task_name, n_subjects=2, n_trials=30, rng=1)
+    path = nr.write_trials(sim.trials, tmp_path / f"trials{suffix}")
+    back = nr.read_trials(path)
+    assert back.identical(sim.trials)
+    assert nr.from_table(nr.to_table(sim.trials)).identical(sim.trials)
+
+
+@pytest.mark.parametrize("task_name", TASKS)
 def test_task_gym_api(task_name):
     task = nr.make_task(task_name)
     env = task.make_env(seed=3)
