@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 
 from .backend import NUMPY
 
-__all__ = ["Param", "resolve_params"]
+__all__ = ["Param", "ParamModel", "resolve_params"]
 
 
 @dataclass(frozen=True)
@@ -158,3 +159,57 @@ def resolve_params(spec: tuple[Param, ...], values, n: int, *, owner: str = "age
             )
         out[p.name] = v
     return out
+
+
+class ParamModel:
+    """Base of everything with a parameter spec: agents and observation models.
+
+    Subclasses implement :meth:`param_spec` and call :meth:`_init_params` from
+    ``__init__``. Fixed parameters are held at a constant (not free for
+    fitting) but still passed to the model; they are not transformed, so a
+    closed bound is allowed (e.g. ``w = 1`` for a purely model-based agent).
+    """
+
+    name: ClassVar[str] = ""
+    #: parameters fixed unless the user passes ``fixed``
+    default_fixed: ClassVar[dict[str, float]] = {}
+
+    def param_spec(self) -> list[Param]:
+        raise NotImplementedError
+
+    def _init_params(self, fixed: dict | None) -> None:
+        spec = tuple(self.param_spec())
+        names = [p.name for p in spec]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate parameter names {names}")
+        fixed = dict(self.default_fixed) if fixed is None else dict(fixed)
+        unknown = sorted(set(fixed) - set(names))
+        if unknown:
+            raise ValueError(f"{self.name}: cannot fix unknown parameter(s) {unknown}; parameters are {names}")
+        self.fixed = {k: float(v) for k, v in fixed.items()}
+        for p in spec:
+            if p.name in self.fixed and not p.lower <= self.fixed[p.name] <= p.upper:
+                raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} outside [{p.lower}, {p.upper}]")
+        self.all_params = spec
+        self.params = tuple(p for p in spec if p.name not in self.fixed)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the free parameters."""
+        return tuple(p.name for p in self.params)
+
+    def resolve(self, values, n: int) -> dict[str, np.ndarray]:
+        """All parameters (free and fixed) as arrays of shape ``(n,)`` (free ones validated against the bounds)."""
+        out = resolve_params(self.params, values, n, owner=self.name)
+        for k, v in self.fixed.items():
+            out[k] = np.full(n, v)
+        return out
+
+    def describe(self) -> str:
+        """One line per parameter: bounds, transform, default or fixed value, meaning."""
+        family = getattr(self, "family", "")
+        lines = [f"{self.name} ({family})" if family else self.name]
+        for p in self.all_params:
+            tag = f"fixed at {self.fixed[p.name]}" if p.name in self.fixed else f"default {p.default}"
+            lines.append(f"  {p.name:<12} ({p.lower}, {p.upper}) via {p.transform}; {tag}. {p.doc}")
+        return "\n".join(lines)

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..backend import NUMPY
-from ..params import Param, resolve_params
+from ..params import ParamModel
 from ..schema import EnvSpec
 
 __all__ = [
@@ -77,7 +77,7 @@ def shared_latents(q, policy, tau, ops, *, q_soft=None, entropy=None):
     }
 
 
-class Agent:
+class Agent(ParamModel):
     """Base class of every agent.
 
     Subclasses set ``name``, ``family``, ``latent_dims`` and implement
@@ -93,7 +93,6 @@ class Agent:
         Structural options of the agent (documented per agent).
     """
 
-    name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     #: extra dims (beyond subject, trial) of each latent the agent emits
     latent_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -104,25 +103,9 @@ class Agent:
 
     def __init__(self, *, fixed: dict | None = None, **options):
         self.options = dict(options)
-        spec = tuple(self.param_spec())
-        names = [p.name for p in spec]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{self.name}: duplicate parameter names {names}")
-        self.fixed = {k: float(v) for k, v in (fixed or {}).items()}
-        unknown = sorted(set(self.fixed) - set(names))
-        if unknown:
-            raise ValueError(f"{self.name}: cannot fix unknown parameter(s) {unknown}; parameters are {names}")
-        for p in spec:
-            # fixed values are not transformed, so the closed interval is allowed (e.g. w = 1 for pure MB)
-            if p.name in self.fixed and not p.lower <= self.fixed[p.name] <= p.upper:
-                raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} outside [{p.lower}, {p.upper}]")
-        self.all_params = spec
-        self.params = tuple(p for p in spec if p.name not in self.fixed)
+        self._init_params(fixed)
 
-    # -- to implement -------------------------------------------------------------
-    def param_spec(self) -> list[Param]:
-        raise NotImplementedError
-
+    # -- to implement (and param_spec) -----------------------------------------
     def init(self, p: dict, env: EnvSpec, n: int, ops) -> dict:
         """Initial agent state for ``n`` subjects (``self.env`` is already bound)."""
         raise NotImplementedError
@@ -158,17 +141,6 @@ class Agent:
         return True
 
     # -- shared machinery ---------------------------------------------------------
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.params)
-
-    def resolve(self, values, n: int) -> dict[str, np.ndarray]:
-        """All parameters (free and fixed) as arrays of shape ``(n,)``."""
-        out = resolve_params(self.params, values, n, owner=self.name)
-        for k, v in self.fixed.items():
-            out[k] = np.full(n, v)
-        return out
-
     def start(self, p: dict, env: EnvSpec, n: int, ops=NUMPY) -> dict:
         """Bind the agent to a task structure and return its initial state."""
         self.check_env(env)
@@ -195,13 +167,6 @@ class Agent:
         sampled memories) override this and return the extra draws as latents.
         """
         return sample_categorical(dec["policy"], rng), {}
-
-    def describe(self) -> str:
-        lines = [f"{self.name} ({self.family})"]
-        for p in self.all_params:
-            tag = f"fixed at {self.fixed[p.name]}" if p.name in self.fixed else f"default {p.default}"
-            lines.append(f"  {p.name:<12} ({p.lower}, {p.upper}) via {p.transform}; {tag}. {p.doc}")
-        return "\n".join(lines)
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

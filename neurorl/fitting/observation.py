@@ -46,7 +46,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..backend import NUMPY
-from ..params import Param, resolve_params
+from ..params import Param, ParamModel
 from .wiener import MIN_LOGP, check_wiener_data, wiener_logpdf
 
 __all__ = [
@@ -151,7 +151,7 @@ def _trail(x):
     return x[..., None]
 
 
-class ObservationModel:
+class ObservationModel(ParamModel):
     """Base class: a parameter spec (with fixed parameters) and a backend-generic ``logp``.
 
     Parameters
@@ -160,38 +160,8 @@ class ObservationModel:
         Parameters held constant (name -> value). ``None`` uses the model's ``default_fixed``; ``{}`` frees all.
     """
 
-    name: ClassVar[str] = ""
-    #: parameters fixed unless the user passes ``fixed``
-    default_fixed: ClassVar[dict[str, float]] = {}
-
     def __init__(self, *, fixed: dict | None = None):
-        spec = tuple(self.param_spec())
-        names = [p.name for p in spec]
-        fixed = dict(self.default_fixed) if fixed is None else dict(fixed)
-        unknown = sorted(set(fixed) - set(names))
-        if unknown:
-            raise ValueError(f"{self.name}: cannot fix unknown parameter(s) {unknown}; parameters are {names}")
-        self.fixed = {k: float(v) for k, v in fixed.items()}
-        for p in spec:
-            if p.name in self.fixed and not p.lower < self.fixed[p.name] < p.upper:
-                raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} outside ({p.lower}, {p.upper})")
-        self.all_params = spec
-        self.params = tuple(p for p in spec if p.name not in self.fixed)
-
-    def param_spec(self) -> list[Param]:
-        raise NotImplementedError
-
-    @property
-    def param_names(self) -> tuple[str, ...]:
-        """Names of the free parameters."""
-        return tuple(p.name for p in self.params)
-
-    def resolve(self, values, n: int) -> dict[str, np.ndarray]:
-        """All parameters (free and fixed) as arrays of shape ``(n,)`` (validated against the bounds)."""
-        out = resolve_params(self.params, values, n, owner=self.name)
-        for k, v in self.fixed.items():
-            out[k] = np.full(n, v)
-        return out
+        self._init_params(fixed)
 
     def _get(self, p: dict, name: str, ndim: int, ops=NUMPY):
         val = p[name] if name in p else self.fixed.get(name)
@@ -199,13 +169,6 @@ class ObservationModel:
             raise ValueError(f"{self.name}: parameter {name!r} is missing (free parameters: {self.param_names})")
         # float64: PyTensor would make a float32 constant of e.g. a fixed 0.5 (and take its log in float32)
         return _expand(ops.asarray(val), ndim)
-
-    def describe(self) -> str:
-        lines = [self.name]
-        for p in self.all_params:
-            tag = f"fixed at {self.fixed[p.name]}" if p.name in self.fixed else f"default {p.default}"
-            lines.append(f"  {p.name:<8} ({p.lower}, {p.upper}) via {p.transform}; {tag}. {p.doc}")
-        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(fixed={self.fixed!r})"
