@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 from ..schema import EnvSpec
-from .base import Task, register_task
+from .base import OneStateTask, register_task
 
 __all__ = ["Bandit", "RestlessBandit", "RestlessBernoulli", "VariableMagnitude", "reflect", "dabney_utility",
            "DABNEY_MAGNITUDES", "DABNEY_PROBS"]
@@ -105,7 +105,7 @@ def dabney_utility(r, f_max: float = 10.0, sigma: float = 200.0) -> np.ndarray:
 
 
 @register_task
-class Bandit(Task):
+class Bandit(OneStateTask):
     """Stationary N-armed Bernoulli bandit (NeuroGym ``Bandit``; tasks.md §2).
 
     One state; arm ``i`` pays 1 with probability ``p[i]``, else 0.
@@ -133,15 +133,8 @@ class Bandit(Task):
         self._env = EnvSpec.default(1, n_arms)
         self._p = np.asarray(p)
 
-    @property
-    def env(self):
-        return self._env
-
     def reset(self, n, rng):
         return {"n": np.zeros(n, np.int64)}
-
-    def observe(self, ts):
-        return np.zeros(ts["n"].shape[0], np.int64)
 
     def step(self, ts, action, rng):
         action = self.check_action(ts, action)
@@ -151,7 +144,7 @@ class Bandit(Task):
 
 
 @register_task
-class RestlessBandit(Task):
+class RestlessBandit(OneStateTask):
     """Gaussian restless bandit (Daw et al. 2006, Nature; tasks.md §2).
 
     Arm means follow decaying Gaussian random walks
@@ -203,10 +196,6 @@ class RestlessBandit(Task):
         self._env = EnvSpec.default(1, n_arms)
 
     @property
-    def env(self):
-        return self._env
-
-    @property
     def stationary_sd(self) -> float:
         """SD of the walk's stationary distribution, ``sigma_d / sqrt(1 - lam^2)``."""
         o = self.options
@@ -219,9 +208,6 @@ class RestlessBandit(Task):
         else:
             mu = np.broadcast_to(np.asarray(o["mu0"]), (n, o["n_arms"])).copy()
         return {"mu": mu}
-
-    def observe(self, ts):
-        return np.zeros(ts["mu"].shape[0], np.int64)
 
     def step(self, ts, action, rng):
         action = self.check_action(ts, action)
@@ -237,7 +223,7 @@ class RestlessBandit(Task):
 
 
 @register_task
-class RestlessBernoulli(Task):
+class RestlessBernoulli(OneStateTask):
     """Bernoulli arms with reflected Gaussian random-walk probabilities (tasks.md §2, §7).
 
     After each trial every arm's probability moves by ``N(0, sd^2)`` and is
@@ -277,10 +263,6 @@ class RestlessBernoulli(Task):
         super().__init__(n_arms=n_arms, sd=sd, bounds=(lower, upper), p0=p0)
         self._env = EnvSpec.default(1, n_arms)
 
-    @property
-    def env(self):
-        return self._env
-
     def reset(self, n, rng):
         o = self.options
         lower, upper = o["bounds"]
@@ -289,9 +271,6 @@ class RestlessBernoulli(Task):
         else:
             p = np.broadcast_to(np.asarray(o["p0"]), (n, o["n_arms"])).copy()
         return {"p": p}
-
-    def observe(self, ts):
-        return np.zeros(ts["p"].shape[0], np.int64)
 
     def step(self, ts, action, rng):
         action = self.check_action(ts, action)
@@ -305,7 +284,7 @@ class RestlessBernoulli(Task):
 
 
 @register_task
-class VariableMagnitude(Task):
+class VariableMagnitude(OneStateTask):
     """Variable-magnitude reward task (Dabney et al. 2020; tasks.md §10).
 
     One cue, one action (``n_actions = 1``); each trial delivers a magnitude
@@ -336,15 +315,8 @@ class VariableMagnitude(Task):
         self._mags = np.asarray(DABNEY_MAGNITUDES)
         self._cdf = np.cumsum(DABNEY_PROBS) / np.sum(DABNEY_PROBS)
 
-    @property
-    def env(self):
-        return self._env
-
     def reset(self, n, rng):
         return {"n": np.zeros(n, np.int64)}
-
-    def observe(self, ts):
-        return np.zeros(ts["n"].shape[0], np.int64)
 
     def step(self, ts, action, rng):
         action = self.check_action(ts, action)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..schema import EnvSpec
 
-__all__ = ["Task", "TaskEnv", "register_task", "make_task", "list_tasks", "TASKS", "as_rng"]
+__all__ = ["Task", "OneStateTask", "TaskEnv", "register_task", "make_task", "list_tasks", "TASKS", "as_rng"]
 
 TASKS: dict[str, type["Task"]] = {}
 
@@ -58,8 +58,11 @@ class Task:
 
     @property
     def env(self) -> EnvSpec:
-        """The static structure agents see (states, actions, items)."""
-        raise NotImplementedError
+        """The static structure agents see (states, actions, items); subclasses set ``self._env``."""
+        try:
+            return self._env
+        except AttributeError:
+            raise NotImplementedError(f"task {self.name!r} must set self._env (its EnvSpec) in __init__") from None
 
     def reset(self, n: int, rng: np.random.Generator) -> dict:
         raise NotImplementedError
@@ -94,6 +97,13 @@ class Task:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({opts})"
+
+
+class OneStateTask(Task):
+    """A task with a single state (bandits): every trial shows state 0."""
+
+    def observe(self, ts: dict) -> np.ndarray:
+        return np.zeros(len(next(iter(ts.values()))), np.int64)
 
 
 class TaskEnv:

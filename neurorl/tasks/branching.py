@@ -78,10 +78,6 @@ class Branching(Task):
         self.available = available.copy()
         self.reward_table = np.where(SUCCESSOR == TERMINAL, float(reward), 0.0)
 
-    @property
-    def env(self) -> EnvSpec:
-        return self._env
-
     def reset(self, n, rng):
         return {"s": np.zeros(n, np.int64), "episode": np.zeros(n, np.int64)}
 

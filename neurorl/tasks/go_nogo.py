@@ -62,10 +62,6 @@ class GoNoGo(Task):
         self._go = np.asarray(GO_CUE)
         self._win = np.asarray(WIN_CUE)
 
-    @property
-    def env(self):
-        return self._env
-
     @staticmethod
     def _block(n, rng):
         return np.argsort(rng.random((n, 4)), axis=1).astype(np.int64)

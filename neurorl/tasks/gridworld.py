@@ -87,10 +87,6 @@ class Maze(Task):
 
     # ------------------------------------------------------------------ structure
     @property
-    def env(self) -> EnvSpec:
-        return self._env
-
-    @property
     def start_state(self) -> int:
         """State index of the start cell (2, 0)."""
         return _index(START)

@@ -128,10 +128,6 @@ class Memory2AFC(Task):
         self._means = np.asarray(OPTION_MEANS)
         self._set_cdf = np.cumsum(SET_PROBS)
 
-    @property
-    def env(self):
-        return self._env
-
     # -- schedule -------------------------------------------------------------------
     def _regular_states(self, n, rng):
         g = np.minimum(np.searchsorted(self._set_cdf, rng.random(n) * self._set_cdf[-1], side="right"), 3)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..schema import EnvSpec
-from .base import Task, register_task
+from .base import OneStateTask, register_task
 
 
 @register_task
-class MouseBandit(Task):
+class MouseBandit(OneStateTask):
     """Trial-level two-armed bandit with hidden high port and Markov switches.
 
     The hidden high port ``z`` starts at Bernoulli(0.5) and flips after each
@@ -40,15 +40,8 @@ class MouseBandit(Task):
         super().__init__(p_high=float(p_high), p_switch=float(p_switch))
         self._env = EnvSpec.default(1, 2)
 
-    @property
-    def env(self):
-        return self._env
-
     def reset(self, n, rng):
         return {"z": (rng.random(n) < 0.5).astype(np.int64), "block_trial": np.zeros(n, np.int64)}
-
-    def observe(self, ts):
-        return np.zeros(ts["z"].shape[0], np.int64)
 
     def step(self, ts, action, rng):
         action = self.check_action(ts, action)

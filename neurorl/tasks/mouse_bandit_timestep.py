@@ -132,10 +132,6 @@ class MouseBanditTimestep(Task):
                          include_null_action=bool(include_null_action), abort_penalty=float(abort_penalty))
         self._env = EnvSpec.default(2, 3 if include_null_action else 2)
 
-    @property
-    def env(self) -> EnvSpec:
-        return self._env
-
     # ------------------------------------------------------------------ helpers
     def _draw_iti(self, n, rng) -> np.ndarray:
         """ITI values ``Geometric(iti_p) - 1 + iti_min`` (the counter starts at -1)."""

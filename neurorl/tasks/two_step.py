@@ -116,10 +116,6 @@ class TwoStep(Task):
                          initial_probs=initial_probs)
         self._env = EnvSpec.default(3, 2)
 
-    @property
-    def env(self) -> EnvSpec:
-        return self._env
-
     def reset(self, n, rng):
         lo, hi = self.options["bounds"]
         init = self.options["initial_probs"]
