@@ -372,7 +372,8 @@ def _restore_attrs(attrs):
     return out
 
 
-def _sanitized_for_netcdf(ds: xr.Dataset) -> xr.Dataset:
+def netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
+    """A shallow copy whose attributes netCDF accepts (None, bool, dict, list ... stored as JSON strings)."""
     out = ds.copy(deep=False)
     out.attrs = _nc_attrs(ds.attrs, "dataset")
     for name in out.variables:
@@ -380,7 +381,8 @@ def _sanitized_for_netcdf(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _restored_from_netcdf(ds: xr.Dataset) -> xr.Dataset:
+def netcdf_restored(ds: xr.Dataset) -> xr.Dataset:
+    """Undo :func:`netcdf_safe` on a loaded dataset (in place): JSON attributes decoded, text variables as str."""
     ds.attrs = _restore_attrs(ds.attrs)
     for name in list(ds.variables):
         ds[name].attrs = _restore_attrs(ds[name].attrs)
@@ -878,7 +880,7 @@ def write_trials(trials: xr.Dataset, path) -> Path:
     suffix = _suffix(path, "write_trials")
     validate_trials(trials)
     if suffix in _NC_SUFFIXES:
-        _sanitized_for_netcdf(trials).to_netcdf(path, engine="netcdf4")
+        netcdf_safe(trials).to_netcdf(path, engine="netcdf4")
         return path
     df = to_table(trials)
     meta = df.attrs[_META]
@@ -935,7 +937,7 @@ def read_trials(path, **from_table_options) -> xr.Dataset:
         if from_table_options:
             raise TypeError(f"read_trials: options {sorted(from_table_options)} apply to tables, not netCDF")
         with xr.open_dataset(path, engine="netcdf4") as f:
-            ds = _restored_from_netcdf(f.load())
+            ds = netcdf_restored(f.load())
         return validate_trials(ds)
     side_path = _sidecar(path)
     side = json.loads(side_path.read_text()) if side_path.exists() else None
@@ -957,7 +959,7 @@ def write_latents(latents: xr.Dataset, path) -> Path:
         raise ValueError(f"write_latents: use a .nc file, got {str(path)!r}")
     if not isinstance(latents, xr.Dataset):
         raise TypeError(f"latents must be an xarray.Dataset, got {type(latents).__name__}")
-    _sanitized_for_netcdf(latents).to_netcdf(path, engine="netcdf4")
+    netcdf_safe(latents).to_netcdf(path, engine="netcdf4")
     return path
 
 
@@ -967,7 +969,7 @@ def read_latents(path) -> xr.Dataset:
     if path.suffix.lower() not in _NC_SUFFIXES:
         raise ValueError(f"read_latents: use a .nc file, got {str(path)!r}")
     with xr.open_dataset(path, engine="netcdf4") as f:
-        ds = _restored_from_netcdf(f.load())
+        ds = netcdf_restored(f.load())
     if SUBJECT not in ds.dims or TRIAL not in ds.dims:
         raise ValueError(f"read_latents: {str(path)!r} has dims {dict(ds.sizes)}; latents need 'subject' and 'trial'")
     return ds
@@ -982,7 +984,7 @@ def write_simulation(sim, path) -> Path:
     validate_trials(sim.trials)
     mode = "w"
     for group in ("trials", "latents", "params"):
-        _sanitized_for_netcdf(getattr(sim, group)).to_netcdf(path, group=group, mode=mode, engine="netcdf4")
+        netcdf_safe(getattr(sim, group)).to_netcdf(path, group=group, mode=mode, engine="netcdf4")
         mode = "a"
     return path
 
@@ -997,5 +999,5 @@ def read_simulation(path):
     parts = {}
     for group in ("trials", "latents", "params"):
         with xr.open_dataset(path, group=group, engine="netcdf4") as f:
-            parts[group] = _restored_from_netcdf(f.load())
+            parts[group] = netcdf_restored(f.load())
     return Simulation(validate_trials(parts["trials"]), parts["latents"], parts["params"])
