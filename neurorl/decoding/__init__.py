@@ -12,51 +12,29 @@ Modules
 :mod:`~neurorl.decoding.compare`
     Blocked cross-validation, decoders, nulls for slow latents, soft-vs-true comparisons.
 
-The names of the last four modules are loaded on first use, so importing the package stays light.
+``import neurorl`` does not import this package (it pulls in scikit-learn); ``import neurorl.decoding`` does.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
+from .compare import compare_latents, cv_r2_designs
+from .cv import BlockedKFold, GroupBlockedKFold, check_cv, cv_splits
+from .decoders import LogisticDecoder, RidgeDecoder, decode, score, temporal_generalization
 from .encoding import cv_r2, design_matrix, ols, ols_null, ols_stat, poisson_glm
 from .neural import NEURAL_DIMS, align, bin_spikes, make_neural, read_neural, read_nwb, validate_neural, write_neural
+from .nulls import (
+    AnticonservativeNullWarning, ClusterResult, NullResult, circular_shift_null, cluster_mass, fdr_bh,
+    fraction_significant, linear_shift_test, null_test, p_value, permutation_null, pseudosession_latents,
+    session_permutation,
+)
 from .synthetic import synthetic_population
 
-_EAGER = [
-    "NEURAL_DIMS", "align", "bin_spikes", "make_neural", "read_neural", "read_nwb", "validate_neural",
-    "write_neural", "cv_r2", "design_matrix", "ols", "ols_null", "ols_stat", "poisson_glm", "synthetic_population",
+__all__ = [
+    "NEURAL_DIMS", "align", "bin_spikes", "make_neural", "read_neural", "read_nwb", "validate_neural", "write_neural",
+    "cv_r2", "design_matrix", "ols", "ols_null", "ols_stat", "poisson_glm", "synthetic_population",
+    "BlockedKFold", "GroupBlockedKFold", "check_cv", "cv_splits",
+    "RidgeDecoder", "LogisticDecoder", "decode", "score", "temporal_generalization",
+    "AnticonservativeNullWarning", "NullResult", "ClusterResult", "p_value", "pseudosession_latents", "null_test",
+    "linear_shift_test", "session_permutation", "permutation_null", "circular_shift_null", "cluster_mass", "fdr_bh",
+    "fraction_significant", "compare_latents", "cv_r2_designs",
 ]
-
-#: Public names of the lazily imported modules (decoding API), by module.
-_LAZY_MODULES = {
-    "cv": ["BlockedKFold", "GroupBlockedKFold"],
-    "decoders": ["RidgeDecoder", "LogisticDecoder", "decode", "temporal_generalization"],
-    "nulls": ["pseudosession_latents", "null_test", "linear_shift_test", "session_permutation", "permutation_null",
-              "circular_shift_null", "AnticonservativeNullWarning", "cluster_mass", "fdr_bh"],
-    "compare": ["compare_latents"],
-}
-_LAZY = {name: mod for mod, names in _LAZY_MODULES.items() for name in names}
-
-
-def _available(mod: str) -> bool:
-    return importlib.util.find_spec(f"{__name__}.{mod}") is not None
-
-
-def __getattr__(name):
-    mods = [_LAZY[name]] if name in _LAZY else [m for m in _LAZY_MODULES if _available(m)]
-    for mod in mods:
-        module = importlib.import_module(f"{__name__}.{mod}")
-        if name in getattr(module, "__all__", ()) or name in _LAZY:
-            value = getattr(module, name)
-            globals()[name] = value
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
-
-__all__ = _EAGER + [n for mod, names in _LAZY_MODULES.items() if _available(mod) for n in names]
