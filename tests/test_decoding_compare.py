@@ -112,7 +112,7 @@ def test_compare_latents_matches_trials_by_label(session):
     res = compare_latents(sub, lat, ("v", "rpe"))
     ref = compare_latents(sub, lat.isel(trial=slice(10, 300)), ("v", "rpe"))
     np.testing.assert_allclose(res["score"].values, ref["score"].values)
-    with pytest.raises(ValueError, match="no latents for neural trial"):
+    with pytest.raises(ValueError, match="not in the behavioural data"):
         compare_latents(neural, lat.isel(trial=slice(0, 200)), ("v", "rpe"))
     with pytest.raises(ValueError, match="candidates repeat"):
         compare_latents(neural, lat, ("v", "v"))

@@ -47,6 +47,7 @@ import numpy as np
 import xarray as xr
 
 from .cv import cv_splits
+from .neural import _as_dataset, align
 from .decoders import with_single_threaded_blas
 from .nulls import p_value
 
@@ -83,24 +84,6 @@ def _column(ds: xr.Dataset, spec, owner) -> np.ndarray:
     if extra:
         raise ValueError(f"{owner}: candidate {label!r} has dims {da.dims}; pick one element, e.g. ({name!r}, 0)")
     return da
-
-
-def _labels(ds: xr.Dataset) -> np.ndarray:
-    if "trial_index" in ds.data_vars:
-        return np.asarray(ds["trial_index"].values)
-    return np.asarray(ds["trial"].values)
-
-
-def _one_subject(latents: xr.Dataset, subject, owner) -> xr.Dataset:
-    if not isinstance(latents, xr.Dataset):
-        raise TypeError(f"{owner}: latents must be an xarray.Dataset, got {type(latents).__name__}")
-    if "subject" in latents.dims:
-        if subject is not None:
-            return latents.sel(subject=subject)
-        if latents.sizes["subject"] != 1:
-            raise ValueError(f"{owner}: latents hold {latents.sizes['subject']} subjects; pass subject=")
-        return latents.isel(subject=0)
-    return latents
 
 
 def _positions(labels, wanted, owner) -> np.ndarray:
@@ -260,10 +243,9 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
     tshape = act.shape[1:]
     tcoords = {d: act[d].values for d in act.dims[1:]}
 
-    table = _one_subject(latents, subject, owner)
-    pos = _positions(_labels(table), trials, owner)
-    n_behav = table.sizes["trial"]
-    Zc = np.column_stack([_zscore(_column(table, c, owner).values[pos], owner=owner, what=f"candidate {lab!r}")
+    _, table = align(neural, latents, subject=subject, strict=False)  # by trial label, ordered like neural
+    n_behav, pos = _as_dataset(latents).sizes["trial"], table["position"].values
+    Zc = np.column_stack([_zscore(_column(table, c, owner).values, owner=owner, what=f"candidate {lab!r}")
                           for c, lab in zip(cands, labels_c)])  # (n, C)
     N = _nuisance(nuisance, trials, n, owner)
     ones = np.ones((n, 1))

@@ -631,7 +631,9 @@ def align(neural: xr.DataArray, data, *, subject=None, strict: bool = True):
         Unchanged (validated).
     table : xarray.Dataset
         The subject's variables with dim ``trial`` relabelled by the behavioural trial labels and ordered like the
-        neural trials (so ``table.trial`` equals ``neural.trial``); ``subject`` is kept as a scalar coordinate.
+        neural trials (so ``table.trial`` equals ``neural.trial``); ``subject`` is kept as a scalar coordinate,
+        and the coordinate ``position`` gives each trial's position in the behavioural session (to index
+        pseudosessions of the full session length).
 
     Raises
     ------
@@ -666,6 +668,7 @@ def align(neural: xr.DataArray, data, *, subject=None, strict: bool = True):
             raise ValueError("align: trial labels contain NaN")
         labels = labels.astype(np.int64) if np.all(labels == np.round(labels)) else labels
     present = labels >= 0 if labels.dtype.kind in "iuf" else np.ones(labels.shape, bool)
+    ds = ds.assign_coords(position=(TRIAL, np.arange(ds.sizes[TRIAL])))
     ds = ds.isel({TRIAL: np.flatnonzero(present)})
     labels = labels[present]
     uniq, counts = np.unique(labels, return_counts=True)
