@@ -15,6 +15,7 @@ import xarray as xr
 
 from .agents.base import Agent, make_agent
 from .backend import NUMPY
+from .params import resolve_params
 from .schema import ACTION, SUBJECT, TRIAL, EnvSpec, env_spec, make_trials, time_major, validate_trials
 from .tasks.base import Task, as_rng, make_task
 
@@ -179,7 +180,12 @@ def replay(agent: Agent | str, trials: xr.Dataset, params=None) -> xr.Dataset:
     trials : xarray.Dataset
         A trials dataset (see :mod:`neurorl.schema`).
     params : dict or xarray.Dataset, optional
-        Parameter values, scalars or one per subject (e.g. fitted values).
+        Parameter values, scalars or one per subject (e.g. fitted values). A
+        parameter may also vary over trials: an array ``(n_subjects,
+        n_trials)``, or a Dataset variable with dims ``(subject, trial)`` (e.g.
+        a parameter modulated by a trial-wise covariate; see
+        ``fitting.mle``); its value on trial ``t`` is used on that trial and
+        its first trial's value at the start.
 
     Returns
     -------
@@ -190,10 +196,13 @@ def replay(agent: Agent | str, trials: xr.Dataset, params=None) -> xr.Dataset:
     agent = make_agent(agent)
     env, obs_tm = observations(trials)
     T, n = obs_tm["state"].shape
+    params, per_trial = _split_per_trial(agent, params, trials, n, T)
     p = agent.resolve(params, n)
     s = agent.start(p, env, n, NUMPY)
     records: dict[str, list] = {}
     for t in range(T):
+        if per_trial:
+            p = {**p, **{k: v[:, t] for k, v in per_trial.items()}}
         s, lat = agent.step(p, s, {k: v[t] for k, v in obs_tm.items()}, NUMPY)
         for k, v in _keep(agent, lat).items():
             records.setdefault(k, []).append(v)
@@ -201,3 +210,42 @@ def replay(agent: Agent | str, trials: xr.Dataset, params=None) -> xr.Dataset:
     if "trial_index" in trials and bool((trials["trial_index"] < 0).any()):
         latents = latents.where(trials["trial_index"] >= 0)
     return latents
+
+
+def _split_per_trial(agent: Agent, params, trials: xr.Dataset, n: int, T: int):
+    """Separate trial-wise parameters ``(n, T)`` from per-subject ones.
+
+    Returns ``(params, per_trial)``: ``params`` with each trial-wise parameter
+    replaced by its first-trial values (so names and bounds are checked by
+    ``agent.resolve``), and ``per_trial`` name -> ``(n, T)`` array, every value
+    checked against the parameter's bounds.
+    """
+    if params is None:
+        return params, {}
+    if hasattr(params, "data_vars"):
+        per_trial = {}
+        for k in params.data_vars:
+            da = params[k]
+            if TRIAL in da.dims:
+                if set(da.dims) != {SUBJECT, TRIAL}:
+                    raise ValueError(f"replay: trial-wise parameter {k!r} must have dims (subject, trial), "
+                                     f"has {da.dims}")
+                for dim in (SUBJECT, TRIAL):
+                    if dim in da.coords and not np.array_equal(da[dim].values, trials[dim].values):
+                        raise ValueError(f"replay: parameter {k!r} has other {dim!r} labels than the trials")
+                per_trial[k] = np.asarray(da.transpose(SUBJECT, TRIAL).values, dtype=float)
+        if not per_trial:
+            return params, {}
+        params = {k: params[k].values for k in params.data_vars if k not in per_trial}
+    else:
+        per_trial = {k: np.asarray(v, dtype=float) for k, v in params.items() if np.ndim(v) == 2}
+        if not per_trial:
+            return params, {}
+        params = {k: v for k, v in params.items() if k not in per_trial}
+    for k, v in per_trial.items():
+        if v.shape != (n, T):
+            raise ValueError(f"replay: trial-wise parameter {k!r} has shape {v.shape}; expected (n_subjects, "
+                             f"n_trials) = {(n, T)}")
+    resolve_params(tuple(p for p in agent.params if p.name in per_trial),
+                   {k: v.reshape(-1) for k, v in per_trial.items()}, n * T, owner=agent.name)
+    return {**params, **{k: v[:, 0] for k, v in per_trial.items()}}, per_trial
