@@ -1,0 +1,640 @@
+"""Parameter recovery and model recovery (Wilson & Collins 2019, eLife 8:e49547).
+
+Reference: ``reference/fitting.md`` §6 ("Parameter recovery: simulate on the real schedules and
+trial counts from a plausible parameter distribution; fit with the production pipeline; report r,
+bias, RMSE and the true-vs-estimated cross-correlations (alpha-beta trade-off). Anchor (RW +
+softmax, 100 x 200, MAP with N(0, 2.5^2)): r(alpha) = 0.76, r(beta) = 0.91; plain MLE
+r(beta) = -0.06. Model recovery: confusion C_ij = P(selected j | generated i) (rows sum to 1);
+inversion P(generated i | selected j) = C_ij / sum_i C_ij (uniform prior over generators); repeat
+with RFX-BMS at group level") and §5 (criteria, RFX-BMS).
+
+Contents
+--------
+:func:`parameter_recovery` / :func:`plot_parameter_recovery`
+    Simulate subjects with known parameters, fit them with an estimator of
+    :mod:`neurorl.fitting.mle` (all subjects in one fit), and summarise r, bias, RMSE and the
+    cross-correlation matrices.
+:func:`model_recovery` / :func:`plot_model_recovery`
+    Simulate each candidate agent (one :func:`neurorl.simulate` call per generator), fit every
+    candidate to all simulated subjects (one fit per candidate), select the best model per subject
+    by a criterion, and report the confusion and inversion matrices and, per generator, group-level
+    random-effects BMS (:func:`neurorl.fitting.compare.bms`).
+:func:`draw_params`, :func:`confusion_matrix`, :func:`inversion_matrix`
+    The pieces, usable alone.
+
+Assumptions and choices
+-----------------------
+[A1] Default generating distribution ("the agent's prior narrowed"): for every free parameter,
+     ``theta ~ N(to_unconstrained(default), (0.4 * prior_scale)^2)`` on the unconstrained
+     scale -- the fitting prior's width narrowed by 0.4 (so ``N(., 1)`` for the default
+     ``N(0, 2.5^2)`` prior) and centred on the parameter's simulation default rather than on the
+     prior mean (0 for most parameters, i.e. beta = 1, alpha = 0.5: a prior location, not a
+     typical subject). For ``q_learning`` this is ``logit alpha ~ N(-0.85, 1)``,
+     ``log beta ~ N(1.10, 1)``, close to the benchmark population of fitting.md §7
+     (``N(-1, 0.7)``, ``N(1, 0.4)``). ``narrow`` changes the factor.
+[A2] A user distribution is ``{name: (loc, scale)}`` (Normal on the unconstrained scale) or
+     ``{name: callable(rng, n)}`` returning ``n`` unconstrained values; names not given take the
+     default [A1]. Unconstrained draws are clipped to ``[-bound, bound]`` of the estimator
+     (15 by default) so that every true value is inside the fitted box.
+[A3] ``r``, ``bias`` (mean of estimated - true) and ``rmse`` are computed on the constrained scale
+     over all subjects; ``*_unconstrained`` variants on the estimation scale (where an exp/logit
+     transform makes a few large values dominate the constrained Pearson r, the unconstrained r is
+     the more stable summary). Subjects that did not converge are kept (flag ``converged``) and a
+     warning counts them. The cross-correlation matrix is ``corr(true_p, estimated_q)`` over
+     subjects; ``estimate_correlation`` is ``corr(estimated_p, estimated_q)`` (a trade-off between
+     parameters shows as a strong off-diagonal there when the true values are independent).
+[A4] Model selection per subject: the largest log evidence, ``-BIC/2``, ``-AIC/2`` or the Laplace
+     log evidence (``criterion``); exact ties go to the first model in the given order. The
+     confusion matrix counts selections per generator (rows sum to 1); the inversion matrix is
+     ``C_ij / sum_i C_ij`` (NaN in a column no subject selected). RFX-BMS is run per generator on
+     the same per-subject log evidences (protected exceedance probabilities ``pxp``).
+[A5] Model recovery fits every candidate to all generators' subjects at once (subjects are
+     independent under MLE/MAP). With the hierarchical ``EMMAP`` the group prior must be learnt
+     from one population, so each candidate is then fitted separately to each generator's
+     subjects.
+[A6] Simulation uses the task generator (free simulation, every subject its own session) unless
+     ``schedule`` trials are given, in which case subject ``i`` is simulated on the schedule and
+     trial count of schedule subject ``i mod n_schedule`` (:func:`neurorl.fitting.ppc.simulate_on_schedule`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..agents.base import Agent, make_agent
+from ..schema import SUBJECT, TRIAL
+from ..simulate import simulate
+from ..tasks.base import Task, as_rng, make_task
+
+__all__ = [
+    "parameter_recovery", "plot_parameter_recovery", "model_recovery", "plot_model_recovery", "draw_params",
+    "confusion_matrix", "inversion_matrix", "DEFAULT_NARROW",
+]
+
+PARAM, PARAM2 = "param", "param_"
+GENERATOR, MODEL = "generator", "model"
+#: factor applied to the prior scale for the default generating distribution ([A1])
+DEFAULT_NARROW = 0.4
+CRITERIA = ("bic", "aic", "laplace")
+
+
+# ============================================================================ parameters
+def draw_params(agent: Agent | str, n: int, params: Mapping | None = None, *, rng=None,
+                narrow: float = DEFAULT_NARROW, bound: float = 15.0) -> dict[str, np.ndarray]:
+    """Draw ``n`` subjects' free parameters on the unconstrained scale ([A1], [A2]).
+
+    Parameters
+    ----------
+    agent : Agent or str
+    n : int
+    params : dict, optional
+        ``{name: (loc, scale)}`` or ``{name: callable(rng, n)}`` on the unconstrained scale.
+    rng : int, numpy.random.Generator or None
+    narrow : float, default 0.4
+        Scale factor of the default distribution relative to each parameter's prior scale.
+    bound : float, default 15
+        Draws are clipped to ``[-bound, bound]``.
+
+    Returns
+    -------
+    dict
+        ``{name: (n,) unconstrained values}`` for every free parameter, in the agent's order.
+    """
+    agent = make_agent(agent)
+    rng = as_rng(rng)
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"draw_params: n must be >= 1, got {n}")
+    if not narrow > 0:
+        raise ValueError(f"draw_params: narrow must be positive, got {narrow}")
+    params = dict(params or {})
+    names = [p.name for p in agent.params]
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ValueError(f"draw_params: unknown parameter(s) {unknown} for agent {agent.name!r}; free parameters "
+                         f"are {names}")
+    out = {}
+    for p in agent.params:
+        spec = params.get(p.name)
+        if spec is None:
+            loc, scale = float(p.to_unconstrained(p.default)), narrow * p.prior_scale
+            x = loc + scale * rng.standard_normal(n)
+        elif callable(spec):
+            x = np.asarray(spec(rng, n), dtype=float)
+            if x.shape != (n,):
+                raise ValueError(f"draw_params: the callable for {p.name!r} returned shape {x.shape}; expected ({n},)")
+        else:
+            try:
+                loc, scale = (float(v) for v in spec)
+            except (TypeError, ValueError):
+                raise ValueError(f"draw_params: params[{p.name!r}] must be (loc, scale) or a callable(rng, n), "
+                                 f"got {spec!r}") from None
+            if not scale >= 0:
+                raise ValueError(f"draw_params: params[{p.name!r}] scale must be >= 0, got {scale}")
+            x = loc + scale * rng.standard_normal(n)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"draw_params: non-finite draws for {p.name!r}")
+        out[p.name] = np.clip(x, -bound, bound)
+    return out
+
+
+def _constrained(agent: Agent, theta: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    spec = {p.name: p for p in agent.params}
+    return {k: np.asarray(spec[k].to_constrained(np.asarray(v, float)), float) for k, v in theta.items()}
+
+
+def _make_estimator(estimator, agent: Agent, rng, options: Mapping | None):
+    from . import mle
+
+    options = dict(options or {})
+    if isinstance(estimator, str):
+        classes = {"MLE": mle.MLE, "MAP": mle.MAP, "EMMAP": mle.EMMAP}
+        if estimator not in classes:
+            raise ValueError(f"estimator must be one of {sorted(classes)}, a callable(agent) -> estimator or an "
+                             f"estimator instance; got {estimator!r}")
+        options.setdefault("progress", False)
+        return classes[estimator](agent, rng=rng, **options)
+    if hasattr(estimator, "fit"):
+        if options:
+            raise ValueError("estimator_options cannot be combined with an estimator instance")
+        return estimator
+    if callable(estimator):
+        est = estimator(agent)
+        if not hasattr(est, "fit"):
+            raise TypeError(f"the estimator factory returned {type(est).__name__}, which has no fit()")
+        return est
+    raise TypeError("estimator must be a name, a callable(agent) or an estimator instance, got "
+                    f"{type(estimator).__name__}")
+
+
+def _simulate(agent, task, n, n_trials, p_con, rng, schedule, progress):
+    if schedule is None:
+        return simulate(agent, task, n_subjects=n, n_trials=n_trials, params=p_con, rng=rng, progress=progress).trials
+    from .ppc import simulate_on_schedule
+
+    m = schedule.sizes[SUBJECT]
+    src = schedule.isel({SUBJECT: np.arange(n) % m})
+    src = src.assign_coords({SUBJECT: np.arange(n)})
+    tr = simulate_on_schedule(agent, src, task, p_con, rng=rng, progress=progress)
+    return tr.drop_vars(["sim", "source_subject"])
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def parameter_recovery(
+    agent: Agent | str,
+    task: Task | str,
+    *,
+    n_subjects: int = 100,
+    n_trials: int | None = None,
+    params: Mapping | None = None,
+    estimator: Any = "MAP",
+    estimator_options: Mapping | None = None,
+    schedule: xr.Dataset | None = None,
+    narrow: float = DEFAULT_NARROW,
+    rng=None,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Simulate subjects with known parameters, refit them, and summarise how well they are recovered.
+
+    Parameters
+    ----------
+    agent : Agent or str
+        The generating and fitted model.
+    task : Task or str
+        The task generator.
+    n_subjects : int, default 100
+    n_trials : int, optional
+        Decisions per subject (default: the task's ``default_n_trials``); ignored with ``schedule``.
+    params : dict, optional
+        Generating distribution on the unconstrained scale ([A2]); default [A1].
+    estimator : {"MAP", "MLE", "EMMAP"}, callable or estimator instance, default "MAP"
+        A name (built as ``cls(agent, rng=..., **estimator_options)``), a factory
+        ``callable(agent) -> estimator`` or an unfitted estimator.
+    estimator_options : dict, optional
+        Options of the named estimator (``n_starts``, ``prior``, ``optimizer``...).
+    schedule : xarray.Dataset, optional
+        Recorded trials whose schedules and trial counts the simulated subjects reuse ([A6]).
+    narrow : float, default 0.4
+        Scale factor of the default distribution ([A1]).
+    rng : int, numpy.random.Generator or None
+    progress : bool, optional
+        Progress bars of the simulation and the fit.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``true``, ``estimated`` (subject, param; constrained), ``true_unconstrained``,
+        ``estimated_unconstrained``, ``converged`` (subject); per parameter ``r``, ``bias``,
+        ``rmse`` and ``r_unconstrained``, ``bias_unconstrained``, ``rmse_unconstrained``;
+        ``cross_correlation`` (param = true, param_ = estimated) and ``estimate_correlation``
+        (param, param_), ``loglik`` (subject). Attributes: agent, task, estimator, n_trials,
+        n_subjects, schedule.
+
+    Notes
+    -----
+    fitting.md §6 anchor: RW + softmax on a 0.7/0.3 bandit, 100 x 200, MAP with N(0, 2.5^2) priors:
+    r(alpha) = 0.76, r(beta) = 0.91.
+    """
+    agent, task = make_agent(agent), make_task(task)
+    rng = as_rng(rng)
+    sim_rng, fit_rng, draw_rng = rng.spawn(3)
+    n = int(n_subjects)
+    if n < 2:
+        raise ValueError(f"parameter_recovery: n_subjects must be >= 2 (correlations), got {n}")
+    est = _make_estimator(estimator, agent, fit_rng, estimator_options)
+    if progress is not None and hasattr(est, "progress"):
+        est.progress = progress
+    bound = float(getattr(est, "bound", 15.0))
+    theta = draw_params(agent, n, params, rng=draw_rng, narrow=narrow, bound=bound)
+    p_con = _constrained(agent, theta)
+    trials = _simulate(agent, task, n, n_trials, p_con, sim_rng, schedule, progress)
+    est.fit(trials)
+    names = [p.name for p in agent.params]
+    res = est.result_
+    layout_names = list(res[PARAM].values)
+    missing = [k for k in names if k not in layout_names]
+    if missing:
+        raise ValueError(f"parameter_recovery: the estimator did not fit {missing}")
+    est_con = res["estimate"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+    est_unc = res["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+    true_con = np.stack([p_con[k] for k in names], axis=1)
+    true_unc = np.stack([theta[k] for k in names], axis=1)
+    converged = np.asarray(res["converged"].values, bool)
+    if not converged.all():
+        warnings.warn(f"parameter_recovery: {int((~converged).sum())} of {n} fits did not converge; they are "
+                      "included in r, bias and RMSE (see the 'converged' variable)", UserWarning, stacklevel=2)
+    D = len(names)
+
+    def metrics(t, e):
+        r = np.array([_corr(t[:, j], e[:, j]) for j in range(D)])
+        bias = np.mean(e - t, axis=0)
+        rmse = np.sqrt(np.mean((e - t) ** 2, axis=0))
+        return r, bias, rmse
+
+    r, bias, rmse = metrics(true_con, est_con)
+    ru, bu, mu = metrics(true_unc, est_unc)
+    cross = np.array([[_corr(true_con[:, i], est_con[:, j]) for j in range(D)] for i in range(D)])
+    ecorr = np.array([[_corr(est_con[:, i], est_con[:, j]) for j in range(D)] for i in range(D)])
+    dims = (SUBJECT, PARAM)
+    ds = xr.Dataset(
+        {
+            "true": (dims, true_con), "estimated": (dims, est_con),
+            "true_unconstrained": (dims, true_unc), "estimated_unconstrained": (dims, est_unc),
+            "converged": (SUBJECT, converged), "loglik": (SUBJECT, res["loglik"].values),
+            "r": (PARAM, r), "bias": (PARAM, bias), "rmse": (PARAM, rmse),
+            "r_unconstrained": (PARAM, ru), "bias_unconstrained": (PARAM, bu), "rmse_unconstrained": (PARAM, mu),
+            "cross_correlation": ((PARAM, PARAM2), cross), "estimate_correlation": ((PARAM, PARAM2), ecorr),
+        },
+        coords={SUBJECT: trials[SUBJECT].values, PARAM: names, PARAM2: names},
+        attrs={"agent": agent.name, "agent_options": repr(agent), "task": task.name, "task_options": repr(task),
+               "estimator": type(est).__name__, "n_trials": int(trials["valid"].sum(TRIAL).max()),
+               "n_subjects": n, "schedule": "recorded" if schedule is not None else "free"},
+    )
+    ds["r"].attrs["description"] = "Pearson r(true, estimated), constrained scale"
+    ds["cross_correlation"].attrs["description"] = "corr(true param, estimated param_) over subjects"
+    return ds
+
+
+def plot_parameter_recovery(result: xr.Dataset, *, scale: str = "constrained", axes=None):
+    """Scatter of estimated vs true values per parameter, with the identity line and r in the titles.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        Output of :func:`parameter_recovery`.
+    scale : {"constrained", "unconstrained"}
+    axes : sequence of matplotlib Axes, optional (one per parameter)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(result, xr.Dataset) or "true" not in result or "estimated" not in result:
+        raise TypeError("plot_parameter_recovery: pass the xarray.Dataset returned by parameter_recovery")
+    if scale not in ("constrained", "unconstrained"):
+        raise ValueError(f"scale must be 'constrained' or 'unconstrained', got {scale!r}")
+    suf = "" if scale == "constrained" else "_unconstrained"
+    names = list(result[PARAM].values)
+    D = len(names)
+    if axes is None:
+        fig, axs = plt.subplots(1, D, figsize=(3.3 * D, 3.3), squeeze=False)
+        axes = axs.ravel()
+    else:
+        axes = np.atleast_1d(axes).ravel()
+        if len(axes) < D:
+            raise ValueError(f"plot_parameter_recovery: {D} parameters need {D} axes, got {len(axes)}")
+        fig = axes[0].figure
+    conv = result["converged"].values.astype(bool)
+    for ax, name in zip(axes, names):
+        t = result[f"true{suf}"].sel({PARAM: name}).values
+        e = result[f"estimated{suf}"].sel({PARAM: name}).values
+        ax.scatter(t[conv], e[conv], s=12, alpha=0.7, color="C0", label="converged")
+        if (~conv).any():
+            ax.scatter(t[~conv], e[~conv], s=16, marker="x", color="C3", label="not converged")
+        lo = float(np.nanmin(np.r_[t, e]))
+        hi = float(np.nanmax(np.r_[t, e]))
+        ax.plot([lo, hi], [lo, hi], "--", color="0.4", lw=1)
+        r = float(result[f"r{suf}"].sel({PARAM: name}))
+        ax.set_title(f"{name}: r = {r:.2f}", fontsize="medium")
+        ax.set_xlabel(f"true{'' if not suf else ' (unconstrained)'}")
+        ax.set_ylabel("estimated")
+    fig.suptitle(f"parameter recovery: {result.attrs.get('agent', '')} on {result.attrs.get('task', '')}, "
+                 f"{result.attrs.get('estimator', '')}, {result.sizes[SUBJECT]} subjects", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+# ============================================================================ model recovery
+def confusion_matrix(generated: np.ndarray, selected: np.ndarray, n_models: int) -> np.ndarray:
+    """``C_ij = P(selected j | generated i)`` from per-subject generator and selection indices.
+
+    Parameters
+    ----------
+    generated, selected : array_like of int, shape (n,)
+        Index of the generating model and of the selected model per simulated subject.
+    n_models : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_models, n_models)
+        Rows sum to 1 (NaN rows for generators without subjects).
+    """
+    g = np.asarray(generated, np.int64).ravel()
+    s = np.asarray(selected, np.int64).ravel()
+    if g.shape != s.shape:
+        raise ValueError(f"confusion_matrix: generated and selected differ in length ({g.size} vs {s.size})")
+    K = int(n_models)
+    if g.size and (g.min() < 0 or g.max() >= K or s.min() < 0 or s.max() >= K):
+        raise ValueError(f"confusion_matrix: indices must lie in [0, {K})")
+    counts = np.zeros((K, K))
+    np.add.at(counts, (g, s), 1.0)
+    rows = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(rows > 0, counts / np.maximum(rows, 1.0), np.nan)
+
+
+def inversion_matrix(confusion: np.ndarray) -> np.ndarray:
+    """``P(generated i | selected j) = C_ij / sum_i C_ij`` under a uniform prior over generators.
+
+    Parameters
+    ----------
+    confusion : array_like, shape (K, K)
+        Confusion matrix with generators on rows (rows sum to 1).
+
+    Returns
+    -------
+    numpy.ndarray, shape (K, K)
+        Columns sum to 1; NaN in a column whose model was never selected.
+    """
+    C = np.asarray(confusion, float)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"inversion_matrix: confusion must be square, got shape {C.shape}")
+    if np.any(C < 0):
+        raise ValueError("inversion_matrix: confusion entries must be non-negative")
+    col = C.sum(axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(col > 0, C / np.where(col > 0, col, 1.0), np.nan)
+
+
+def _labels(agents) -> tuple[list[str], list[Agent]]:
+    if isinstance(agents, Mapping):
+        labels = [str(k) for k in agents]
+        objs = [make_agent(v) for v in agents.values()]
+    else:
+        objs = [make_agent(a) for a in agents]
+        labels = [a.name for a in objs]
+        if len(set(labels)) != len(labels):
+            # same registered agent with different options: describe the differing options
+            new = []
+            for a in objs:
+                try:
+                    base = type(a)().options
+                except Exception:  # noqa: BLE001 - constructor needs arguments
+                    base = {}
+                diff = {k: v for k, v in a.options.items() if base.get(k, object()) != v}
+                fixed = f"fixed={a.fixed}" if a.fixed else ""
+                extra = ",".join([f"{k}={v}" for k, v in diff.items()] + ([fixed] if fixed else []))
+                new.append(f"{a.name}({extra})" if extra else a.name)
+            labels = new
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"model_recovery: candidate labels are not unique ({labels}); pass a dict label -> agent")
+    if len(objs) < 2:
+        raise ValueError("model_recovery needs at least two candidate agents")
+    return labels, objs
+
+
+def _log_evidence(est, criterion: str) -> np.ndarray:
+    res = est.result_
+    if criterion == "bic":
+        return -0.5 * res["bic"].values
+    if criterion == "aic":
+        return -0.5 * res["aic"].values
+    if "laplace_log_evidence" not in res:
+        raise ValueError(f"criterion='laplace' needs an estimator with a prior (MAP or EMMAP), not "
+                         f"{type(est).__name__}")
+    return res["laplace_log_evidence"].values
+
+
+def model_recovery(
+    agents: Sequence | Mapping,
+    task: Task | str,
+    *,
+    n_subjects: int = 50,
+    n_trials: int | None = None,
+    params: Mapping | None = None,
+    criterion: str = "bic",
+    bms: bool = True,
+    estimator: Any = "MAP",
+    estimator_options: Mapping | None = None,
+    schedule: xr.Dataset | None = None,
+    narrow: float = DEFAULT_NARROW,
+    rng=None,
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Model recovery: how often each generating agent is selected, and which generator a selection implies.
+
+    Parameters
+    ----------
+    agents : list of Agent/str, or dict label -> Agent/str
+        The candidate models; each is also a generator.
+    task : Task or str
+    n_subjects : int, default 50
+        Simulated subjects per generator.
+    n_trials : int, optional
+        Decisions per subject (default: the task's).
+    params : dict, optional
+        ``{label: distribution}`` per generator (see :func:`draw_params`); default [A1].
+    criterion : {"bic", "aic", "laplace"}, default "bic"
+        Log evidence used for selection and BMS: ``-BIC/2``, ``-AIC/2`` or Laplace ([A4]).
+    bms : bool, default True
+        Run random-effects BMS per generator.
+    estimator, estimator_options
+        As :func:`parameter_recovery` (a name or a factory; an instance is refused: one estimator
+        per candidate is needed).
+    schedule : xarray.Dataset, optional
+        Recorded trials whose schedules the simulated subjects reuse ([A6]).
+    narrow : float
+    rng : int, numpy.random.Generator or None
+    progress : bool, optional
+        A progress bar over generators and candidates.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``generator`` and ``model`` (the same labels) and ``subject`` (within generator):
+        ``log_evidence`` (generator, subject, model), ``selected`` (generator, subject: label
+        index), ``confusion`` (generator, model; rows sum to 1), ``inversion`` (generator, model;
+        columns sum to 1), ``counts``; with ``bms``: ``bms_frequency``, ``bms_ep``, ``bms_pxp``
+        (generator, model) and ``bms_bor`` (generator). Attribute ``criterion``.
+    """
+    from .compare import bms as run_bms
+
+    labels, objs = _labels(agents)
+    task = make_task(task)
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if criterion == "laplace" and isinstance(estimator, str) and estimator == "MLE":
+        raise ValueError("criterion='laplace' needs an estimator with a prior (MAP or EMMAP), not MLE")
+    if not isinstance(estimator, str) and hasattr(estimator, "fit"):
+        raise ValueError("model_recovery needs one estimator per candidate: pass a name ('MAP') or a "
+                         "callable(agent) -> estimator, not an estimator instance")
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(labels))
+    if unknown:
+        raise ValueError(f"model_recovery: params given for unknown generator(s) {unknown}; labels are {labels}")
+    for a in objs:
+        a.check_task(task)
+    rng = as_rng(rng)
+    K, n = len(objs), int(n_subjects)
+    if n < 1:
+        raise ValueError(f"n_subjects must be >= 1, got {n}")
+    gen_rngs = rng.spawn(K)
+    fit_rngs = rng.spawn(K)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=2 * K, desc="model recovery", leave=False)
+    sims = []
+    for i, (lab, a) in enumerate(zip(labels, objs)):
+        d_rng, s_rng = gen_rngs[i].spawn(2)
+        theta = draw_params(a, n, params.get(lab), rng=d_rng, narrow=narrow)
+        tr = _simulate(a, task, n, n_trials, _constrained(a, theta), s_rng, schedule, False)
+        sims.append(tr.assign_coords({SUBJECT: np.arange(i * n, (i + 1) * n)}))
+        if bar is not None:
+            bar.update(1)
+    all_trials = xr.concat(sims, dim=SUBJECT, data_vars="minimal", coords="minimal", compat="override",
+                           join="outer") if K > 1 else sims[0]
+    hierarchical = isinstance(estimator, str) and estimator == "EMMAP"
+    L = np.empty((K, n, K))  # generator, subject, model
+    for j, a in enumerate(objs):
+        if hierarchical:
+            for i in range(K):
+                est = _make_estimator(estimator, a, fit_rngs[j].spawn(1)[0], estimator_options)
+                est.fit(sims[i])
+                L[i, :, j] = _log_evidence(est, criterion)
+        else:
+            est = _make_estimator(estimator, a, fit_rngs[j], estimator_options)
+            est.fit(all_trials)
+            L[:, :, j] = _log_evidence(est, criterion).reshape(K, n)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    bad = ~np.isfinite(L)
+    if bad.any():
+        i, s, j = np.argwhere(bad)[0]
+        raise ValueError(f"model_recovery: the {criterion} log evidence of model {labels[j]!r} is not finite for "
+                         f"subject {s} of generator {labels[i]!r} (e.g. a non-positive-definite Hessian for "
+                         "'laplace'); use criterion='bic' or check the fits")
+    selected = np.argmax(L, axis=2)  # ties -> first model ([A4])
+    gen = np.repeat(np.arange(K), n)
+    C = confusion_matrix(gen, selected.ravel(), K)
+    counts = np.zeros((K, K), np.int64)
+    np.add.at(counts, (gen, selected.ravel()), 1)
+    data = {
+        "log_evidence": ((GENERATOR, SUBJECT, MODEL), L),
+        "selected": ((GENERATOR, SUBJECT), selected),
+        "confusion": ((GENERATOR, MODEL), C),
+        "inversion": ((GENERATOR, MODEL), inversion_matrix(C)),
+        "counts": ((GENERATOR, MODEL), counts),
+    }
+    if bms:
+        freq, ep, pxp, bor = np.empty((K, K)), np.empty((K, K)), np.empty((K, K)), np.empty(K)
+        for i in range(K):
+            res = run_bms(L[i].T)
+            freq[i], ep[i], pxp[i], bor[i] = (res.frequencies.values, res.ep.values, res.pxp.values, res.bor)
+        data.update(bms_frequency=((GENERATOR, MODEL), freq), bms_ep=((GENERATOR, MODEL), ep),
+                    bms_pxp=((GENERATOR, MODEL), pxp), bms_bor=(GENERATOR, bor))
+    ds = xr.Dataset(data, coords={GENERATOR: labels, MODEL: labels, SUBJECT: np.arange(n)},
+                    attrs={"criterion": criterion, "task": task.name, "task_options": repr(task),
+                           "estimator": estimator if isinstance(estimator, str) else repr(estimator),
+                           "n_subjects": n, "n_trials": int(sims[0].sizes[TRIAL]),
+                           "schedule": "recorded" if schedule is not None else "free"})
+    ds["confusion"].attrs["description"] = "P(selected model | generator); rows sum to 1"
+    ds["inversion"].attrs["description"] = "P(generator | selected model), uniform prior; columns sum to 1"
+    return ds
+
+
+def plot_model_recovery(result: xr.Dataset, *, axes=None):
+    """Two heatmaps: the confusion matrix and the inversion matrix (values annotated).
+
+    The titles of the confusion panel give the criterion; with BMS, the protected exceedance
+    probability of the generating model is added to each row label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(result, xr.Dataset) or "confusion" not in result or "inversion" not in result:
+        raise TypeError("plot_model_recovery: pass the xarray.Dataset returned by model_recovery")
+    labels = [str(v) for v in result[MODEL].values]
+    K = len(labels)
+    if axes is None:
+        fig, axs = plt.subplots(1, 2, figsize=(2 * (1.2 * K + 2.2), 1.1 * K + 1.8))
+    else:
+        axs = np.atleast_1d(axes).ravel()
+        if len(axs) < 2:
+            raise ValueError("plot_model_recovery needs two axes")
+        fig = axs[0].figure
+    rows = labels
+    if "bms_pxp" in result:
+        rows = [f"{lab}\n(pxp {float(result['bms_pxp'].values[i, i]):.2f})" for i, lab in enumerate(labels)]
+    titles = {"confusion": f"confusion P(selected | generated)\n[{result.attrs.get('criterion', '')}]",
+              "inversion": "inversion P(generated | selected)"}
+    for ax, name in zip(axs, ("confusion", "inversion")):
+        M = result[name].transpose(GENERATOR, MODEL).values
+        im = ax.imshow(M, vmin=0.0, vmax=1.0, cmap="viridis")
+        for i in range(K):
+            for j in range(K):
+                v = M[i, j]
+                ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
+                        color="w" if (np.isfinite(v) and v < 0.6) else "k", fontsize="small")
+        ax.set_xticks(range(K))
+        ax.set_xticklabels(labels, rotation=30, ha="right")
+        ax.set_yticks(range(K))
+        if name == "confusion":
+            ax.set_yticklabels(rows)
+            ax.set_ylabel("generating model")
+        else:
+            ax.set_yticklabels([])
+        ax.set_xlabel("fitted (selected) model")
+        ax.set_title(titles[name], fontsize="medium")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
