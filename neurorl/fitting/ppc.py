@@ -207,31 +207,9 @@ class _TwoStepSchedule(ScheduledTask):
         return ts["s"].copy()
 
     def _outcome(self, ts, action, rng):
-        from ..tasks.two_step import P_NAMES
-
-        n = action.shape[0]
-        s = ts["s"]
         e = np.minimum(ts["episode"], self.probs.shape[1] - 1)
-        p = self.probs[np.arange(n), e]
-        stage1 = s == 0
-        common = rng.random(n) < self.options["p_common"]
-        reached = np.where(common, action + 1, 2 - action)
-        col = np.clip(2 * (s - 1) + action, 0, 3)
-        p_chosen = p[np.arange(n), col]
-        paid = (rng.random(n) < p_chosen).astype(float)
-        common = np.where(stage1, common, ts["common"])
-        out = {
-            "reward": np.where(stage1, 0.0, paid),
-            "next_state": np.where(stage1, reached, 0).astype(np.int64),
-            "done": ~stage1,
-            "stage": np.where(stage1, 1, 2).astype(np.int64),
-            "common": common.copy(),
-            "episode": ts["episode"].copy(),
-            "reward_prob": np.where(stage1, 0.0, p_chosen),
-            **{k: p[:, j].copy() for j, k in enumerate(P_NAMES)},
-        }
-        out["_ts"] = {"s": np.where(stage1, reached, 0).astype(np.int64), "common": common,
-                      "episode": ts["episode"] + (~stage1).astype(np.int64)}
+        p = self.probs[np.arange(action.shape[0]), e]
+        out, out["_ts"] = self.base.row_outcome(ts, p, action, rng)
         return out
 
 

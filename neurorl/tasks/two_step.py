@@ -128,10 +128,14 @@ class TwoStep(Task):
     def observe(self, ts):
         return ts["s"].copy()
 
-    def step(self, ts, action, rng):
-        action = self.check_action(ts, action)
+    def row_outcome(self, ts, p, action, rng):
+        """One row's outcome given the reward probabilities ``p`` (n, 4), without drifting them.
+
+        Returns ``(out, next_ts)``; ``next_ts`` holds ``s``, ``common`` and ``episode``. Shared by
+        :meth:`step` and by predictive checks that replay recorded probabilities.
+        """
         n = action.shape[0]
-        s, p = ts["s"], ts["p"]
+        s = ts["s"]
         stage1 = s == 0
         # stage 1: transition (one uniform per subject every row keeps the draws aligned)
         common = rng.random(n) < self.options["p_common"]
@@ -151,12 +155,15 @@ class TwoStep(Task):
             "reward_prob": np.where(stage1, 0.0, p_chosen),
             **{k: p[:, j].copy() for j, k in enumerate(P_NAMES)},
         }
+        next_ts = {"s": np.where(stage1, reached, 0).astype(np.int64), "common": common,
+                   "episode": ts["episode"] + (~stage1).astype(np.int64)}
+        return out, next_ts
+
+    def step(self, ts, action, rng):
+        action = self.check_action(ts, action)
+        p = ts["p"]
+        stage1 = ts["s"] == 0
+        out, next_ts = self.row_outcome(ts, p, action, rng)
         lo, hi = self.options["bounds"]
-        drifted = reflect(p + self.options["drift_sd"] * rng.standard_normal((n, 4)), lo, hi)
-        ts = {
-            "s": np.where(stage1, reached, 0).astype(np.int64),
-            "p": np.where(stage1[:, None], p, drifted),
-            "common": common,
-            "episode": ts["episode"] + (~stage1).astype(np.int64),
-        }
-        return ts, out
+        drifted = reflect(p + self.options["drift_sd"] * rng.standard_normal(p.shape), lo, hi)
+        return {**next_ts, "p": np.where(stage1[:, None], p, drifted)}, out
