@@ -400,6 +400,21 @@ def _tr_step(B, g, radius):
     return step, Bmod, decrement
 
 
+def _trust_region_update(f, fn, ok, pred, step, radius):
+    """Accept or reject each row's step and update its trust radius (standard ratio test).
+
+    Returns ``(accept, new_radius, tiny)`` where ``tiny`` is the per-row decrease below which no progress is
+    measurable at machine precision.
+    """
+    actual = f - np.where(ok, fn, np.inf)
+    tiny = 1e-13 * (1.0 + np.abs(f))
+    rho = np.where(pred > tiny, actual / np.maximum(pred, 1e-300), np.where(actual >= -tiny, 1.0, -1.0))
+    snorm = np.linalg.norm(step, axis=1)
+    radius = np.where(~ok | (rho < 0.25), 0.25 * np.maximum(snorm, 1e-12),
+                      np.where((rho > 0.75) & (snorm > 0.99 * radius), np.minimum(2.0 * radius, 10.0), radius))
+    return ok & (rho > 1e-4), radius, tiny
+
+
 def _newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=None, radius0=2.0, dtol=1e-10):
     """Vectorised trust-region Newton on every row of ``theta`` ``(D, m)``.
 
@@ -449,15 +464,8 @@ def _newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
         fn, gn, Hn, pwn = obj(trial, rows[a], 2)
         ok = np.isfinite(fn) & np.all(np.isfinite(gn), axis=0) & np.all(np.isfinite(Hn), axis=(0, 1))
         nan[a] |= np.isnan(fn) | np.any(np.isnan(gn), axis=0)
-        actual = f[a] - np.where(ok, fn, np.inf)
-        tiny = 1e-13 * (1.0 + np.abs(f[a]))
-        rho = np.where(pred > tiny, actual / np.maximum(pred, 1e-300), np.where(actual >= -tiny, 1.0, -1.0))
-        accept = ok & (rho > 1e-4)
-        snorm = np.linalg.norm(s, axis=1)
+        accept, radius[a], tiny = _trust_region_update(f[a], fn, ok, pred, s, radius[a])
         r = radius[a]
-        r = np.where(~ok | (rho < 0.25), 0.25 * np.maximum(snorm, 1e-12),
-                     np.where((rho > 0.75) & (snorm > 0.99 * r), np.minimum(2.0 * r, 10.0), r))
-        radius[a] = r
         # no further decrease is possible at machine precision: stop this row
         stalled[a] = (pred <= tiny) | (r < 1e-10)
         collapsed[a] = r < 1e-10
@@ -515,18 +523,12 @@ def _quasi_newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progre
         fn, gn, _, pwn = obj(trial, rows[a], 1)
         ok = np.isfinite(fn) & np.all(np.isfinite(gn), axis=0)
         nan[a] |= np.isnan(fn) | np.any(np.isnan(gn), axis=0)
-        actual = f[a] - np.where(ok, fn, np.inf)
-        tiny = 1e-13 * (1.0 + np.abs(f[a]))
-        rho = np.where(pred > tiny, actual / np.maximum(pred, 1e-300), np.where(actual >= -tiny, 1.0, -1.0))
-        accept = ok & (rho > 1e-4)
-        snorm = np.linalg.norm(s, axis=1)
+        accept, radius[a], tiny = _trust_region_update(f[a], fn, ok, pred, s, radius[a])
         r = radius[a]
-        r = np.where(~ok | (rho < 0.25), 0.25 * np.maximum(snorm, 1e-12),
-                     np.where((rho > 0.75) & (snorm > 0.99 * r), np.minimum(2.0 * r, 10.0), r))
-        radius[a] = r
         stalled[a] = (pred <= tiny) | (r < 1e-10)
         collapsed[a] = r < 1e-10
         # damped BFGS update from the evaluated step
+        snorm = np.linalg.norm(s, axis=1)
         y = np.where(ok[:, None], gn.T - g[:, a].T, 0.0)
         Ba = B[a]
         sy = np.sum(s * y, axis=1)
