@@ -7,6 +7,8 @@ import pytest
 from scipy import integrate, stats
 
 import neurorl as nr
+
+from graph_check import assert_graph_matches_replay
 from neurorl.agents.dra import dra_dlogp_dsigma, dra_kl, dra_policy
 from neurorl.backend import NUMPY
 from neurorl.simulate import observations
@@ -236,24 +238,8 @@ def test_memories_end_more_precise_for_frequent_and_high_stakes_options():
 
 # ---------------------------------------------------------------- differentiable path, K > 2
 def test_pytensor_graph_three_options_matches_replay():
-    from pytensor.compile.mode import Mode
-
-    from neurorl.fitting.graph import compile_choice_loglik
-
     agent = nr.make_agent("dra")
     params = {"alpha_q": 0.3, "alpha_sigma": 0.3, "lam": 0.2}
     sim = nr.simulate(agent, nr.make_task("bandit", n_arms=3, p=(0.2, 0.5, 0.8)), n_subjects=2, n_trials=20,
                       params=params, rng=1)
-    env, obs = observations(sim.trials)
-    f = compile_choice_loglik(agent, env, obs, mode=Mode(linker="py", optimizer=None))
-    theta = np.stack([p.to_unconstrained(sim.params[p.name].values) for p in agent.params])
-    ll, grad = f(theta)
-    lat = nr.replay(agent, sim.trials, sim.params)
-    chosen = np.take_along_axis(lat["policy"].values, sim.trials["choice"].values[..., None], -1)[..., 0]
-    np.testing.assert_allclose(ll, np.log(chosen).sum(), rtol=1e-9)
-    h = 1e-5
-    for i in range(len(agent.params)):
-        e = np.zeros_like(theta)
-        e[i, 1] = h
-        fd = (f(theta + e)[0] - f(theta - e)[0]) / (2 * h)
-        np.testing.assert_allclose(grad[i, 1], fd, rtol=1e-4, atol=1e-7)
+    assert_graph_matches_replay(agent, sim, subject=1)

@@ -7,8 +7,9 @@ import pytest
 from scipy.special import logsumexp
 
 import neurorl as nr
+
+from graph_check import assert_graph_matches_replay
 from neurorl.agents.policy_compression import blahut_arimoto, reward_complexity_curve
-from neurorl.simulate import observations
 
 
 # ---------------------------------------------------------------- online actor-critic
@@ -111,26 +112,10 @@ def test_bad_options_raise():
 
 
 def test_pytensor_graph_capacity_variant_matches_replay():
-    from pytensor.compile.mode import Mode
-
-    from neurorl.fitting.graph import compile_choice_loglik
-
     agent = nr.make_agent("policy_compression", adaptive="capacity")
     params = {"beta": 3.0, "alpha_beta": 0.5, "C": 0.3}
     sim = nr.simulate(agent, "go_nogo", n_subjects=2, n_trials=20, params=params, rng=1)
-    env, obs = observations(sim.trials)
-    f = compile_choice_loglik(agent, env, obs, mode=Mode(linker="py", optimizer=None))
-    theta = np.stack([p.to_unconstrained(sim.params[p.name].values) for p in agent.params])
-    ll, grad = f(theta)
-    lat = nr.replay(agent, sim.trials, sim.params)
-    chosen = np.take_along_axis(lat["policy"].values, sim.trials["choice"].values[..., None], -1)[..., 0]
-    np.testing.assert_allclose(ll, np.log(chosen).sum(), rtol=1e-9)
-    h = 1e-5
-    for i in range(len(agent.params)):
-        e = np.zeros_like(theta)
-        e[i, 0] = h
-        fd = (f(theta + e)[0] - f(theta - e)[0]) / (2 * h)
-        np.testing.assert_allclose(grad[i, 0], fd, rtol=1e-4, atol=1e-7, err_msg=agent.params[i].name)
+    assert_graph_matches_replay(agent, sim, subject=0)
 
 
 # ---------------------------------------------------------------- Blahut-Arimoto

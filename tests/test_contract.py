@@ -11,6 +11,8 @@ import pytest
 import neurorl as nr
 from neurorl.schema import SHARED_LATENTS
 
+from graph_check import assert_graph_matches_replay
+
 TASKS = nr.list_tasks()
 AGENTS = nr.list_agents()
 
@@ -181,24 +183,6 @@ def test_params_spec(agent_name):
 @pytest.mark.parametrize("agent_name", AGENTS)
 def test_pytensor_graph_matches_numpy_replay(agent_name):
     """The differentiable (PyTensor) path runs the same rule as replay."""
-    from pytensor.compile.mode import Mode
-
-    from neurorl.fitting.graph import compile_choice_loglik
-    from neurorl.simulate import observations
-
     agent = nr.make_agent(agent_name)
     sim = nr.simulate(agent, _primary_task(agent_name), n_subjects=3, n_trials=25, rng=2)
-    env, obs = observations(sim.trials)
-    f = compile_choice_loglik(agent, env, obs, mode=Mode(linker="py", optimizer=None))
-    theta = np.stack([p.to_unconstrained(sim.params[p.name].values) for p in agent.params])
-    ll, grad = f(theta)
-    lat = nr.replay(agent, sim.trials, sim.params)
-    chosen = np.take_along_axis(lat["policy"].values, sim.trials["choice"].values[..., None], -1)[..., 0]
-    np.testing.assert_allclose(ll, np.log(chosen).sum(), rtol=1e-9)
-    assert grad.shape == theta.shape and np.all(np.isfinite(grad))
-    # exact gradient agrees with central finite differences in one coordinate
-    h = 1e-5
-    e = np.zeros_like(theta)
-    e[0, 0] = h
-    fd = (f(theta + e)[0] - f(theta - e)[0]) / (2 * h)
-    np.testing.assert_allclose(grad[0, 0], fd, rtol=1e-4, atol=1e-6)
+    assert_graph_matches_replay(agent, sim)
