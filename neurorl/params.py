@@ -199,7 +199,20 @@ class ParamModel:
         return tuple(p.name for p in self.params)
 
     def resolve(self, values, n: int) -> dict[str, np.ndarray]:
-        """All parameters (free and fixed) as arrays of shape ``(n,)`` (free ones validated against the bounds)."""
+        """All parameters (free and fixed) as arrays of shape ``(n,)`` (free ones validated against the bounds).
+
+        ``values`` may also list fixed parameters (e.g. the ``params`` of a
+        simulation) when they equal the fixed values; other values raise.
+        """
+        if values is not None and self.fixed:
+            if hasattr(values, "data_vars"):
+                values = {k: values[k].values for k in values.data_vars}
+            values = dict(values)
+            for k, v in self.fixed.items():
+                if k in values:
+                    given = np.asarray(values.pop(k), dtype=float)
+                    if not np.allclose(given, v, rtol=1e-12, atol=0.0):
+                        raise ValueError(f"{self.name}: parameter {k!r} is fixed at {v}; got {given.ravel()[:5]}")
         out = resolve_params(self.params, values, n, owner=self.name)
         for k, v in self.fixed.items():
             out[k] = np.full(n, v)

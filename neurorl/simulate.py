@@ -30,7 +30,8 @@ class Simulation(NamedTuple):
     params: xr.Dataset
 
 
-def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_state=None, done=None) -> dict:
+def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_state=None, done=None,
+              rt=None) -> dict:
     """Per-trial observation dict (see ``agents.base.OBS_KEYS``) from raw arrays.
 
     Works on arrays of any leading shape (``(n,)`` for one step, ``(T, n)``
@@ -60,6 +61,8 @@ def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_st
         obs["next_avail"] = look["avail"][ns]
         obs["next_known"] = look["known"][ns]
         obs["next_known_value"] = look["known_value"][ns]
+        # reaction times stay NaN where absent: only RT observation models read them, and they mask first
+        obs["rt"] = np.full(s.shape, np.nan) if rt is None else np.asarray(rt, float)
     return obs
 
 
@@ -67,7 +70,7 @@ def observations(trials: xr.Dataset) -> tuple[EnvSpec, dict]:
     """Time-major ``(trial, subject, ...)`` observation arrays of a trials dataset."""
     validate_trials(trials)
     env = env_spec(trials)
-    tm = {k: time_major(trials, k) for k in ("state", "valid", "choice", "reward", "next_state", "done")}
+    tm = {k: time_major(trials, k) for k in ("state", "valid", "choice", "reward", "next_state", "done", "rt")}
     return env, trial_obs(env, **tm)
 
 
@@ -148,7 +151,10 @@ def simulate(
         dec = agent.decide(p, s, obs, NUMPY)
         choice, extra = agent.sample_choice(dec, obs, rng)
         ts, out = task.step(ts, choice, rng)
-        obs = trial_obs(env, state, None, choice, out["reward"], out["next_state"], out["done"])
+        rt = extra.pop("rt", None)  # agents with an RT model (fitting.joint.WithRT) also draw reaction times
+        obs = trial_obs(env, state, None, choice, out["reward"], out["next_state"], out["done"], rt)
+        if rt is not None:
+            cols.setdefault("rt", []).append(rt)
         s, lat = agent.learn(p, s, obs, dec, NUMPY)
         for k, v in _keep(agent, {**dec, **lat, **extra}).items():
             records.setdefault(k, []).append(v)
@@ -161,7 +167,7 @@ def simulate(
     stacked = {k: np.stack(v, axis=1) for k, v in cols.items()}
     covariates = {k: np.stack(v, axis=1) for k, v in cov.items()}
     trials = make_trials(
-        stacked["state"], stacked["choice"], stacked["reward"], next_state=stacked["next_state"],
+        stacked["state"], stacked["choice"], stacked["reward"], rt=stacked.get("rt"), next_state=stacked["next_state"],
         done=stacked["done"], env=env, covariates=covariates,
         attrs={"task": task.name, "task_options": repr(task)},
     )

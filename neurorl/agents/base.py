@@ -54,6 +54,7 @@ OBS_KEYS = {
     "next_state": "int (n,): state reached (learn only; meaningful where done = 0)",
     "next_known": "bool (n, A): shown values in the next state (learn only)",
     "next_known_value": "float (n, A): the shown values in the next state, 0 elsewhere (learn only)",
+    "rt": "float (n,): reaction time in seconds, NaN where absent (learn only; read by RT observation models)",
 }
 
 AGENTS: dict[str, type["Agent"]] = {}
@@ -159,6 +160,25 @@ class Agent(ParamModel):
                 v = v[..., None]
             kept[k] = ops.where(v, new[k], old)
         return kept, {**dec, **lat}
+
+    def trial_loglik(self, p: dict, obs: dict, lat: dict, ops=NUMPY):
+        """Log-likelihood of one trial's observed data ``(n,)``; 0 on invalid trials.
+
+        ``lat`` holds the trial's decision and learning latents (``step``'s
+        output). The default scores the choice, ``log policy[choice]``
+        (fitting.md §1); observation models that also score reaction times
+        (:class:`neurorl.fitting.joint.WithRT`) override it. The likelihood
+        graphs of :mod:`neurorl.fitting.graph` (MLE, MAP, PyMC) call this.
+        """
+        chosen = ops.sum(lat["log_policy"] * ops.onehot(obs["choice"], self.env.n_actions), axis=-1)
+        return ops.where(obs["valid"], chosen, 0.0)
+
+    def check_data(self, trials) -> None:
+        """Raise ``ValueError`` if this model cannot score ``trials`` (naming subject and trial).
+
+        Called by the estimators before fitting; the default accepts any
+        trials dataset (choices are checked by the schema).
+        """
 
     def sample_choice(self, dec: dict, obs: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         """Draw a choice per subject from ``dec['policy']`` (inverse-CDF sampling).

@@ -124,9 +124,7 @@ def choice_loglik_graph(agent: Agent, env: EnvSpec, obs_tm: dict, params: dict):
         s = dict(zip(state_keys, rest[: len(state_keys)]))
         p.update(zip(const_keys, rest[len(state_keys):]))
         new, lat = agent.step(p, s, obs, ops)
-        a1h = ops.onehot(obs["choice"], env.n_actions)
-        ll = pt.switch(obs["valid"], pt.sum(lat["log_policy"] * a1h, axis=-1), 0.0)
-        return [new[k] for k in state_keys] + [ll]
+        return [new[k] for k in state_keys] + [agent.trial_loglik(p, obs, lat, ops)]
 
     outputs_info = [pt.as_tensor_variable(state0[k]).astype("float64") for k in state_keys] + [None]
     outs = pytensor.scan(
@@ -370,10 +368,9 @@ def loglik_jet_graph(agent: Agent, env: EnvSpec, obs_tm: dict, theta, *, order: 
         return Rop(f, wrt, ev, disconnected_outputs="ignore", return_disconnected="zero")
 
     def f(s, th, obs, xt):
-        new, lat = agent.step(_params_of(agent, layout, th, xt, ops), s, obs, ops)
-        a1h = ops.onehot(obs["choice"], env.n_actions)
-        ll = pt.switch(obs["valid"], pt.sum(lat["log_policy"] * a1h, axis=-1), 0.0)
-        return [new[k] for k in keys] + [ll]
+        p = _params_of(agent, layout, th, xt, ops)
+        new, lat = agent.step(p, s, obs, ops)
+        return [new[k] for k in keys] + [agent.trial_loglik(p, obs, lat, ops)]
 
     # initial state (may depend on the parameters, e.g. a learnt temperature starting at beta)
     x0 = x[0]
@@ -457,7 +454,7 @@ _OBS_DTYPES = {
     "state": "int64", "items": "int64", "avail": "bool", "known": "bool", "known_value": "float64",
     "valid": "bool", "choice": "int64", "chosen_item": "int64", "reward": "float64", "done": "float64",
     "next_state": "int64", "next_items": "int64", "next_avail": "bool", "next_known": "bool",
-    "next_known_value": "float64",
+    "next_known_value": "float64", "rt": "float64",
 }
 
 _CACHE: dict = {}

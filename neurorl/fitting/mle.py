@@ -155,6 +155,7 @@ from ..schema import SUBJECT, TRIAL
 from ..simulate import observations
 from ..tasks.base import as_rng
 from .graph import _OBS_DTYPES, ThetaLayout, compiled_loglik, uniform_observations
+from .joint import with_rt
 
 __all__ = ["MLE", "MAP", "EMMAP", "FitWarning"]
 
@@ -616,6 +617,11 @@ class MLE:
     ----------
     agent : Agent or str
         The model (an instance, or a registered name with default options).
+    rt : {None, "lognormal", "wiener"} or RT model, optional
+        Also model reaction times: the agent is wrapped as
+        :class:`neurorl.fitting.joint.WithRT` (``"wiener"``: RL-DDM, drift =
+        ``v_scale`` x value difference; ``"lognormal"``: log RT linear in policy
+        entropy and cost). Pass ``WienerRT(fixed={"w": 0.5})`` etc. for options.
     n_starts : int, default 10
         Starting points per subject (the first at the parameter defaults, the
         others drawn from the agent's default prior ``N(prior_loc,
@@ -665,11 +671,12 @@ class MLE:
 
     _estimator = "MLE"
 
-    def __init__(self, agent: Agent | str, *, n_starts: int = 10, covariates: dict | None = None,
+    def __init__(self, agent: Agent | str, *, rt=None, n_starts: int = 10, covariates: dict | None = None,
                  optimizer: str = "auto", bound: float = 15.0, gtol: float = 1e-4, max_iter: int = 100,
                  tol_value: float = 1e-3, tol_param: float = 0.1, mode=None, rng=None,
                  progress: bool | None = None):
         self.agent = agent
+        self.rt = rt
         self.n_starts = n_starts
         self.covariates = covariates
         self.optimizer = optimizer
@@ -721,7 +728,8 @@ class MLE:
 
     def _setup(self, trials):
         self._check_options()
-        agent = make_agent(self.agent)
+        agent = with_rt(self.agent, self.rt)
+        agent.check_data(trials)
         self.agent_ = agent
         cov = _normalise_covariates(self.covariates)
         layout = ThetaLayout.with_covariates(agent, _covariate_names(cov)) if cov else ThetaLayout.plain(agent)

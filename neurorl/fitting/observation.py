@@ -47,7 +47,7 @@ import numpy as np
 
 from ..backend import NUMPY
 from ..params import Param, ParamModel
-from .wiener import MIN_LOGP, check_wiener_data, wiener_logpdf
+from .wiener import MIN_LOGP, check_wiener_data, sample_wiener, wiener_logpdf
 
 __all__ = [
     "ObservationModel", "LognormalRT", "WienerRT", "softmax_logp", "probit_logp", "lapse_mix",
@@ -238,6 +238,12 @@ class LognormalRT(ObservationModel):
         out = -0.5 * z * z - ops.log(sigma) - _LOG_SQRT_2PI
         return out if mask is None else ops.where(mask, out, 0.0)
 
+    def sample(self, p, cost, entropy, rng) -> np.ndarray:
+        """Draw reaction times (seconds, NumPy): ``exp(N(mean_log_rt, sigma^2))``."""
+        mu = self.mean_log_rt(p, np.asarray(cost, float), np.asarray(entropy, float))
+        sigma = self._get(p, "sigma", np.ndim(mu))
+        return np.exp(mu + sigma * rng.standard_normal(np.shape(mu)))
+
     def log_jacobian(self, rt, ops=NUMPY, *, mask=None):
         """``-log RT`` per trial: add to :meth:`logp` to get the log density of RT itself (0 outside ``mask``)."""
         mask, rt = _mask_and_safe_rt(rt, mask, ops)
@@ -335,6 +341,15 @@ class WienerRT(ObservationModel):
         out = wiener_logpdf(rt, response, self.drift(p, value_diff, ops), a, w, t0, ops, sv=sv, err=self.err,
                             min_logp=self.min_logp)
         return out if mask is None else ops.where(mask, out, 0.0)
+
+    def sample(self, p, value_diff, rng, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``(response, rt)`` (NumPy) with drift ``v_scale * value_diff``; see
+        :func:`neurorl.fitting.wiener.sample_wiener` (``kwargs``: ``dt``, ``max_t``)."""
+        value_diff = np.asarray(value_diff, float)
+        nd = value_diff.ndim
+        a, w, t0 = (self._get(p, k, nd) for k in ("a", "w", "t0"))
+        sv = self._get(p, "sv", nd) if self.use_sv else 0.0
+        return sample_wiener(self.drift(p, value_diff), a, w, t0, rng, sv=sv, **kwargs)
 
     def check_data(self, rt, *, t0=None, response=None, valid=None) -> None:
         """Raise ``ValueError`` naming (subject, trial) of valid trials the model cannot score.
