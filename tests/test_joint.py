@@ -248,7 +248,7 @@ def test_rlddm_parameter_recovery():
     truth = {"alpha": rng.uniform(0.1, 0.6, n), "v_scale": rng.uniform(1.5, 4.0, n), "a": rng.uniform(1.2, 2.2, n),
              "t0": rng.uniform(0.2, 0.4, n)}
     r = _recovery(WithRT("q_learning", WienerRT(fixed={"w": 0.5})), truth, 200, 4)
-    # measured: alpha 0.82, v_scale 0.67, a 0.98, t0 0.94 (30 subjects x 200 trials)
+    # measured (MAP, 3 starts): alpha 0.93, v_scale 0.95, a 0.96, t0 0.97 (30 subjects x 200 trials)
     assert r["alpha"] > 0.6 and r["v_scale"] > 0.45 and r["a"] > 0.9 and r["t0"] > 0.85
 
 
@@ -259,4 +259,5 @@ def test_lognormal_rt_parameter_recovery():
     truth = {"alpha": rng.uniform(0.1, 0.6, n), "beta": rng.uniform(2.0, 6.0, n), "b1": rng.uniform(0.02, 0.3, n),
              "b2": rng.uniform(0.02, 0.3, n), "sigma": rng.uniform(0.2, 0.4, n)}
     r = _recovery(WithRT("q_learning", LognormalRT(fixed={"t0": 0.15})), truth, 300, 5)
+    # measured: alpha 0.93, beta 0.97, b1 0.98, b2 0.96, sigma 0.98 (30 subjects x 300 trials)
     assert r["b1"] > 0.6 and r["b2"] > 0.6 and r["sigma"] > 0.8 and r["beta"] > 0.6

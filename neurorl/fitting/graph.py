@@ -53,8 +53,9 @@ gets it).
 Assumptions
 -----------
 [A1] The log-likelihood of a subject is the sum over its valid trials of
-     ``log policy[choice]`` (fitting.md §1); invalid trials add 0 and leave the
-     state unchanged (``Agent.step``).
+     ``agent.trial_loglik``: ``log policy[choice]`` (fitting.md §1), or the
+     joint choice + RT density of :class:`neurorl.fitting.joint.WithRT`;
+     invalid trials add 0 and leave the state unchanged (``Agent.step``).
 [A2] Parameters are ``transform(eta)`` with ``eta = theta[base] + sum_c
      theta[slope_c] * x_c[t]`` (trial-wise covariates ``x``, issue item 3);
      without covariates ``eta = theta[base]`` and the parameter is constant.
@@ -97,7 +98,11 @@ def choice_loglik_graph(agent: Agent, env: EnvSpec, obs_tm: dict, params: dict):
         ``(n,)`` for a parameter constant over trials, or a matrix ``(T, n)`` for
         a trial-wise parameter (passed to ``scan`` as a sequence).
 
-    Invalid trials contribute 0 (they are masked, not dropped).
+    Notes
+    -----
+    Each trial contributes ``agent.trial_loglik`` (the choice, or choice and
+    RT for :class:`neurorl.fitting.joint.WithRT`); invalid trials contribute 0
+    (they are masked, not dropped).
     """
     import pytensor
     import pytensor.tensor as pt
