@@ -274,8 +274,8 @@ class DRA(Agent):
     n_nodes : int, default 40
         Gauss-Hermite nodes for states with three or more available actions.
 
-    Parameters
-    ----------
+    Fitted parameters
+    -----------------
     alpha_q : (0, 1), learning rate of the means.
     alpha_sigma : (0, 1), learning rate of the precisions.
     lam : (0, inf), weight of the KL (memory) cost.

@@ -609,8 +609,8 @@ def decode(neural, target, *, decoder=None, cv=None, groups=None, time: str = "p
     Returns
     -------
     xarray.Dataset
-        ``score`` ([column,] [time]) on pooled out-of-fold predictions;
-        ``prediction`` (trial, [column,] [time]); ``penalty`` (fold, ...) --
+        ``score`` ``([column,] [time])`` on pooled out-of-fold predictions;
+        ``prediction`` ``(trial, [column,] [time])``; ``penalty`` (fold, ...) --
         chosen alpha or C -- and ``weights`` (fold, unit, ...) when the
         decoder exposes them; ``target`` (trial[, column]). The fold splits are
         in ``attrs["folds"]`` as a list of test-index lists.

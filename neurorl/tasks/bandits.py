@@ -168,6 +168,8 @@ class RestlessBandit(OneStateTask):
     rounded : bool, default True
         Round payoffs to integers (points), as in the experiment.
 
+    Notes
+    -----
     Covariate ``mean`` (dims ``action``): the arms' means on the trial.
     """
 
@@ -241,6 +243,8 @@ class RestlessBernoulli(OneStateTask):
         Initial probabilities (within the bounds). Default: uniform within the
         bounds, independently per subject and arm [A].
 
+    Notes
+    -----
     Covariate ``reward_prob`` (dims ``action``): the arms' probabilities on the trial.
     """
 
@@ -297,6 +301,8 @@ class VariableMagnitude(OneStateTask):
     f_max : float, default 10
     sigma : float, default 200
 
+    Notes
+    -----
     Covariate ``magnitude``: the raw magnitude (µl) delivered on the trial.
     """
 

@@ -24,6 +24,8 @@ class MouseBandit(OneStateTask):
     p_switch : float, default 0.02
         Per-trial block-switch probability (assumed Markov, tasks.md §1 [A]).
 
+    Notes
+    -----
     Covariates: ``high_port`` (z before the trial), ``block_trial`` (trials
     since the last switch, 0 on the first trial of a block).
     """
