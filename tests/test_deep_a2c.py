@@ -8,7 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import neurorl as nr  # noqa: E402
-from neurorl.agents.deep.a2c import A2C, A2CConfig, a2c_loss, discounted_returns  # noqa: E402
+from neurorl.agents.deep.a2c import A2C, A2CConfig, A2CLSTMNetwork, a2c_loss, discounted_returns  # noqa: E402
+from neurorl.agents.deep.a2c import _NumpyStepper  # noqa: E402
 from neurorl.behaviour import p_better_by_trial_in_episode, two_step_stay  # noqa: E402
 
 TINY = dict(n_envs=4, episode_length=12, hidden_size=8)
@@ -79,6 +80,68 @@ def test_bootstrap_and_masked_actions():
     p = np.exp([0.3, -0.2]) / np.exp([0.3, -0.2]).sum()
     np.testing.assert_allclose(float(out["entropy"].detach()), -(p * np.log(p)).sum(), rtol=1e-12)
     np.testing.assert_allclose(float(out["log_prob"][0, 0].detach()), np.log(p[0]), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ fast paths = the row-by-row network
+def test_sequence_and_numpy_stepper_match_the_cell():
+    torch.manual_seed(0)
+    net = A2CLSTMNetwork(6, 2, 8).double()
+    x = torch.randn(7, 3, 6, dtype=torch.float64)
+    h0, c0 = torch.randn(3, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    logits, values, hidden, (hT, cT) = net.sequence(x, (h0, c0))
+    # reference: the LSTM equations by hand (gates i, f, g, o) and the two heads, row after row
+    W_ih, W_hh = net.cell.weight_ih.detach().numpy(), net.cell.weight_hh.detach().numpy()
+    b = (net.cell.bias_ih + net.cell.bias_hh).detach().numpy()
+
+    def sig(z):
+        return 1.0 / (1.0 + np.exp(-z))
+
+    h, c = h0.numpy(), c0.numpy()
+    for t in range(7):
+        z = x[t].numpy() @ W_ih.T + h @ W_hh.T + b
+        i, f, g, o = np.split(z, 4, axis=1)
+        c = sig(f) * c + sig(i) * np.tanh(g)
+        h = sig(o) * np.tanh(c)
+        np.testing.assert_allclose(hidden[t].detach().numpy(), h, rtol=1e-10, atol=1e-12)
+        lg = h @ net.policy.weight.detach().numpy().T + net.policy.bias.detach().numpy()
+        np.testing.assert_allclose(logits[t].detach().numpy(), lg, rtol=1e-10, atol=1e-12)
+        v = h @ net.value.weight.detach().numpy()[0] + net.value.bias.detach().numpy()[0]
+        np.testing.assert_allclose(values[t].detach().numpy(), v, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hT.detach().numpy(), h, rtol=1e-10)
+    np.testing.assert_allclose(cT.detach().numpy(), c, rtol=1e-10)
+    # the float32 NumPy stepper used for rows without gradients: the same function
+    net32 = A2CLSTMNetwork(6, 2, 8)
+    step = _NumpyStepper(net32)
+    xs = x.float().numpy()
+    hh = cc = np.zeros((3, 8), np.float32)
+    th = tc = torch.zeros(3, 8)
+    for t in range(7):
+        lg, v, (hh, cc) = step(xs[t], (hh, cc))
+        tl, tv, (th, tc) = net32(torch.from_numpy(xs[t]), (th, tc))
+        np.testing.assert_allclose(lg, tl.detach().numpy(), atol=1e-6)
+        np.testing.assert_allclose(v, tv.detach().numpy(), atol=1e-6)
+        np.testing.assert_allclose(cc, tc.detach().numpy(), atol=1e-6)
+
+
+def test_training_update_equals_the_row_by_row_graph():
+    """Playing without a graph then re-running the recorded inputs gives the loss and gradient of the graph path."""
+    ag = A2C("wang_two_step", seed=5, n_envs=3, episode_length=16, hidden_size=8)
+    fast = ag._episode(3, np.random.default_rng(9))
+    slow = ag._episode(3, np.random.default_rng(9), graph=True)
+    np.testing.assert_array_equal(np.stack(fast["action"]), np.stack(slow["action"]))
+    zeros = torch.zeros(3, 8)
+    fast["logits"], fast["values"], _, _ = ag.net.sequence(torch.from_numpy(np.stack(fast["x"])), (zeros, zeros))
+    grads = []
+    for rec in (fast, slow):
+        ag.net.zero_grad()
+        terms = ag._loss_of(rec)
+        terms["loss"].backward()
+        grads.append([p.grad.clone() for p in ag.net.parameters()])
+        if rec is fast:
+            loss_fast = float(terms["loss"].detach())
+    assert abs(loss_fast - float(ag._loss_of(slow)["loss"].detach())) < 1e-4
+    for gf, gs in zip(*grads):
+        np.testing.assert_allclose(gf.numpy(), gs.numpy(), rtol=1e-4, atol=1e-6)
 
 
 # ------------------------------------------------------------------ recurrent state, latents
@@ -215,10 +278,24 @@ def test_analysis_script_tiny_budget(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look the module up
     spec.loader.exec_module(mod)
     args = mod.Args(seed=4, hidden_size=8, n_envs=2, n_updates=2, episode_length=20, eval_episodes=8, ts_updates=1,
-                    ts_trials=10, out_root=str(tmp_path), progress=False)
+                    ts_n_envs=2, ts_trials=10, out_root=str(tmp_path), progress=False)
     res = mod.main(args)
     out = tmp_path / "train_a2c_meta_rl_seed4"
-    for f in ("result.md", "within_episode.png", "two_step_stay.png", "training.png", "a2c_wang_bandit.pt",
-              "trials_wang_bandit.nc", "latents_two_step.nc"):
+    for f in ("result.md", "within_episode.png", "two_step_stay.png", "two_step_within_episode.png", "training.png",
+              "a2c_wang_bandit.pt", "trials_wang_bandit.nc", "latents_two_step.nc"):
         assert (out / f).exists(), f
     assert set(res["fixed_sets"]) == {"0.9/0.1", "0.75/0.25", "0.6/0.4"}
+    assert set(res["two_step"]["trained"]) >= {"rewarded/common", "rewarded/rare", "unrewarded/common",
+                                               "unrewarded/rare", "reward_per_trial", "interaction"}
+    assert "wang_two_step" in (out / "result.md").read_text()
+    # the within-episode helpers on a hand-made table (2 subjects, 6 trials, one meta-episode each)
+    tab = {"better": np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]),
+           "choice": np.array([[0, 1, 0, 1, 1, 0], [1, 1, 0, 1, 1, 0]]),
+           "trial": np.tile(np.arange(6), (2, 1)), "meta_episode": np.zeros((2, 6), int)}
+    _, p, _ = mod.p_better_by_trial(tab)
+    np.testing.assert_allclose(p, [1.0, 0.5, 0.0, 1.0, 0.5, 0.5])
+    _, ps, n_sw = mod.p_better_around_swaps(tab, before=1, after=1)
+    # swaps at trial 2 (subject 0) and 4 (subject 1); lag -1: hits (1 != 0 -> 0), (1 == 1 -> 1); lag 0: 0, 0;
+    # lag +1: (1 == 1), (0 == 0)
+    assert n_sw == 2
+    np.testing.assert_allclose(ps, [0.5, 0.0, 1.0])

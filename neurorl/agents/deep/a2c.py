@@ -6,7 +6,7 @@ Network (:class:`A2CLSTMNetwork`)
     ``features(state_t) ‖ one_hot(a_{t-1}) ‖ r_{t-1}`` (zeros at a meta-episode start).
 Meta-episodes
     One training *meta-episode* is a fresh ``task.reset`` followed by ``episode_length`` rows
-    (100 trials of ``wang_bandit``; 100 two-step trials = 200 rows of ``two_step``); ``n_envs``
+    (100 trials of ``wang_bandit``; 100 two-step trials = 200 rows of ``wang_two_step``); ``n_envs``
     meta-episodes run in parallel and make one update. ``(h, c)`` are carried across the rows
     (and across the task's trial ends) and reset to zero between meta-episodes.
 Update (deep.md §4 "Correct update", :func:`a2c_loss`)
@@ -19,9 +19,21 @@ Update (deep.md §4 "Correct update", :func:`a2c_loss`)
     gamma = 0.9 [S: deep.md §4]. None of the bugs listed in deep.md §4 is reproduced: the
     transition fields are kept in order, log-probabilities keep their graph, the value loss is
     squared on tensors, and the LSTM state is carried across steps.
+Computation [D]
+    Rows are played without a graph by a float32 NumPy copy of the network (the same LSTM-cell
+    function, without torch's per-call overhead); for the update the recorded inputs of the
+    whole meta-episode are re-run through torch's fused LSTM (:meth:`A2CLSTMNetwork.sequence`),
+    which gives the same outputs (the inputs depend only on the task and the sampled actions)
+    and a backward pass several times cheaper than through ``T`` cell calls. With
+    ``reset_on_done`` the network runs row by row with the graph kept.
 Test
-    :meth:`A2C.rollout` plays with frozen weights (``torch.no_grad``): any adaptation inside a
-    meta-episode is carried by the recurrent state alone.
+    :meth:`A2C.rollout` plays with frozen weights: any adaptation inside a meta-episode is
+    carried by the recurrent state alone.
+Two-step
+    The meta-RL two-step task of Wang et al. is ``wang_two_step`` (0.9/0.1 rewards that swap,
+    tasks.md §7); measured here, it leaves chance after ~300-500 updates of 32 meta-episodes at
+    lr 2e-3 (analyses/train_a2c_meta_rl.py). The Daw et al. task ``two_step`` (drifting
+    probabilities in [0.25, 0.75]) gives a far weaker signal.
 
 Latents (per row, neurorl names; as the tabular actor-critic, agents.md §5):
 ``v`` (critic output), ``logits``, ``policy``, ``log_policy``, ``entropy``, ``log_prob``;
@@ -213,6 +225,57 @@ class A2CLSTMNetwork(nn.Module):
         h, c = self.cell(x, hc)
         return self.policy(h), self.value(h)[:, 0], (h, c)
 
+    def sequence(self, x, hc):
+        """Many rows at once: ``x`` (T, B, D) -> ``(logits (T, B, A), values (T, B), hidden (T, B, H), (h, c))``.
+
+        The same function as :meth:`forward` applied row after row (same weights, those of
+        ``self.cell``), computed by torch's fused LSTM kernel, whose backward pass is several
+        times faster than backpropagating through ``T`` separate cell calls.
+        """
+        cell = self.cell
+        h0, c0 = hc
+        out, h, c = torch.lstm(x, (h0[None], c0[None]), (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh),
+                               True, 1, 0.0, self.training, False, False)
+        return self.policy(out), self.value(out)[..., 0], out, (h[0], c[0])
+
+
+class _NumpyStepper:
+    """Frozen copy of an :class:`A2CLSTMNetwork` that steps in float32 NumPy.
+
+    The same function as ``A2CLSTMNetwork.forward`` (PyTorch's LSTM cell: gates in the order
+    input, forget, cell, output; ``sigmoid(z) = (1 + tanh(z / 2)) / 2``) without torch's
+    per-call overhead, for rows played without gradients.
+    """
+
+    def __init__(self, net: A2CLSTMNetwork):
+        def g(t):
+            return t.detach().cpu().numpy().astype(np.float32)
+
+        cell = net.cell
+        self.w_ih, self.w_hh = g(cell.weight_ih).T.copy(), g(cell.weight_hh).T.copy()
+        self.b = g(cell.bias_ih) + g(cell.bias_hh)
+        self.w_out = np.concatenate([g(net.policy.weight), g(net.value.weight)]).T.copy()
+        self.b_out = np.concatenate([g(net.policy.bias), g(net.value.bias)])
+        self.H = net.hidden_size
+
+    def __call__(self, x, hc):
+        h, c = hc
+        H = self.H
+        z = x @ self.w_ih + h @ self.w_hh + self.b
+        sg = 0.5 * (1.0 + np.tanh(0.5 * z[:, :2 * H]))
+        o = 0.5 * (1.0 + np.tanh(0.5 * z[:, 3 * H:]))
+        c = sg[:, H:] * c + sg[:, :H] * np.tanh(z[:, 2 * H:3 * H])
+        h = o * np.tanh(c)
+        out = h @ self.w_out + self.b_out
+        return out[:, :-1], out[:, -1], (h, c)
+
+
+def _masked_softmax_np(z, avail):
+    """Softmax of float64 logits ``z`` over the available actions (0 elsewhere)."""
+    z = np.where(avail, z, -np.inf)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
 
 # --------------------------------------------------------------------------- agent
 class A2C:
@@ -250,24 +313,36 @@ class A2C:
         return np.concatenate([features(task, state), onehot, prev_r[:, None].astype(np.float32)], axis=1)
 
     def _episode(self, n: int, rng: np.random.Generator, *, record: bool = False, greedy: bool = False,
-                 task: Task | None = None) -> dict:
-        """One meta-episode for ``n`` parallel environments; keeps the graph unless under no_grad."""
+                 task: Task | None = None, graph: bool = False) -> dict:
+        """One meta-episode for ``n`` parallel environments.
+
+        With ``graph=True`` the network runs row by row in torch and ``logits``/``values`` keep
+        the autograd graph; otherwise it runs as :class:`_NumpyStepper` (frozen weights, the same
+        function in float32 NumPy, several times cheaper per row) and they are arrays.
+        """
         task = self.task if task is None else task
         env, cfg = task.env, self.config
         H = cfg.hidden_size
         ts = task.reset(n, rng)
         state = task.observe(ts)
-        h = torch.zeros(n, H)
-        c = torch.zeros(n, H)
+        if graph:
+            h, c = torch.zeros(n, H), torch.zeros(n, H)
+        else:
+            stepper = _NumpyStepper(self.net)
+            h, c = np.zeros((n, H), np.float32), np.zeros((n, H), np.float32)
         x = self._inputs(task, state, np.full(n, -1, np.int64), np.zeros(n))
-        rec: dict[str, list] = {k: [] for k in ("logits", "values", "avail", "action", "reward", "done", "state",
-                                                "next_state", "hidden", "cell", "cov")}
+        rec: dict[str, list] = {k: [] for k in ("x", "logits", "values", "avail", "action", "reward", "done",
+                                                "state", "next_state", "hidden", "cell", "cov")}
         for _ in range(cfg.episode_length):
-            logits, v, (h, c) = self.net(torch.from_numpy(x), (h, c))
+            rec["x"].append(x)
             avail = env.available[state]
-            with torch.no_grad():
-                lp = _masked_log_softmax(logits.double(), torch.from_numpy(avail))
-                pol = lp.exp().numpy()
+            if graph:
+                logits, v, (h, c) = self.net(torch.from_numpy(x), (h, c))
+                z = logits.detach().double().numpy()
+            else:
+                logits, v, (h, c) = stepper(x, (h, c))
+                z = logits.astype(np.float64)
+            pol = _masked_softmax_np(z, avail)
             action = np.argmax(np.where(avail, pol, -1.0), axis=1) if greedy else sample_categorical(pol, rng)
             ts, out = task.step(ts, action, rng)
             r = np.asarray(out["reward"], float)
@@ -276,22 +351,39 @@ class A2C:
                            ("done", done), ("state", state), ("next_state", np.asarray(out["next_state"]))):
                 rec[k].append(val)
             if record:
-                rec["hidden"].append(h.detach().double().numpy())
-                rec["cell"].append(c.detach().double().numpy())
+                rec["hidden"].append(np.asarray(h.detach() if graph else h, np.float64))
+                rec["cell"].append(np.asarray(c.detach() if graph else c, np.float64))
                 rec["cov"].append({k: np.asarray(out[k]) for k in task.covariates})
             state = task.observe(ts)
             if cfg.reset_on_done and done.any():
-                keep = torch.from_numpy(~done).to(h.dtype)[:, None]
+                keep = ~done[:, None]
+                if graph:
+                    keep = torch.from_numpy(keep).to(h.dtype)
                 h, c = h * keep, c * keep
                 x = self._inputs(task, state, np.where(done, -1, action), np.where(done, 0.0, r))
             else:
                 x = self._inputs(task, state, action, r)
         return rec
 
+    def _training_episode(self) -> dict:
+        """Play ``n_envs`` meta-episodes and attach ``logits``/``values`` that carry the graph.
+
+        Without ``reset_on_done`` the episode is played without a graph and the network is then
+        re-run on the recorded inputs with :meth:`A2CLSTMNetwork.sequence` (the same numbers,
+        a much cheaper backward pass); with it, row by row with the graph kept.
+        """
+        cfg = self.config
+        if cfg.reset_on_done:
+            return self._episode(cfg.n_envs, self.rng, graph=True)
+        rec = self._episode(cfg.n_envs, self.rng)
+        zeros = torch.zeros(cfg.n_envs, cfg.hidden_size)
+        rec["logits"], rec["values"], _, _ = self.net.sequence(torch.from_numpy(np.stack(rec["x"])), (zeros, zeros))
+        return rec
+
     def _loss_of(self, rec) -> dict:
         cfg = self.config
-        logits = torch.stack(rec["logits"])
-        values = torch.stack(rec["values"])
+        logits = rec["logits"] if torch.is_tensor(rec["logits"]) else torch.stack(rec["logits"])
+        values = rec["values"] if torch.is_tensor(rec["values"]) else torch.stack(rec["values"])
         actions = torch.from_numpy(np.stack(rec["action"]).astype(np.int64))
         rewards = torch.from_numpy(np.stack(rec["reward"]).astype(np.float32))
         dones = np.stack(rec["done"]).astype(np.float32) if cfg.respect_done else \
@@ -306,7 +398,7 @@ class A2C:
             cfg = self.config
             self.net.train()
             for _ in common.progress(range(int(n_updates)), progress, f"A2C on {self.task.name}"):
-                rec = self._episode(cfg.n_envs, self.rng)
+                rec = self._training_episode()
                 terms = self._loss_of(rec)
                 self.optimizer.zero_grad()
                 terms["loss"].backward()
@@ -358,7 +450,7 @@ class A2C:
         # stack to (E*L, n, ...)
         cat = lambda k: np.concatenate([np.stack([np.asarray(x.detach().double().numpy() if torch.is_tensor(x)
                                                              else x) for x in r[k]]) for r in recs])
-        logits, v = cat("logits"), cat("values")
+        logits, v = cat("logits").astype(np.float64), cat("values").astype(np.float64)
         avail, action, reward, done = cat("avail"), cat("action"), cat("reward"), cat("done")
         z = np.where(avail, logits, -np.inf)
         z = z - z.max(-1, keepdims=True)
