@@ -367,7 +367,14 @@ def _tr_step(B, g, radius):
     or the Levenberg step ``-(B + mu I)^-1 g`` of length ``radius`` (Newton's
     method on the secular equation). Returns the step, the modified matrix and the Newton
     decrement ``g' B^-1 g / 2`` (inf where ``B`` was modified or the step cut).
+    Rows whose ``B`` or ``g`` is not finite (a NaN second derivative at an
+    otherwise finite point) take a steepest-descent step of length ``radius``
+    on their finite gradient entries.
     """
+    bad = ~(np.all(np.isfinite(B), axis=(1, 2)) & np.all(np.isfinite(g), axis=1))
+    if bad.any():
+        B = np.where(bad[:, None, None], np.eye(B.shape[1]), B)
+        g = np.where(np.isfinite(g), g, 0.0)
     lam, V = np.linalg.eigh(B)
     big = np.maximum(np.abs(lam).max(axis=1, keepdims=True), 1e-300)
     pd = np.all(lam > 1e-8 * big, axis=1)
@@ -397,7 +404,7 @@ def _tr_step(B, g, radius):
     step = np.einsum("mij,mj->mi", V, coef)
     Bmod = np.einsum("mij,mj,mkj->mik", V, lam, V)
     # Newton decrement of an unmodified, untruncated step: the decrease still to gain
-    decrement = np.where(pd & ~over, 0.5 * np.sum(gv ** 2 / lam, axis=1), np.inf)
+    decrement = np.where(pd & ~over & ~bad, 0.5 * np.sum(gv ** 2 / lam, axis=1), np.inf)
     return step, Bmod, decrement
 
 
