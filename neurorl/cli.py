@@ -1,45 +1,878 @@
-"""The ``neurorl`` command.
+"""The ``neurorl`` command (user guide: ``docs/cli.md``).
 
 Subcommands
 -----------
 ``neurorl list``
     Registered tasks and agents, with each agent's parameters.
 ``neurorl simulate AGENT TASK``
-    Simulate subjects and write trials, latents and parameters to one netCDF
-    file (groups ``trials``, ``latents``, ``params``).
+    Simulate subjects; write trials, latents and parameters to one netCDF file (groups ``trials``, ``latents``,
+    ``params``) and optionally the trials as CSV.
+``neurorl fit DATA --agent A [--agent B ...]``
+    Fit every agent to the choices (and RTs) in DATA (CSV with its JSON sidecar, or netCDF) by MLE, MAP or EM-MAP;
+    write one netCDF file with a group per model (estimates, evidence, pointwise log-likelihood, predicted policy)
+    plus figures.
+``neurorl compare FIT.nc [FIT.nc ...]``
+    AIC/BIC/Laplace table, random-effects BMS with protected exceedance probabilities, optionally Laplace
+    PSIS-LOO (:mod:`neurorl.fitting.loo`); netCDF plus a figure.
+``neurorl recover --agent A [--agent B ...] --task TASK``
+    Parameter recovery (one agent) or model recovery (several); netCDF plus figures.
+``neurorl decode NEURAL.nc --trials DATA --latents v v_soft``
+    Which latent the units encode: held-out encoding scores per unit and time bin, with pseudosession nulls; netCDF
+    plus the time-course figure.
+``neurorl report DIR``
+    A self-contained HTML report (figures embedded) of the outputs in DIR.
 ``neurorl demo``
-    The main job (for now): simulate six agents (Q-learning, soft Q, DRA,
-    policy compression, actor-critic, RFLR) on the mouse two-armed bandit with
-    a fixed seed, write each agent's netCDF file and print a summary table.
+    The whole pipeline on the bundled dataset (fit, compare, recover, decode, report) in a few minutes.
 
-Exit codes: 0 success, 2 bad arguments or input (the message says what is wrong).
+Exit codes: 0 success; 2 bad arguments or input (the message names the file and what is wrong, no traceback);
+1 internal failure (a bug or a numerical failure; ``--debug`` shows the traceback).
+
+Output files carry the root attribute ``neurorl_output`` (``"fit"``, ``"compare"``, ``"recover"``, ``"decode"``)
+so that ``neurorl report`` finds them in a directory whatever their names.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
+import shlex
 import sys
+import time
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from .io import write_simulation
 
+__all__ = ["main", "build_parser", "DEMO_TASK", "DEMO_AGENTS", "UsageError", "read_fit", "parse_agent_spec"]
+
 DEMO_TASK = "mouse_bandit"
-#: The demo's agents: (options, parameters) chosen for 0/1 rewards on the mouse bandit. The agents' own defaults
-#: follow their papers' reward scales (e.g. DRA's sigma_base = 5 for rewards around 10).
+#: The demo's agents: ``name -> (options, parameters)``. The options (``fixed`` included) are the ones the demo
+#: fits with; the parameters are simulation values typical of a mouse on the 0/1-reward bandit (they centre the
+#: generating distributions of the demo's model recovery). They are tuned to 0/1 rewards: the agents' own defaults
+#: follow their papers' reward scales (e.g. DRA's ``sigma_base = 5`` for rewards around 10). ``soft_q`` fixes the
+#: true critic's rate (it does not affect choices, so choices cannot estimate it; the bundled cohort was generated
+#: with this value); ``policy_compression`` fixes the marginal's rate (free, it lets the marginal collapse onto one
+#: action and the MAP Hessian becomes NaN for some subjects).
 DEMO_AGENTS = {
-    "q_learning": ({}, {"alpha": 0.4, "beta": 5.0}),
-    "soft_q": ({}, {"tau": 0.2, "eta": 0.3, "eta_true": 0.3}),
-    "dra": ({"sigma_base": 0.5, "sigma0": 0.25}, {"alpha_q": 0.3, "alpha_sigma": 0.1, "lam": 0.05}),
-    "policy_compression": ({}, {"beta": 3.0, "alpha_p": 0.01}),
+    "q_learning": ({}, {"alpha": 0.35, "beta": 4.0}),
+    "soft_q": ({"fixed": {"eta_true": 0.1}}, {"tau": 0.25, "eta": 0.35}),
+    "dra": ({"sigma_base": 0.5, "sigma0": 0.25}, {"alpha_q": 0.3, "alpha_sigma": 0.5, "lam": 1.0}),
+    "policy_compression": ({"fixed": {"alpha_p": 0.01}}, {"beta": 3.0, "alpha_v": 0.3, "alpha_theta": 0.1}),
+}
+#: Agents that ``simulate`` knows good mouse-bandit values for, besides the demo's (used by ``--demo-params``).
+EXTRA_SIM_PARAMS = {
     "actor_critic": ({}, {"alpha_v": 0.3, "alpha_theta": 0.5}),
     "rflr": ({}, {}),  # Beron et al. 2022 80-20 fit (the agent's defaults)
 }
+METHODS = {"mle": "MLE", "map": "MAP", "emmap": "EMMAP"}
+OUTPUT_ATTR = "neurorl_output"
 
 
+class UsageError(Exception):
+    """Bad arguments or input files: exit code 2, the message (naming the file) is printed without a traceback."""
+
+
+# ============================================================================ small parsers
+def _value(text: str):
+    """A command-line value: int, float, true/false, none, a JSON list, or text."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for conv in (int, float):
+        try:
+            return conv(t)
+        except ValueError:
+            pass
+    if t[:1] in "[{(":
+        try:
+            return ast.literal_eval(t)
+        except (ValueError, SyntaxError):
+            pass
+    return t
+
+
+def _key_values(text: str, what: str) -> dict:
+    out = {}
+    for item in _split_top(text):
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise UsageError(f"{what}: expected KEY=VALUE, got {item!r}")
+        out[k.strip()] = _value(v)
+    return out
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets (so that ``p=(0.8,0.2),x=1`` gives two items)."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return [p for p in (q.strip() for q in parts) if p]
+
+
+def parse_agent_spec(spec: str) -> tuple[str, dict, dict]:
+    """``NAME[:OPTION=VALUE,...,fix.PARAM=VALUE,...]`` -> ``(name, options, fixed)``.
+
+    ``fix.PARAM=VALUE`` fixes a parameter at a value (it is then not fitted); other keys are the agent's options
+    (e.g. ``dra:sigma_base=0.5,sigma0=0.25``, ``soft_q:fix.eta_true=0.1``, ``q_learning:perseveration=true``).
+    """
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise UsageError(f"--agent {spec!r}: no agent name")
+    options, fixed = {}, {}
+    for k, v in _key_values(rest, f"--agent {spec!r}").items() if rest else ():
+        if k.startswith("fix."):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise UsageError(f"--agent {spec!r}: fixed value of {k[4:]!r} must be a number, got {v!r}")
+            fixed[k[4:]] = float(v)
+        else:
+            options[k] = v
+    return name, options, fixed
+
+
+def _spec_string(name: str, options: dict) -> str:
+    """The ``--agent`` text of an agent name and options (``fixed`` as ``fix.PARAM``)."""
+    items = [f"{k}={v}" for k, v in options.items() if k != "fixed"]
+    items += [f"fix.{k}={v}" for k, v in (options.get("fixed") or {}).items()]
+    return name + (":" + ",".join(items) if items else "")
+
+
+def _make_agent(name: str, options: dict, fixed: dict, rt: str | None = None):
+    import neurorl as nr
+
+    try:
+        agent = nr.make_agent(name, **options, **({"fixed": fixed} if fixed else {}))
+    except TypeError as exc:
+        raise UsageError(f"agent {name!r}: {exc} (options of {name!r}: see `neurorl list` and docs/agents.md)") from None
+    except ValueError as exc:
+        raise UsageError(f"agent {name!r}: {exc}") from None
+    if rt:
+        try:
+            from .fitting.joint import with_rt
+        except ImportError:  # pragma: no cover - joint.py ships with the package
+            raise UsageError("--rt needs neurorl.fitting.joint, which this installation lacks") from None
+        try:
+            agent = with_rt(agent, rt)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"agent {name!r} with --rt {rt}: {exc}") from None
+    return agent
+
+
+def _make_task(spec: str):
+    import neurorl as nr
+
+    name, _, rest = spec.partition(":")
+    opts = _key_values(rest, f"--task {spec!r}") if rest else {}
+    try:
+        return nr.make_task(name.strip(), **opts)
+    except TypeError as exc:
+        raise UsageError(f"task {name!r}: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"task {spec!r}: {exc}") from None
+
+
+def _task_from_attrs(attrs: dict):
+    """The task recorded in trials attributes (``task`` and ``task_options`` as written by simulate), or None."""
+    import neurorl as nr
+
+    name = attrs.get("task")
+    if not name:
+        return None
+    opts = {}
+    text = str(attrs.get("task_options", ""))
+    if "(" in text and text.endswith(")"):
+        try:
+            call = ast.parse("f(" + text[text.index("(") + 1:-1] + ")", mode="eval").body
+            opts = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+        except (SyntaxError, ValueError):
+            opts = {}
+    try:
+        return nr.make_task(str(name), **opts)
+    except (TypeError, ValueError):
+        try:
+            return nr.make_task(str(name))
+        except (TypeError, ValueError):
+            return None
+
+
+def _parse_params(items, what="--param"):
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{what} expects NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"{what} {name}: {value!r} is not a number") from None
+    return out
+
+
+# ============================================================================ files
+def _nc_groups(path: Path) -> list[str]:
+    """Names of the groups (recursively, '/'-joined) of a netCDF file."""
+    import netCDF4
+
+    out = []
+    with netCDF4.Dataset(path) as f:
+        def walk(g, prefix):
+            for name, sub in g.groups.items():
+                full = f"{prefix}{name}"
+                out.append(full)
+                walk(sub, full + "/")
+        walk(f, "")
+    return out
+
+
+def _nc_root_attrs(path: Path) -> dict:
+    import netCDF4
+
+    with netCDF4.Dataset(path) as f:
+        return {k: f.getncattr(k) for k in f.ncattrs()}
+
+
+def _open_group(path: Path, group: str | None = None):
+    import xarray as xr
+
+    from .io import netcdf_restored
+
+    with xr.open_dataset(path, group=group, engine="netcdf4") as f:
+        return netcdf_restored(f.load())
+
+
+def _write_groups(path: Path, groups: dict, root_attrs: dict | None = None, compress: bool = True) -> Path:
+    """Write ``{group: Dataset}`` to one netCDF file (the root gets ``root_attrs``); numeric variables zlib."""
+    import xarray as xr
+
+    from .io import netcdf_safe
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = xr.Dataset(attrs=dict(root_attrs or {}))
+    netcdf_safe(root).to_netcdf(path, mode="w", engine="netcdf4")
+    for name, ds in groups.items():
+        ds = netcdf_safe(ds)
+        enc = {}
+        if compress:
+            enc = {k: {"zlib": True, "complevel": 4} for k, v in ds.variables.items()
+                   if v.dtype.kind in "biuf" and v.ndim > 0}
+        ds.to_netcdf(path, group=name, mode="a", engine="netcdf4", encoding=enc)
+    return path
+
+
+def _check_out(path, what="-o", suffixes=(".nc",)) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise UsageError(f"{what} {str(p)!r}: use a {' or '.join(suffixes)} file")
+    if p.exists() and p.is_dir():
+        raise UsageError(f"{what} {str(p)!r} is a directory; give a file name")
+    return p
+
+
+def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None):
+    """Trials from a CSV/TSV (with or without its JSON sidecar) or a netCDF file, and the true parameters if the
+    file is a simulation (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
+    import neurorl as nr
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{str(path)!r}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{str(path)!r} is a directory, not a data file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".nc", ".nc4", ".netcdf"):
+            if columns or one_based or task is not None or n_actions is not None:
+                raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions apply to CSV tables, "
+                                 "not netCDF files")
+            groups = _nc_groups(path)
+            if "trials" in groups:
+                trials = nr.validate_trials(_open_group(path, "trials"))
+                truth = _open_group(path, "truth" if "truth" in groups else "params") \
+                    if ("params" in groups or "truth" in groups) else None
+                return trials, truth
+            return nr.read_trials(path), None
+        opts = {}
+        if columns:
+            opts["columns"] = columns
+        if one_based:
+            opts["one_based"] = True
+        if task is not None:
+            opts["task"] = task
+        if n_actions is not None:
+            opts["n_actions"] = n_actions
+        return nr.read_trials(path, **opts), None
+    except UsageError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise UsageError(f"{str(path)!r}: {exc}") from None
+
+
+def _select(trials, subjects=None, max_trials=None, where=""):
+    if subjects:
+        have = {str(s): s for s in trials["subject"].values.tolist()}
+        missing = [s for s in subjects if s not in have]
+        if missing:
+            raise UsageError(f"{where}: subject(s) {missing} not in the data (subjects: {list(have)[:12]}"
+                             f"{' ...' if len(have) > 12 else ''})")
+        trials = trials.sel(subject=[have[s] for s in subjects])
+    if max_trials is not None:
+        if max_trials < 1:
+            raise UsageError(f"--max-trials must be positive, got {max_trials}")
+        trials = trials.isel(trial=slice(0, int(max_trials)))
+    return trials
+
+
+# ============================================================================ fit
+def _estimator(method: str, agent, args_starts, seed, covariates, optimizer, progress):
+    from . import fitting
+
+    cls = getattr(fitting, METHODS[method])
+    return cls(agent, n_starts=args_starts, covariates=covariates or None, optimizer=optimizer, rng=seed,
+               progress=progress)
+
+
+def _policy_dataset(est, trials):
+    import xarray as xr
+
+    lat = est.latents(trials)
+    pol = lat["policy"].astype(np.float32)
+    return xr.Dataset({"policy": pol}, attrs={"description": "one-step-ahead choice probabilities at the estimates"})
+
+
+def _cmd_fit(args) -> int:
+    out = _check_out(args.out)
+    columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
+    task = _make_task(args.task) if args.task else None
+    trials, truth = read_data(args.data, columns=columns, one_based=args.one_based, task=task,
+                              n_actions=args.n_actions)
+    trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
+    covariates = {}
+    for item in args.covariate or []:
+        p, sep, var = item.partition("=")
+        if not sep or not p.strip() or not var.strip():
+            raise UsageError(f"--covariate expects PARAM=VARIABLE, got {item!r}")
+        if var.strip() not in trials:
+            raise UsageError(f"{str(args.data)!r}: --covariate {item}: the data have no variable {var.strip()!r} "
+                             f"(variables: {sorted(trials.data_vars)})")
+        covariates.setdefault(p.strip(), []).append(var.strip())
+    if args.rt:
+        rt = trials["rt"].values[trials["valid"].values.astype(bool)]
+        if rt.size == 0 or np.all(np.isnan(rt)):
+            raise UsageError(f"{str(args.data)!r}: --rt {args.rt} needs reaction times, but the 'rt' column is "
+                             "empty on every valid trial")
+    specs = []
+    for spec in args.agent:
+        name, options, fixed = parse_agent_spec(spec)
+        agent = _make_agent(name, options, fixed, args.rt)
+        label = name + (f"+{args.rt}" if args.rt else "")
+        base, k = label, 2
+        while label in [s[0] for s in specs]:
+            label, k = f"{base}_{k}", k + 1
+        specs.append((label, name, options, fixed, agent))
+    show = not args.quiet
+    n_sub = trials.sizes["subject"]
+    n_valid = int(trials["valid"].sum())
+    _say(args, f"fit: {len(specs)} model(s) x {n_sub} subjects ({n_valid} valid trials) from {args.data} "
+               f"by {args.method.upper()}")
+    groups, rows = {}, []
+    for label, name, options, fixed, agent in specs:
+        t0 = time.perf_counter()
+        est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show)
+        try:
+            est.fit(trials)
+        except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
+            raise
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
+        spec = {"name": name, "options": options, "fixed": fixed, "rt": args.rt, "covariates": covariates,
+                "method": args.method, "label": label, "spec": _spec_string(name, {**options, "fixed": fixed})}
+        res = est.result_.copy()
+        res.attrs["neurorl_model"] = json.dumps(spec)
+        res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
+        groups[f"models/{label}/result"] = res
+        groups[f"models/{label}/evidence"] = est.evidence_
+        groups[f"models/{label}/params"] = est.params_
+        groups[f"models/{label}/pointwise"] = est.pointwise_loglik_.to_dataset()
+        groups[f"models/{label}/predicted"] = _policy_dataset(est, trials)
+        rows.append((label, est, time.perf_counter() - t0))
+    groups["trials"] = trials
+    if truth is not None:
+        groups["truth"] = truth
+    attrs = {OUTPUT_ATTR: "fit", "data": str(args.data), "method": args.method, "models": json.dumps(
+        [r[0] for r in rows]), "command": _command_line(args)}
+    _write_groups(out, groups, attrs)
+    _print_fit_table(rows)
+    if not args.no_figures:
+        from . import report
+
+        fit = read_fit(out)
+        paths = report.save(report.fig_parameters(fit), out.with_name(out.stem + "_params.png"))
+        paths += report.save(report.fig_learning_curves(fit), out.with_name(out.stem + "_learning.png"))
+        _say(args, "figures: " + ", ".join(str(p) for p in paths if p))
+    print(f"wrote {out}")
+    return 0
+
+
+def _print_fit_table(rows):
+    head = f"{'model':<28}{'params':>7}{'loglik':>12}{'BIC':>12}{'Laplace':>12}{'converged':>11}{'seconds':>9}"
+    print(head)
+    for label, est, sec in rows:
+        r = est.result_
+        lap = float(r["laplace_log_evidence"].sum(skipna=False)) if "laplace_log_evidence" in r else float("nan")
+        print(f"{label:<28}{int(r['n_params']):>7}{float(r['loglik'].sum()):>12.2f}{float(r['bic'].sum()):>12.2f}"
+              f"{lap:>12.2f}{int(r['converged'].sum()):>6}/{r.sizes['subject']:<4}{sec:>9.1f}")
+        means = ", ".join(f"{k} {float(v.mean()):.3g}" for k, v in est.params_.data_vars.items())
+        print(f"{'':<4}mean estimates: {means}")
+
+
+def read_fit(path) -> dict:
+    """Read a file written by ``neurorl fit``.
+
+    Returns
+    -------
+    dict
+        ``trials`` (Dataset), ``truth`` (Dataset or None), ``attrs`` (root attributes) and ``models``: an ordered
+        dict ``label -> {"result", "evidence", "params", "pointwise", "predicted", "spec"}``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{str(path)!r}: no such file")
+    try:
+        attrs = _nc_root_attrs(path)
+        groups = _nc_groups(path)
+    except OSError as exc:
+        raise UsageError(f"{str(path)!r}: not a netCDF file ({exc})") from None
+    if attrs.get(OUTPUT_ATTR) != "fit":
+        raise UsageError(f"{str(path)!r} is not a file written by `neurorl fit` (no {OUTPUT_ATTR}='fit' attribute)")
+    labels = json.loads(attrs["models"])
+    models = {}
+    for lab in labels:
+        m = {k: _open_group(path, f"models/{lab}/{k}") for k in ("result", "evidence", "params", "pointwise",
+                                                                  "predicted") if f"models/{lab}/{k}" in groups}
+        m["spec"] = json.loads(m["result"].attrs["neurorl_model"])
+        models[lab] = m
+    return {"trials": _open_group(path, "trials"), "truth": _open_group(path, "truth") if "truth" in groups else None,
+            "attrs": attrs, "models": models, "path": path}
+
+
+def _agent_of(spec: dict):
+    return _make_agent(spec["name"], spec.get("options") or {}, spec.get("fixed") or {}, spec.get("rt"))
+
+
+# ============================================================================ compare
+def _cmd_compare(args) -> int:
+    import xarray as xr
+
+    from .fitting.compare import bms, compare_table
+
+    out = _check_out(args.out)
+    fits = [read_fit(p) for p in args.fits]
+    models, trials_of = {}, {}
+    for f in fits:
+        for lab, m in f["models"].items():
+            key = lab if lab not in models else f"{lab}@{f['path'].stem}"
+            models[key] = m
+            trials_of[key] = f["trials"]
+    if len(models) < 2:
+        raise UsageError(f"compare needs at least two models; {', '.join(map(str, args.fits))} hold {list(models)}")
+    evidence = {k: m["evidence"] for k, m in models.items()}
+    bad_lap = {k: [str(s) for s in e["subject"].values[~np.isfinite(e["laplace_log_evidence"].values)]]
+               for k, e in evidence.items() if "laplace_log_evidence" in e}
+    bad_lap = {k: v for k, v in bad_lap.items() if v}
+    if bad_lap:
+        warnings.warn("the Laplace log evidence is not finite (Hessian not positive definite) for "
+                      + "; ".join(f"{k}: subject(s) {', '.join(v[:6])}" for k, v in bad_lap.items())
+                      + "; it is left out of the comparison (BMS uses -BIC/2 unless --evidence says otherwise)",
+                      UserWarning, stacklevel=2)
+        evidence = {k: e.drop_vars("laplace_log_evidence", errors="ignore") for k, e in evidence.items()}
+    try:
+        table = compare_table(evidence)
+    except ValueError as exc:
+        raise UsageError(f"{', '.join(map(str, args.fits))}: {exc}") from None
+    loo = loo_table = None
+    if args.loo:
+        from .fitting.loo import laplace_loo, loo_compare
+
+        loo = {}
+        for k, m in models.items():
+            loo[k] = laplace_loo(m["result"], trials_of[k], agent=_agent_of(m["spec"]),
+                                 covariates=m["spec"].get("covariates") or None, n_draws=args.draws,
+                                 rng=args.seed, progress=not args.quiet)
+        try:
+            loo_table = loo_compare(loo)
+        except ValueError as exc:
+            raise UsageError(f"LOO: {exc}") from None
+    criterion = args.evidence
+    if criterion == "auto":
+        criterion = "laplace" if "laplace_log_evidence" in table else "bic"
+    if criterion == "laplace":
+        if "laplace_log_evidence" not in table:
+            raise UsageError("--evidence laplace needs MAP or EM-MAP fits of every model with a finite Laplace "
+                             "log evidence for every subject; use --evidence bic")
+        L = table["laplace_log_evidence"]
+    elif criterion in ("bic", "aic"):
+        L = -table[criterion] / 2
+    elif criterion == "loo":
+        if loo is None:
+            raise UsageError("--evidence loo needs --loo")
+        L = xr.concat([r.pointwise["elpd_subject"] for r in loo.values()], dim="model").assign_coords(
+            model=list(loo))
+    bad = ~np.isfinite(L.values)
+    if bad.any():
+        j, s = np.argwhere(bad)[0]
+        raise UsageError(f"--evidence {criterion}: not finite for model {str(L.model.values[j])!r}, subject "
+                         f"{L.subject.values[s]!r} (a Hessian that is not positive definite?); use --evidence bic")
+    res = bms(L.transpose("model", "subject"))
+    groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion)}
+    if loo is not None:
+        groups["loo"] = loo_table
+        groups["loo_pointwise"] = xr.concat([r.to_dataset()[["elpd_loo", "pareto_k", "elpd_subject", "k_approx"]]
+                                             for r in loo.values()], dim="model").assign_coords(model=list(loo))
+    _write_groups(out, groups, {OUTPUT_ATTR: "compare", "fits": json.dumps([str(p) for p in args.fits]),
+                                "evidence": criterion, "command": _command_line(args)})
+    _print_compare(table, res, loo_table, criterion)
+    if not args.no_figures:
+        from . import report
+
+        p = report.save(report.fig_compare(read_compare(out)), out.with_suffix(".png"))
+        _say(args, f"figure: {p[0]}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _print_compare(table, res, loo_table, criterion):
+    names = [str(m) for m in table.model.values]
+    cols = ["loglik", "BIC", "dBIC"] + (["Laplace", "dLap"] if "laplace_log_evidence" in table else []) + \
+        (["elpd_loo", "se", "d_elpd", "se_d"] if loo_table is not None else []) + ["freq", "pxp"]
+    print(f"{'model':<24}" + "".join(f"{c:>11}" for c in cols))
+    for i, nm in enumerate(names):
+        vals = [float(table.loglik_total[i]), float(table.bic_total[i]), float(table.delta_bic_total[i])]
+        if "laplace_log_evidence" in table:
+            vals += [float(table.laplace_log_evidence_total[i]), float(table.delta_laplace_total[i])]
+        if loo_table is not None:
+            vals += [float(loo_table.elpd_loo[i]), float(loo_table.se[i]), float(loo_table.delta_elpd[i]),
+                     float(loo_table.se_delta[i])]
+        vals += [float(res.frequencies[i]), float(res.pxp[i])]
+        print(f"{nm:<24}" + "".join(f"{v:>11.2f}" for v in vals))
+    print(f"random-effects BMS on {criterion} log evidence: BOR = {res.bor:.3g}; best by BIC: "
+          f"{table.attrs['best_bic']}" + (f"; best by LOO: {loo_table.attrs['best']}" if loo_table is not None else ""))
+
+
+def read_compare(path) -> dict:
+    """Read a file written by ``neurorl compare``: ``{"table", "bms", "loo" (or None), "loo_pointwise", "attrs"}``."""
+    path = Path(path)
+    attrs = _nc_root_attrs(path)
+    if attrs.get(OUTPUT_ATTR) != "compare":
+        raise UsageError(f"{str(path)!r} is not a file written by `neurorl compare`")
+    groups = _nc_groups(path)
+    return {"table": _open_group(path, "table"), "bms": _open_group(path, "bms"),
+            "loo": _open_group(path, "loo") if "loo" in groups else None,
+            "loo_pointwise": _open_group(path, "loo_pointwise") if "loo_pointwise" in groups else None,
+            "attrs": attrs, "path": path}
+
+
+# ============================================================================ recover
+def _cmd_recover(args) -> int:
+    from .fitting.recovery import DEFAULT_NARROW, model_recovery, parameter_recovery
+
+    out = _check_out(args.out)
+    task = _make_task(args.task)
+    agents = {}
+    for spec in args.agent:
+        name, options, fixed = parse_agent_spec(spec)
+        label = name if name not in agents else f"{name}_{len(agents) + 1}"
+        agents[label] = _make_agent(name, options, fixed)
+    centres = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        lab, dot, pname = key.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--param expects AGENT.PARAM=VALUE, got {item!r}")
+        if lab not in agents:
+            raise UsageError(f"--param {item}: no agent {lab!r} among {list(agents)}")
+        spec = {p.name: p for p in agents[lab].params}
+        if pname not in spec:
+            raise UsageError(f"--param {item}: {lab!r} has no free parameter {pname!r} ({list(spec)})")
+        try:
+            v = float(value)
+        except ValueError:
+            raise UsageError(f"--param {item}: {value!r} is not a number") from None
+        p = spec[pname]
+        with np.errstate(all="ignore"):
+            inside = p.lower < v < p.upper
+            loc = float(p.to_unconstrained(v)) if inside else float("nan")
+        if not np.isfinite(loc):
+            raise UsageError(f"--param {item}: {v} is outside the bounds of {pname!r} ({p.lower}, {p.upper})")
+        centres.setdefault(lab, {})[pname] = (loc, args.spread * spec[pname].prior_scale)
+    for a in agents.values():
+        try:
+            a.check_task(task)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    method = METHODS[args.method]
+    options = {"n_starts": args.starts}
+    show = not args.quiet
+    groups = {}
+    do_params = args.parameters or len(agents) == 1
+    if do_params:
+        for lab, a in agents.items():
+            _say(args, f"recover: parameter recovery of {lab} ({args.subjects} subjects x "
+                       f"{args.trials or task.default_n_trials} trials on {task.name})")
+            res = parameter_recovery(a, task, n_subjects=args.subjects, n_trials=args.trials,
+                                     params=centres.get(lab), estimator=method, estimator_options=options,
+                                     narrow=DEFAULT_NARROW, rng=args.seed, progress=show)
+            groups[f"parameter_recovery/{lab}"] = res
+            r = ", ".join(f"{p} {float(res['r'].sel(param=p)):.2f}" for p in res.param.values)
+            print(f"  {lab}: r(true, estimated) {r}")
+    if len(agents) >= 2:
+        _say(args, f"recover: model recovery of {', '.join(agents)} ({args.subjects} subjects per generator x "
+                   f"{args.trials or task.default_n_trials} trials on {task.name}, selection by {args.criterion})")
+        res = model_recovery(agents, task, n_subjects=args.subjects, n_trials=args.trials, params=centres or None,
+                             criterion=args.criterion, estimator=method, estimator_options=options, rng=args.seed,
+                             progress=show)
+        groups["model_recovery"] = res
+        C = res["confusion"].values
+        print("  confusion P(selected | generated), rows = generators:")
+        print("  " + " " * 20 + "".join(f"{lab[:10]:>11}" for lab in agents))
+        for i, lab in enumerate(agents):
+            print(f"  {lab:<20}" + "".join(f"{v:>11.2f}" for v in C[i]))
+    _write_groups(out, groups, {OUTPUT_ATTR: "recover", "task": task.name, "task_options": repr(task),
+                                "agents": json.dumps({k: repr(v) for k, v in agents.items()}),
+                                "command": _command_line(args)})
+    if not args.no_figures:
+        from . import report
+
+        rec = read_recover(out)
+        paths = []
+        if rec["model_recovery"] is not None:
+            paths += report.save(report.fig_model_recovery(rec["model_recovery"]),
+                                 out.with_name(out.stem + "_models.png"))
+        for lab, ds in rec["parameter_recovery"].items():
+            paths += report.save(report.fig_parameter_recovery(ds), out.with_name(out.stem + f"_params_{lab}.png"))
+        _say(args, "figures: " + ", ".join(str(p) for p in paths))
+    print(f"wrote {out}")
+    return 0
+
+
+def read_recover(path) -> dict:
+    """Read a file written by ``neurorl recover``: ``{"model_recovery" (or None), "parameter_recovery": {label:
+    Dataset}, "attrs"}``."""
+    path = Path(path)
+    attrs = _nc_root_attrs(path)
+    if attrs.get(OUTPUT_ATTR) != "recover":
+        raise UsageError(f"{str(path)!r} is not a file written by `neurorl recover`")
+    groups = _nc_groups(path)
+    return {"model_recovery": _open_group(path, "model_recovery") if "model_recovery" in groups else None,
+            "parameter_recovery": {g.split("/", 1)[1]: _open_group(path, g) for g in groups
+                                   if g.startswith("parameter_recovery/")},
+            "attrs": attrs, "path": path}
+
+
+# ============================================================================ decode
+def _read_neural_file(path):
+    import xarray as xr
+
+    from .decoding.neural import read_neural
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{str(path)!r}: no such file")
+    try:
+        obj = read_neural(path)
+    except (ValueError, TypeError, OSError) as exc:
+        raise UsageError(f"{str(path)!r}: {exc}") from None
+    if isinstance(obj, xr.Dataset):
+        names = [k for k in ("counts", "rate") if k in obj.data_vars]
+        if not names:
+            raise UsageError(f"{str(path)!r}: no 'counts' or 'rate' variable (variables: {list(obj.data_vars)})")
+        da = obj[names[0]]
+    else:
+        da = obj
+    need = {"trial", "unit"}
+    if not need <= set(da.dims):
+        raise UsageError(f"{str(path)!r}: neural data need dims (trial, unit[, time]) (and optionally subject); "
+                         f"found {da.dims}")
+    return da
+
+
+def _cmd_decode(args) -> int:
+    import xarray as xr
+
+    from .decoding.compare import compare_latents
+    from .decoding.nulls import pseudosession_latents
+    from .simulate import replay
+
+    out = _check_out(args.out)
+    neural = _read_neural_file(args.neural)
+    fit = read_fit(args.fit) if args.fit else None
+    if args.trials:
+        trials, _ = read_data(args.trials)
+    elif fit is not None:
+        trials = fit["trials"]
+    else:
+        raise UsageError("decode needs the behaviour: --trials DATA (or --fit FIT.nc, whose trials are used)")
+    # the model whose latents are decoded, and its parameters per subject
+    if fit is not None:
+        label = args.model or next(iter(fit["models"]))
+        if label not in fit["models"]:
+            raise UsageError(f"{str(args.fit)!r} has no model {label!r} (models: {list(fit['models'])})")
+        m = fit["models"][label]
+        agent = _agent_of({**m["spec"], "rt": None})
+        params = m["params"]
+        if m["spec"].get("covariates"):
+            raise UsageError(f"--model {label}: decoding latents of a fit with covariates is not supported here; "
+                             "replay the model in Python (estimator.latents())")
+    elif args.agent:
+        name, options, fixed = parse_agent_spec(args.agent)
+        agent = _make_agent(name, options, fixed)
+        params = _parse_params(args.param)
+        label = name
+    else:
+        raise UsageError("decode needs the model: --fit FIT.nc [--model LABEL], or --agent NAME [--param k=v ...]")
+    cands = list(args.latents)
+    missing = [c for c in cands if c.split("[")[0] not in agent.latent_dims]
+    if missing:
+        raise UsageError(f"--latents {missing}: not latents of {agent.name!r} (latents: {sorted(agent.latent_dims)})")
+    task = _make_task(args.task) if args.task else _task_from_attrs(trials.attrs)
+    if task is None and args.nulls > 0:
+        raise UsageError(f"pseudosession nulls need the task's generator: pass --task NAME[:OPTION=VALUE,...] "
+                         f"({str(args.trials or args.fit)!r} does not record it), or --nulls 0")
+    subjects_neural = [s for s in np.atleast_1d(neural["subject"].values).tolist()] if "subject" in neural.dims \
+        else None
+    tsub = [s for s in trials["subject"].values.tolist()]
+    if subjects_neural is None:
+        if "subject" in neural.coords:
+            subjects_neural = [neural["subject"].values.item()]
+        elif len(tsub) == 1:
+            subjects_neural = tsub
+        elif args.subject and len(args.subject) == 1:
+            subjects_neural = [args.subject[0]]
+        else:
+            raise UsageError(f"{str(args.neural)!r} has no subject dimension or label and the behaviour holds "
+                             f"{len(tsub)} subjects: pass --subject LABEL")
+    by_str = {str(s): s for s in tsub}
+    wanted = args.subject or [str(s) for s in subjects_neural]
+    for s in wanted:
+        if s not in by_str:
+            raise UsageError(f"subject {s!r} is not in the behaviour {str(args.trials or args.fit)!r} (subjects: "
+                             f"{list(by_str)[:12]})")
+        if "subject" in neural.dims and s not in [str(v) for v in subjects_neural]:
+            raise UsageError(f"subject {s!r} is not in the neural data {str(args.neural)!r} (subjects: "
+                             f"{[str(v) for v in subjects_neural][:12]})")
+    if args.max_subjects:
+        wanted = wanted[: args.max_subjects]
+    _say(args, f"decode: {', '.join(cands)} of {label} in {len(wanted)} subject(s) of {args.neural}, "
+               f"{args.nulls} pseudosession nulls, time {args.time}")
+    sel = trials.sel(subject=[by_str[s] for s in wanted])
+    if isinstance(params, xr.Dataset):
+        fitted = {str(v) for v in params["subject"].values.tolist()}
+        lost = [s for s in wanted if s not in fitted]
+        if lost:
+            raise UsageError(f"subject(s) {lost} were not fitted in {str(args.fit)!r} (fitted: {sorted(fitted)[:12]})")
+        params = params.sel(subject=sel["subject"].values)
+    try:
+        latents = replay(agent, sel, params)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"replaying {label} on {str(args.trials or args.fit)!r}: {exc}") from None
+    groups = {}
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    iterator = wanted
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(wanted, desc="decode subjects", leave=False)
+    for s in iterator:
+        lab = by_str[s]
+        nd = neural.sel(subject=_neural_label(neural, s)) if "subject" in neural.dims else neural
+        nd = nd.drop_vars("subject", errors="ignore")
+        lat_s = latents.sel(subject=lab)
+        tr_s = sel.sel(subject=lab)
+        merged = lat_s.assign(trial_index=tr_s["trial_index"]) if "trial_index" in tr_s else lat_s
+        null = None
+        if args.nulls > 0:
+            p_s = {k: float(v.sel(subject=lab)) for k, v in params.data_vars.items()} \
+                if isinstance(params, xr.Dataset) else dict(params)
+            null = pseudosession_latents(agent, task, p_s, n=args.nulls, n_trials=int(tr_s["valid"].size),
+                                         rng=rng)
+        try:
+            res = compare_latents(nd, merged, cands, null_latents=null, time=args.time)
+        except ValueError as exc:
+            raise UsageError(f"{str(args.neural)!r}, subject {s!r}: {exc}") from None
+        res = res.assign_coords(subject_label=str(s))
+        if "null_score" in res:
+            res["null_score"] = res["null_score"].astype(np.float32)
+        groups[f"subjects/{s}"] = res
+        rows.append((s, res))
+    attrs = {OUTPUT_ATTR: "decode", "neural": str(args.neural), "model": label, "agent": repr(agent),
+             "candidates": json.dumps(cands), "subjects": json.dumps([str(s) for s in wanted]),
+             "n_nulls": int(args.nulls), "time_mode": args.time, "command": _command_line(args)}
+    if "group" in neural.coords:
+        attrs["unit_groups"] = json.dumps([str(g) for g in neural["group"].values])
+    _write_groups(out, groups, attrs)
+    _print_decode(rows, cands)
+    if not args.no_figures:
+        from . import report
+
+        p = report.save(report.fig_decoding(read_decode(out)), out.with_suffix(".png"))
+        _say(args, f"figure: {p[0]}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _neural_label(neural, s):
+    for v in neural["subject"].values.tolist():
+        if str(v) == s:
+            return v
+    return s
+
+
+def _print_decode(rows, cands):
+    print(f"{'subject':<10}" + "".join(f"{'peak R2 ' + c:>16}" for c in cands) + f"{'difference':>14}{'p':>8}  pair")
+    for s, res in rows:
+        pop = res["score"].mean("unit")
+        peak = [float(pop.sel(candidate=c).max()) for c in cands]
+        d = res["population_diff"].isel(pair=0)
+        p = res["p_population"].isel(pair=0) if "p_population" in res else None
+        i = int(np.argmax(np.abs(np.atleast_1d(d.values))))
+        dv = float(np.atleast_1d(d.values)[i])
+        pv = float(np.atleast_1d(p.values)[i]) if p is not None else float("nan")
+        print(f"{str(s):<10}" + "".join(f"{v:>16.4f}" for v in peak) + f"{dv:>14.4f}{pv:>8.3f}  "
+              f"{res.pair.values[0]}")
+    print("(peak over time of the population-mean CV R2; the paired difference where it is largest, with its "
+          "two-sided pseudosession p)")
+
+
+def read_decode(path) -> dict:
+    """Read a file written by ``neurorl decode``: ``{"subjects": {label: Dataset}, "attrs"}``."""
+    path = Path(path)
+    attrs = _nc_root_attrs(path)
+    if attrs.get(OUTPUT_ATTR) != "decode":
+        raise UsageError(f"{str(path)!r} is not a file written by `neurorl decode`")
+    labels = json.loads(attrs["subjects"])
+    return {"subjects": {s: _open_group(path, f"subjects/{s}") for s in labels}, "attrs": attrs, "path": path}
+
+
+# ============================================================================ simulate / list
 def summarize(sim) -> dict:
     """A few behavioural and latent summaries of one simulation."""
-    import numpy as np
-
     tr, lat = sim.trials, sim.latents
     valid = tr["valid"].values
     out = {
@@ -70,96 +903,361 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _parse_params(items):
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise ValueError(f"--param {name}: {value!r} is not a number") from None
-    return out
-
-
 def _cmd_simulate(args) -> int:
     import neurorl as nr
 
-    sim = nr.simulate(
-        args.agent, args.task, n_subjects=args.subjects, n_trials=args.trials,
-        params=_parse_params(args.param), rng=args.seed, progress=not args.quiet,
-    )
-    path = write_simulation(sim, Path(args.out))
+    out = _check_out(args.out)
+    name, options, fixed = parse_agent_spec(args.agent)
+    params = {}
+    if args.demo_params:
+        table = {**DEMO_AGENTS, **EXTRA_SIM_PARAMS}
+        if name not in table:
+            raise UsageError(f"--demo-params: no demo values for {name!r} (have {sorted(table)})")
+        opt0, params = table[name]
+        options = {**{k: v for k, v in opt0.items() if k != "fixed"}, **options}
+        fixed = {**(opt0.get("fixed") or {}), **fixed}
+        params = dict(params)
+    params.update(_parse_params(args.param))
+    agent = _make_agent(name, options, fixed)
+    task = _make_task(args.task)
+    try:
+        sim = nr.simulate(agent, task, n_subjects=args.subjects, n_trials=args.trials, params=params,
+                          rng=args.seed, progress=not args.quiet)
+    except ValueError as exc:
+        raise UsageError(f"simulate {args.agent} on {args.task}: {exc}") from None
+    path = write_simulation(sim, out)
     print(f"wrote {path} (groups: trials, latents, params)")
+    if args.csv:
+        p = nr.write_trials(sim.trials, _check_out(args.csv, "--csv", (".csv", ".tsv", ".txt")))
+        print(f"wrote {p} (+ {p.name}.json sidecar)")
     for k, v in summarize(sim).items():
         print(f"  {k:<14} {v:.4g}" if isinstance(v, float) else f"  {k:<14} {v}")
     return 0
 
 
-def _cmd_demo(args) -> int:
-    import neurorl as nr
+# ============================================================================ report
+def _cmd_report(args) -> int:
+    from .report import build_report
 
-    out = Path(args.out)
-    rows = []
-    names = args.agents or list(DEMO_AGENTS)
-    print(f"neurorl demo: {len(names)} agents x {args.subjects} subjects x {args.trials} trials on "
-          f"{args.task} (seed {args.seed})")
-    for i, name in enumerate(names):
-        options, params = DEMO_AGENTS.get(name, ({}, {})) if args.task == DEMO_TASK else ({}, {})
-        agent = nr.make_agent(name, **options)
-        sim = nr.simulate(agent, args.task, n_subjects=args.subjects, n_trials=args.trials, params=params,
-                          rng=args.seed + i, progress=not args.quiet)
-        path = write_simulation(sim, out / f"{name}_{args.task}_seed{args.seed + i}.nc")
-        rows.append((name, summarize(sim), path))
-    keys = [k for k in rows[0][1] if k not in ("subjects", "trials")]
-    print(f"\n{'agent':<20}" + "".join(f"{k:>14}" for k in keys))
-    for name, summ, _ in rows:
-        print(f"{name:<20}" + "".join(f"{summ[k]:>14.4f}" for k in keys))
-    print(f"\nwrote {len(rows)} files to {out.resolve()} (each with groups trials, latents, params)")
+    d = Path(args.directory)
+    if not d.is_dir():
+        raise UsageError(f"{str(d)!r}: no such directory")
+    path = build_report(d, out=args.out, title=args.title)
+    print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.2f} MB, self-contained)")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurorl", description="Reinforcement-learning models of behaviour and neural data.")
-    sub = p.add_subparsers(dest="command", required=True)
+# ============================================================================ demo
+def _demo_plan(out: Path, quick: bool, seed: int) -> list[tuple[str, list[str]]]:
+    """The demo's stages as ``(title, argv)`` of the subcommands it runs."""
+    from .data import demo_paths
 
-    sp = sub.add_parser("list", help="list registered tasks and agents with their parameters")
+    p = demo_paths()
+    cohort, neural = str(p["cohort"]), str(p["neural"])
+    names = ["q_learning", "soft_q"] if quick else list(DEMO_AGENTS)
+    specs = [_spec_string(n, DEMO_AGENTS[n][0]) for n in names]
+    agent_args = [a for s in specs for a in ("--agent", s)]
+    fit = ["fit", cohort, *agent_args, "--method", "map", "--starts", "1" if quick else "3", "--seed", str(seed),
+           "-o", str(out / "fit.nc")]
+    if quick:
+        fit += ["--subjects", "m01", "m02", "m03", "m04", "--max-trials", "150"]
+    compare = ["compare", str(out / "fit.nc"), "--loo", "--draws", "300" if quick else "1000", "--seed", str(seed),
+               "-o", str(out / "compare.nc")]
+    params = [f"--param={n}.{k}={v}" for n in names for k, v in DEMO_AGENTS[n][1].items()]
+    recover = ["recover", *agent_args, "--task", DEMO_TASK, "--subjects", "3" if quick else "6", "--trials",
+               "100" if quick else "300", "--starts", "1", "--criterion", "bic", *params, "--seed", str(seed),
+               "-o", str(out / "recover.nc")]
+    decode = ["decode", neural, "--trials", cohort, "--fit", str(out / "fit.nc"), "--model", "soft_q",
+              "--latents", "v", "v_soft",
+              "--nulls", "20" if quick else "200", "--seed", str(seed), "-o", str(out / "decode.nc")]
+    if quick:
+        decode += ["--subject", "m01", "m02"]
+    report = ["report", str(out)]
+    return [("fit the models", fit), ("compare evidence (BIC, BMS, LOO)", compare),
+            ("model recovery", recover), ("decode soft vs true values", decode), ("HTML report", report)]
+
+
+def _cmd_demo(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    plan = _demo_plan(out, args.quick, args.seed)
+    t_all = time.perf_counter()
+    print(f"neurorl demo{' --quick' if args.quick else ''}: the bundled synthetic mouse cohort "
+          f"(neurorl/data/, see data/README.md) through fit -> compare -> recover -> decode -> report; output in "
+          f"{out.resolve()}")
+    timings = []
+    for i, (title, argv) in enumerate(plan, 1):
+        if i == len(plan):  # before the report stage, so that the report shows them
+            (out / "demo_timings.json").write_text(json.dumps(
+                {"stages": timings, "total_s": time.perf_counter() - t_all, "quick": args.quick,
+                 "commands": [["neurorl", *a] for _, a in plan]}, indent=1))
+        if args.quiet:
+            argv = argv + ["--quiet"]
+        print(f"\n[{i}/{len(plan)}] {title}\n$ neurorl {' '.join(shlex.quote(a) for a in argv)}", flush=True)
+        t0 = time.perf_counter()
+        sub = build_parser().parse_args(argv)
+        sub.debug = args.debug
+        sub._argv = ["neurorl", *argv]
+        rc = sub.func(sub)
+        timings.append((title, time.perf_counter() - t0))
+        if rc != 0:
+            return rc
+    total = time.perf_counter() - t_all
+    from .report import headline
+
+    print("\n" + headline(out))
+    print(f"\ndemo finished in {total:.0f} s; open the report: {(out / 'report.html').resolve()}")
+    return 0
+
+
+# ============================================================================ parser
+def _command_line(args) -> str:
+    return " ".join(shlex.quote(a) for a in getattr(args, "_argv", []) or [])
+
+
+def _say(args, text: str):
+    if not getattr(args, "quiet", False):
+        print(text, flush=True)
+
+
+def _common(p):
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or progress messages")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks of errors (for bug reports)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``neurorl`` command (every option has its help text)."""
+    p = argparse.ArgumentParser(
+        prog="neurorl",
+        description="Reinforcement-learning models of behaviour and neural data: simulate, fit, compare, recover, "
+                    "decode, report. Start with `neurorl demo`; see docs/cli.md.",
+        epilog="Exit codes: 0 success, 2 bad arguments or input files, 1 internal failure.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sp = sub.add_parser("list", help="list registered tasks and agents with their parameters",
+                        description="List the registered tasks (states, actions) and agents (parameters with "
+                                    "bounds, transforms and defaults).")
+    _common(sp)
     sp.set_defaults(func=_cmd_list)
 
-    sp = sub.add_parser("simulate", help="simulate an agent on a task and write netCDF")
-    sp.add_argument("agent", help="agent name (see `neurorl list`)")
-    sp.add_argument("task", help="task name (see `neurorl list`)")
+    # ---- simulate
+    sp = sub.add_parser("simulate", help="simulate an agent on a task and write netCDF (and CSV)",
+                        description="Simulate subjects of an agent on a task. Writes one netCDF file with groups "
+                                    "trials, latents and params (read it with neurorl.read_simulation), and with "
+                                    "--csv the trials as a CSV table with its JSON sidecar.")
+    sp.add_argument("agent", help="agent: NAME[:OPTION=VALUE,...,fix.PARAM=VALUE] (see `neurorl list`)")
+    sp.add_argument("task", help="task: NAME[:OPTION=VALUE,...], e.g. mouse_bandit:p_high=0.9")
     sp.add_argument("--subjects", type=int, default=20, help="number of simulated subjects (default 20)")
     sp.add_argument("--trials", type=int, default=None, help="trials per subject (default: the task's own)")
     sp.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="parameter value for all subjects; repeat for several (default: the agent's defaults)")
+    sp.add_argument("--demo-params", action="store_true",
+                    help="start from the demo's options and parameter values for this agent (tuned to 0/1 rewards)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sp.add_argument("--out", default="out/simulation.nc", help="output netCDF path (default out/simulation.nc)")
-    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--out", "-o", default="out/simulation.nc", help="output netCDF path (default out/simulation.nc)")
+    sp.add_argument("--csv", default=None, metavar="PATH.csv", help="also write the trials as CSV (+ .json sidecar)")
+    _common(sp)
     sp.set_defaults(func=_cmd_simulate)
 
-    sp = sub.add_parser("demo", help="the main job: simulate several agents on the default task, write netCDF, summarise")
-    sp.add_argument("--task", default=DEMO_TASK, help=f"task name (default {DEMO_TASK})")
-    sp.add_argument("--agents", nargs="+", default=None,
-                    help=f"agent names (default: {' '.join(DEMO_AGENTS)}, with parameters suited to the mouse bandit; "
-                         "other agents, or another --task, use the agents' defaults)")
-    sp.add_argument("--subjects", type=int, default=20, help="subjects per agent (default 20)")
-    sp.add_argument("--trials", type=int, default=800, help="trials per subject (default 800)")
-    sp.add_argument("--seed", type=int, default=2026, help="base random seed (default 2026; agent i uses seed + i)")
-    sp.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    sp.add_argument("--quiet", action="store_true", help="no progress bars")
+    # ---- fit
+    sp = sub.add_parser("fit", help="fit agents to choice (and RT) data; write estimates and evidence",
+                        description="Fit one or more agents to the trials in DATA, all subjects at once. Writes a "
+                                    "netCDF file with a group per model (models/LABEL/result: estimates, standard "
+                                    "errors, Laplace covariance; evidence; params; pointwise log-likelihood; "
+                                    "predicted choice probabilities), the fitted trials and, when DATA is a "
+                                    "simulation, the true parameters; plus figures OUT_params.png and "
+                                    "OUT_learning.png.")
+    sp.add_argument("data", help="trials: CSV/TSV (with its .json sidecar, or plain with --columns) or netCDF "
+                                 "(a trials file, or a simulation file with groups trials/params)")
+    sp.add_argument("--agent", "-a", action="append", required=True, metavar="SPEC",
+                    help="agent to fit: NAME[:OPTION=VALUE,...,fix.PARAM=VALUE]; repeat for several models, e.g. "
+                         "--agent q_learning --agent dra:sigma_base=0.5,sigma0=0.25 --agent soft_q:fix.eta_true=0.1")
+    sp.add_argument("--method", choices=sorted(METHODS), default="map",
+                    help="mle: maximum likelihood; map: MAP with the agents' default priors and Laplace evidence "
+                         "(default); emmap: hierarchical EM-MAP (group prior learnt, integrated BIC)")
+    sp.add_argument("--rt", choices=["lognormal", "wiener"], default=None,
+                    help="also model reaction times (column rt, seconds): lognormal = log-normal RT on policy "
+                         "complexity, wiener = RL drift-diffusion (first-passage time density)")
+    sp.add_argument("--covariate", action="append", metavar="PARAM=VARIABLE",
+                    help="trial-wise covariate of a parameter: PARAM_t = transform(theta + slope * VARIABLE_t) "
+                         "(VARIABLE is a column/variable of the data); repeat for several")
+    sp.add_argument("--starts", type=int, default=5, help="starting points per subject (default 5)")
+    sp.add_argument("--optimizer", choices=["auto", "newton", "quasi-newton", "L-BFGS-B"], default="auto",
+                    help="optimiser (default auto: Newton up to 3 parameters, quasi-Newton above)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed of the starting points (default 0)")
+    sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
+    sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")
+    sp.add_argument("--columns", action="append", metavar="OURS=THEIRS",
+                    help="CSV without sidecar: map our column names (subject, trial, state, choice, reward, rt, valid, "
+                         "next_state, done) to yours, e.g. --columns subject=subjID,choice=keyPressed")
+    sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
+    sp.add_argument("--task", default=None, metavar="SPEC",
+                    help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
+    sp.add_argument("--n-actions", type=int, default=None, help="CSV without sidecar: number of actions")
+    sp.add_argument("--out", "-o", default="fit.nc", help="output netCDF file (default fit.nc)")
+    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figures")
+    _common(sp)
+    sp.set_defaults(func=_cmd_fit)
+
+    # ---- compare
+    sp = sub.add_parser("compare", help="compare fitted models: AIC/BIC/Laplace, random-effects BMS, LOO",
+                        description="Compare the models of one or more fit files (fitted to the same subjects): "
+                                    "per-subject and total AIC, BIC and Laplace log evidence, random-effects "
+                                    "Bayesian model selection (expected frequencies, exceedance and protected "
+                                    "exceedance probabilities, Bayesian omnibus risk) and, with --loo, approximate "
+                                    "leave-one-trial-out cross-validation (Laplace importance-corrected PSIS-LOO). "
+                                    "Writes netCDF (groups table, bms, loo, loo_pointwise) and OUT.png.")
+    sp.add_argument("fits", nargs="+", help="files written by `neurorl fit`")
+    sp.add_argument("--evidence", choices=["auto", "laplace", "bic", "aic", "loo"], default="auto",
+                    help="per-subject log evidence for BMS (default auto: Laplace for MAP/EM-MAP fits, else -BIC/2; "
+                         "loo: each subject's summed elpd, needs --loo)")
+    sp.add_argument("--loo", action="store_true", help="also compute Laplace PSIS-LOO (neurorl.fitting.loo)")
+    sp.add_argument("--draws", type=int, default=1000, help="LOO draws per subject (default 1000)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed of the LOO draws (default 0)")
+    sp.add_argument("--out", "-o", default="compare.nc", help="output netCDF file (default compare.nc)")
+    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figure")
+    _common(sp)
+    sp.set_defaults(func=_cmd_compare)
+
+    # ---- recover
+    sp = sub.add_parser("recover", help="parameter recovery (one agent) or model recovery (several)",
+                        description="Simulate subjects with known parameters and refit them. With one agent: "
+                                    "parameter recovery (r, bias, RMSE per parameter). With several: model recovery "
+                                    "(confusion matrix P(selected | generated), inversion matrix, BMS per "
+                                    "generator); add --parameters for both. Writes netCDF and PNG figures.")
+    sp.add_argument("--agent", "-a", action="append", required=True, metavar="SPEC",
+                    help="candidate/generating agent: NAME[:OPTION=VALUE,...,fix.PARAM=VALUE]; repeat")
+    sp.add_argument("--task", required=True, metavar="SPEC", help="task: NAME[:OPTION=VALUE,...]")
+    sp.add_argument("--subjects", type=int, default=20, help="simulated subjects (per generator) (default 20)")
+    sp.add_argument("--trials", type=int, default=None, help="trials per subject (default: the task's own)")
+    sp.add_argument("--param", action="append", metavar="AGENT.PARAM=VALUE",
+                    help="centre of the generating distribution of a parameter (constrained scale); subjects draw "
+                         "the unconstrained value from N(centre, (spread * prior scale)^2). Default: the "
+                         "parameter's default value")
+    sp.add_argument("--spread", type=float, default=0.2,
+                    help="SD of the generating distribution around --param centres, in prior scales (default 0.2)")
+    sp.add_argument("--method", choices=sorted(METHODS), default="map", help="estimator (default map)")
+    sp.add_argument("--criterion", choices=["bic", "aic", "laplace"], default="bic",
+                    help="model selection criterion per subject (default bic)")
+    sp.add_argument("--starts", type=int, default=3, help="starting points per subject (default 3)")
+    sp.add_argument("--parameters", action="store_true", help="with several agents, also run parameter recovery")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--out", "-o", default="recover.nc", help="output netCDF file (default recover.nc)")
+    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figures")
+    _common(sp)
+    sp.set_defaults(func=_cmd_recover)
+
+    # ---- decode
+    sp = sub.add_parser("decode", help="which latent do the units encode? held-out encoding with pseudosession nulls",
+                        description="For each subject with neural data: replay the model on the subject's trials, "
+                                    "fit the same OLS encoding model y ~ 1 + latent for every candidate latent to "
+                                    "every unit (and time bin), score it by blocked cross-validated R2, and compare "
+                                    "the candidates per unit and for the population against pseudosession nulls "
+                                    "(sessions regenerated by the task and the fitted agent). Writes netCDF (a "
+                                    "group per subject) and the time-course figure OUT.png.")
+    sp.add_argument("neural", help="neural netCDF: a (trial, unit, time) DataArray (counts or rate), or a Dataset "
+                                   "with 'counts'/'rate' (subject, trial, unit, time); trial = behavioural labels")
+    sp.add_argument("--trials", default=None, metavar="DATA",
+                    help="behaviour (CSV/netCDF); default: the trials stored in --fit")
+    sp.add_argument("--fit", default=None, metavar="FIT.nc", help="fit file whose model and estimates give the latents")
+    sp.add_argument("--model", default=None, metavar="LABEL", help="model of the fit file (default: its first)")
+    sp.add_argument("--agent", default=None, metavar="SPEC", help="without --fit: the agent to replay")
+    sp.add_argument("--param", action="append", metavar="NAME=VALUE", help="without --fit: parameter values")
+    sp.add_argument("--latents", nargs="+", default=["v", "v_soft"],
+                    help="candidate latents, at least two (default: v v_soft); 'q[1]' picks an action")
+    sp.add_argument("--task", default=None, metavar="SPEC",
+                    help="task generator for the pseudosessions (default: recorded in the trials' attributes)")
+    sp.add_argument("--nulls", type=int, default=200, help="pseudosessions per subject (default 200; 0: none)")
+    sp.add_argument("--time", choices=["resolved", "pooled"], default="resolved",
+                    help="score every time bin (default) or the activity summed over time")
+    sp.add_argument("--subject", nargs="+", default=None, metavar="LABEL", help="decode only these subjects")
+    sp.add_argument("--max-subjects", type=int, default=None, help="decode at most this many subjects")
+    sp.add_argument("--seed", type=int, default=0, help="random seed of the pseudosessions (default 0)")
+    sp.add_argument("--out", "-o", default="decode.nc", help="output netCDF file (default decode.nc)")
+    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figure")
+    _common(sp)
+    sp.set_defaults(func=_cmd_decode)
+
+    # ---- report
+    sp = sub.add_parser("report", help="build a self-contained HTML report from the outputs in a directory",
+                        description="Collect the files written by fit, compare, recover and decode in DIRECTORY "
+                                    "(found by their neurorl_output attribute) and write one HTML file with every "
+                                    "figure embedded (base64 PNG; no external assets), tables and the commands.")
+    sp.add_argument("directory", help="directory holding the outputs")
+    sp.add_argument("--out", "-o", default=None, help="HTML file (default DIRECTORY/report.html)")
+    sp.add_argument("--title", default=None, help="report title")
+    _common(sp)
+    sp.set_defaults(func=_cmd_report)
+
+    # ---- demo
+    sp = sub.add_parser("demo", help="the whole pipeline on the bundled dataset, with an HTML report",
+                        description="Run fit (Q-learning, max-ent soft Q, DRA, policy compression; MAP), compare "
+                                    "(BIC, random-effects BMS with protected exceedance probabilities, Laplace "
+                                    "PSIS-LOO), recover (model-recovery confusion matrix), decode (soft vs true "
+                                    "values from the neural data, pseudosession nulls) and report on the bundled "
+                                    "synthetic mouse cohort, whose ground truth is known (data/README.md). "
+                                    "A few minutes on 2 cores; prints where the report is.")
+    sp.add_argument("--out", "-o", default="out/demo", help="output directory (default out/demo)")
+    sp.add_argument("--quick", action="store_true",
+                    help="a small version (2 models, 4 subjects x 150 trials, few draws): under a minute")
+    sp.add_argument("--seed", type=int, default=2026, help="random seed of every stage (default 2026)")
+    _common(sp)
     sp.set_defaults(func=_cmd_demo)
     return p
 
 
+def _showwarning(command):
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if "could not link to a BLAS" in text:
+            return
+        name = category.__name__
+        print(f"neurorl {command}: warning ({name}): {text}", file=sys.stderr)
+    return show
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the ``neurorl`` command; returns the exit code (0 ok, 2 bad input/arguments, 1 internal failure)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"neurorl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or an argparse error (2, message already printed)
+        return int(exc.code or 0)
+    args._argv = ["neurorl", *argv]
+    debug = getattr(args, "debug", False)
+    with warnings.catch_warnings():
+        warnings.showwarning = _showwarning(args.command)
+        try:
+            return args.func(args)
+        except UsageError as exc:
+            if debug:
+                raise
+            print(f"neurorl {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except np.linalg.LinAlgError as exc:
+            if debug:
+                raise
+            print(f"neurorl {args.command}: numerical failure (LinAlgError: {exc}); try another --optimizer or "
+                  "simplify the model (fix parameters with fix.PARAM=VALUE); --debug shows the traceback",
+                  file=sys.stderr)
+            return 1
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            if debug:
+                raise
+            print(f"neurorl {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"neurorl {args.command}: interrupted", file=sys.stderr)
+            return 1
+        except Exception as exc:  # noqa: BLE001 - the command must not end in a traceback
+            if debug:
+                raise
+            print(f"neurorl {args.command}: internal error ({type(exc).__name__}: {exc}); this is a bug -- "
+                  "rerun with --debug and report the traceback", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

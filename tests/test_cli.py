@@ -1,13 +1,51 @@
-"""The `neurorl` command and the simulation files it writes."""
+"""The `neurorl` command: every subcommand on tiny inputs through main([...]), its files, errors and exit codes.
+
+Numbers are checked against independent computations: the log-likelihood at the stored estimates against a plain
+NumPy Q-learning loop, BIC totals by hand from the stored log-likelihoods, the bundled data against its documented
+generating distribution.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import logsumexp
 
 import neurorl as nr
-from neurorl.cli import main
+from neurorl.cli import main, parse_agent_spec, read_compare, read_decode, read_fit, read_recover
+
+BANDIT = "bandit:p=(0.8,0.3)"
 
 
+def _ql_loglik(alpha, beta, choice, reward):
+    """Log-likelihood of one subject's choices under softmax Q-learning (q0 = 0): a plain reference loop."""
+    q = np.zeros(2)
+    ll = 0.0
+    for c, r in zip(choice, reward):
+        logits = beta * q
+        ll += logits[c] - logsumexp(logits)
+        q[c] += alpha * (r - q[c])
+    return ll
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A small CSV data set (3 subjects x 60 trials, Q-learning on a 0.8/0.3 bandit) and its fit."""
+    d = tmp_path_factory.mktemp("cli")
+    sim = nr.simulate("q_learning", nr.make_task("bandit", p=(0.8, 0.3)), n_subjects=3, n_trials=60,
+                      params={"alpha": 0.3, "beta": 3.0}, rng=1)
+    nr.write_trials(sim.trials, d / "data.csv")
+    rc = main(["fit", str(d / "data.csv"), "--agent", "q_learning", "--agent", "q_learning:fix.alpha=0.05",
+               "--method", "map", "--starts", "2", "-o", str(d / "fit.nc"), "--quiet"])
+    assert rc == 0
+    return d, sim
+
+
+# ----------------------------------------------------------------------------- simulate / list
 def test_simulation_file_round_trip(tmp_path):
     sim = nr.simulate("q_learning", "memory_2afc", n_subjects=3, n_trials=40, rng=0)
     path = nr.write_simulation(sim, tmp_path / "sim.nc")
@@ -17,28 +55,256 @@ def test_simulation_file_round_trip(tmp_path):
     assert back.params.identical(sim.params)
 
 
-def test_cli_demo_writes_files(tmp_path, capsys):
-    rc = main(["demo", "--agents", "q_learning", "soft_q", "--subjects", "2", "--trials", "30",
-               "--out", str(tmp_path), "--quiet"])
-    assert rc == 0
-    files = sorted(p.name for p in tmp_path.glob("*.nc"))
-    assert files == ["q_learning_mouse_bandit_seed2026.nc", "soft_q_mouse_bandit_seed2027.nc"]
-    sim = nr.read_simulation(tmp_path / files[0])
-    # the file holds a reproducible simulation: same seed, same choices
-    again = nr.simulate("q_learning", "mouse_bandit", n_subjects=2, n_trials=30, rng=2026)
-    np.testing.assert_array_equal(sim.trials.choice.values, again.trials.choice.values)
-    out = capsys.readouterr().out
-    assert "q_learning" in out and "mean_reward" in out
-
-
 def test_cli_simulate_and_errors(tmp_path, capsys):
     out = tmp_path / "s.nc"
     assert main(["simulate", "q_learning", "bandit", "--subjects", "2", "--trials", "20",
-                 "--param", "alpha=0.2", "--out", str(out), "--quiet"]) == 0
+                 "--param", "alpha=0.2", "--out", str(out), "--csv", str(tmp_path / "s.csv"), "--quiet"]) == 0
     sim = nr.read_simulation(out)
     np.testing.assert_array_equal(sim.params.alpha.values, [0.2, 0.2])
+    back = nr.read_trials(tmp_path / "s.csv")
+    np.testing.assert_array_equal(back.choice.values, sim.trials.choice.values)
+    # the same seed reproduces the same choices
+    again = nr.simulate("q_learning", "bandit", n_subjects=2, n_trials=20, params={"alpha": 0.2}, rng=0)
+    np.testing.assert_array_equal(sim.trials.choice.values, again.trials.choice.values)
     assert main(["simulate", "q_learning", "bandit", "--param", "alpha=2", "--out", str(out), "--quiet"]) == 2
     assert "outside its bounds" in capsys.readouterr().err
     assert main(["simulate", "nope", "bandit", "--out", str(out)]) == 2
     assert "unknown agent" in capsys.readouterr().err
+    assert main(["simulate", "dra:colour=1", "bandit", "--out", str(out)]) == 2
+    assert "colour" in capsys.readouterr().err
+    assert main(["simulate", "q_learning", "mouse_bandit:p_high=2", "--out", str(out)]) == 2
+    assert "p_high" in capsys.readouterr().err
+    assert main(["simulate", "q_learning", "bandit", "--out", str(tmp_path / "s.txt")]) == 2
     assert main(["list"]) == 0
+    assert "mouse_bandit" in capsys.readouterr().out
+
+
+def test_help_explains_every_option(capsys):
+    import argparse
+
+    from neurorl.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {"list", "simulate", "fit", "compare", "recover", "decode", "report", "demo"}
+    for cmd, parser in sub.choices.items():
+        assert parser.description, cmd
+        for action in parser._actions:
+            assert action.help and len(action.help) > 10, (cmd, action.dest)
+        assert main([cmd, "--help"]) == 0
+        assert "usage: neurorl " + cmd in capsys.readouterr().out
+    assert main([]) == 2  # no subcommand: an argparse error, exit code 2
+
+
+def test_parse_agent_spec():
+    assert parse_agent_spec("dra:sigma_base=0.5,sigma0=0.25") == ("dra", {"sigma_base": 0.5, "sigma0": 0.25}, {})
+    assert parse_agent_spec("soft_q:fix.eta_true=0.1") == ("soft_q", {}, {"eta_true": 0.1})
+    assert parse_agent_spec("q_learning:perseveration=true") == ("q_learning", {"perseveration": True}, {})
+
+
+# ----------------------------------------------------------------------------- fit
+def test_fit_writes_models_and_the_likelihood_is_right(workdir):
+    d, sim = workdir
+    fit = read_fit(d / "fit.nc")
+    assert list(fit["models"]) == ["q_learning", "q_learning_2"]
+    assert fit["models"]["q_learning_2"]["spec"]["fixed"] == {"alpha": 0.05}
+    assert list(fit["models"]["q_learning_2"]["params"].data_vars) == ["beta"]
+    ch, rw = sim.trials.choice.values, sim.trials.reward.values
+    for lab, alpha_fixed in (("q_learning", None), ("q_learning_2", 0.05)):
+        m = fit["models"][lab]
+        p = m["params"]
+        for i in range(3):
+            a = alpha_fixed if alpha_fixed is not None else float(p.alpha.values[i])
+            ref = _ql_loglik(a, float(p.beta.values[i]), ch[i], rw[i])
+            assert float(m["result"].loglik.values[i]) == pytest.approx(ref, abs=1e-8)
+        # predicted policy = softmax of the replayed values: P(chosen) multiplies to the likelihood
+        pol = m["predicted"].policy.transpose("subject", "trial", "action").values.astype(float)
+        chosen = np.take_along_axis(pol, ch[..., None], axis=-1)[..., 0]
+        np.testing.assert_allclose(np.log(chosen).sum(axis=1), m["result"].loglik.values, atol=1e-3)
+    np.testing.assert_array_equal(fit["trials"].choice.values, ch)
+    assert (d / "fit_params.png").stat().st_size > 1000 and (d / "fit_learning.png").stat().st_size > 1000
+
+
+def test_fit_error_messages_name_the_file(tmp_path, workdir, capsys):
+    d, sim = workdir
+    missing = tmp_path / "nothere.csv"
+    assert main(["fit", str(missing), "--agent", "q_learning", "-o", str(tmp_path / "f.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "nothere.csv" in err and "no such file" in err and "Traceback" not in err
+    df = pd.read_csv(d / "data.csv")
+    df["choice"] = df["choice"].astype(object)
+    df.loc[5, "choice"] = "left"
+    df.to_csv(tmp_path / "bad.csv", index=False)  # no sidecar: read as a plain table
+    assert main(["fit", str(tmp_path / "bad.csv"), "--agent", "q_learning", "-o", str(tmp_path / "f.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "'choice'" in err and "non-numeric value 'left'" in err and "row 5" in err
+    df = pd.read_csv(d / "data.csv").rename(columns={"choice": "keyPressed"})
+    df.to_csv(tmp_path / "renamed.csv", index=False)
+    assert main(["fit", str(tmp_path / "renamed.csv"), "--agent", "q_learning", "-o", str(tmp_path / "f.nc")]) == 2
+    assert "'choice' is required but missing" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "renamed.csv"), "--columns", "choice=keyPressed", "--agent", "q_learning",
+                 "--starts", "1", "-o", str(tmp_path / "f.nc"), "--quiet", "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main(["fit", str(d / "data.csv"), "--agent", "nope", "-o", str(tmp_path / "f.nc")]) == 2
+    assert "unknown agent 'nope'" in capsys.readouterr().err
+    assert main(["fit", str(d / "data.csv"), "--agent", "q_learning", "--covariate", "alpha=block",
+                 "-o", str(tmp_path / "f.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "data.csv" in err and "no variable 'block'" in err
+    assert main(["fit", str(d / "data.csv"), "--agent", "q_learning", "--rt", "wiener",
+                 "-o", str(tmp_path / "f.nc")]) == 2
+    assert "needs reaction times" in capsys.readouterr().err
+    assert main(["fit", str(d / "data.csv"), "-o", str(tmp_path / "f.nc")]) == 2  # --agent is required
+    assert main(["fit", str(d / "data.csv"), "--agent", "q_learning", "-o", str(tmp_path / "f.csv")]) == 2
+
+
+def test_fit_with_reaction_times(tmp_path):
+    from neurorl.fitting.joint import with_rt
+
+    agent = with_rt("q_learning", "lognormal")
+    sim = nr.simulate(agent, nr.make_task("bandit", p=(0.8, 0.3)), n_subjects=2, n_trials=50, rng=3)
+    assert np.isfinite(sim.trials.rt.values).all()
+    nr.write_trials(sim.trials, tmp_path / "rt.csv")
+    assert main(["fit", str(tmp_path / "rt.csv"), "--agent", "q_learning", "--rt", "lognormal", "--starts", "1",
+                 "-o", str(tmp_path / "rt_fit.nc"), "--quiet", "--no-figures"]) == 0
+    fit = read_fit(tmp_path / "rt_fit.nc")
+    m = fit["models"]["q_learning+lognormal"]
+    assert {"alpha", "beta", "b1", "b2"} <= set(m["params"].data_vars)
+    # the joint likelihood exceeds the choice likelihood alone by the RT log-density: its stored value equals the
+    # estimator's own evaluation of the joint model at the stored estimates
+    from neurorl.fitting import MAP
+
+    est = MAP(agent, n_starts=1, rng=0).fit(nr.read_trials(tmp_path / "rt.csv"))
+    np.testing.assert_allclose(m["result"].loglik.values, est.result_.loglik.values, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- compare
+def test_compare_tables_bms_and_loo(workdir, capsys):
+    d, _ = workdir
+    assert main(["compare", str(d / "fit.nc"), "--loo", "--draws", "200", "-o", str(d / "compare.nc"),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "BOR" in out and "elpd_loo" in out
+    cmp = read_compare(d / "compare.nc")
+    fit = read_fit(d / "fit.nc")
+    for i, (lab, m) in enumerate(fit["models"].items()):
+        r = m["result"]
+        k, n = int(r.n_params), r.n_trials.values
+        bic = float(np.sum(-2 * r.loglik.values + k * np.log(n)))
+        assert float(cmp["table"].bic_total.values[i]) == pytest.approx(bic)
+    assert cmp["bms"].attrs["evidence"] == "laplace"
+    assert float(cmp["bms"].pxp.sum()) == pytest.approx(1.0)
+    assert set(cmp["loo"].model.values) == {"q_learning", "q_learning_2"}
+    assert float(cmp["loo"].delta_elpd.min()) == 0.0
+    assert cmp["loo_pointwise"].elpd_loo.sizes == {"model": 2, "subject": 3, "trial": 60}
+    assert (d / "compare.png").stat().st_size > 1000
+    assert main(["compare", str(d / "fit.nc"), "--evidence", "loo", "-o", str(d / "c2.nc")]) == 2
+    assert "needs --loo" in capsys.readouterr().err
+    assert main(["compare", str(d / "data.csv"), "-o", str(d / "c2.nc")]) == 2
+    assert "not a netCDF file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- recover
+def test_recover_parameter_and_model_recovery(tmp_path, capsys):
+    out = tmp_path / "rec.nc"
+    assert main(["recover", "--agent", "q_learning", "--agent", "q_learning:fix.alpha=0.05", "--task", BANDIT,
+                 "--subjects", "3", "--trials", "40", "--starts", "1", "--parameters",
+                 "--param", "q_learning.alpha=0.3", "-o", str(out), "--quiet"]) == 0
+    rec = read_recover(out)
+    C = rec["model_recovery"].confusion.values
+    np.testing.assert_allclose(C.sum(axis=1), 1.0)
+    assert set(rec["parameter_recovery"]) == {"q_learning", "q_learning_2"}
+    assert (tmp_path / "rec_models.png").exists() and (tmp_path / "rec_params_q_learning.png").exists()
+    assert main(["recover", "--agent", "q_learning", "--task", BANDIT, "--param", "q_learning.alpha=2",
+                 "-o", str(out)]) == 2
+    assert "outside the bounds" in capsys.readouterr().err
+    assert main(["recover", "--agent", "q_learning", "--task", BANDIT, "--param", "dra.alpha=0.2",
+                 "-o", str(out)]) == 2
+    assert "no agent 'dra'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- decode
+def test_decode_finds_the_encoded_latent(tmp_path, capsys):
+    from neurorl.decoding import synthetic_population, write_neural
+
+    agent = nr.make_agent("soft_q", fixed={"eta_true": 0.1})
+    sim = nr.simulate(agent, "mouse_bandit", n_subjects=1, n_trials=300, params={"tau": 0.25, "eta": 0.4}, rng=4)
+    nr.write_simulation(sim, tmp_path / "sim.nc")
+    neural, _ = synthetic_population(sim, encode={"v_soft": 1.0}, n_units=20, n_time=4, rng=5)
+    write_neural(neural, tmp_path / "neural.nc")
+    out = tmp_path / "dec.nc"
+    assert main(["decode", str(tmp_path / "neural.nc"), "--trials", str(tmp_path / "sim.nc"),
+                 "--agent", "soft_q:fix.eta_true=0.1", "--param", "tau=0.25", "--param", "eta=0.4",
+                 "--latents", "v", "v_soft", "--nulls", "10", "-o", str(out), "--quiet"]) == 0
+    dec = read_decode(out)
+    res = dec["subjects"]["0"]
+    pop = res.score.mean("unit")
+    assert float(pop.sel(candidate="v_soft").max()) > float(pop.sel(candidate="v").max())
+    assert res.null_score.sizes["draw"] == 10
+    tuned = res.group.values == "v_soft"
+    peak = int(np.argmax(pop.sel(candidate="v_soft").values))
+    assert np.mean(res.best.values[tuned, peak] == "v_soft") > 0.7
+    assert (tmp_path / "dec.png").stat().st_size > 1000
+    # errors: a latent the agent does not have; neural trials absent from the behaviour
+    assert main(["decode", str(tmp_path / "neural.nc"), "--trials", str(tmp_path / "sim.nc"), "--agent", "soft_q",
+                 "--latents", "v", "sigma", "-o", str(out)]) == 2
+    assert "not latents of 'soft_q'" in capsys.readouterr().err
+    short = sim.trials.isel(trial=slice(0, 100))
+    nr.write_trials(short, tmp_path / "short.nc")
+    assert main(["decode", str(tmp_path / "neural.nc"), "--trials", str(tmp_path / "short.nc"), "--agent", "soft_q",
+                 "--nulls", "0", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "neural.nc" in err and "not in the behavioural data" in err
+
+
+# ----------------------------------------------------------------------------- report and demo
+def test_report_is_self_contained(workdir, capsys):
+    d, _ = workdir
+    assert main(["report", str(d), "-o", str(d / "r.html")]) == 0
+    text = (d / "r.html").read_text()
+    assert text.count("data:image/png;base64,") >= 3  # learning curves, parameters, comparison
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)
+    assert "<link" not in text and "<script" not in text
+    assert main(["report", str(d / "nothere")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_bundled_data_match_their_documentation():
+    from neurorl.data import load_demo
+
+    sim, neural = load_demo()
+    tr, par = sim.trials, sim.params
+    assert dict(tr.sizes)["subject"] == 16 and dict(tr.sizes)["trial"] == 400
+    assert par.attrs["agent"] == "soft_q" and np.all(par.eta_true.values == 0.1)
+    # documented group distribution: log tau ~ N(log 0.25, 0.3^2), logit eta ~ N(logit 0.35, 0.5^2)
+    z_tau = (np.log(par.tau.values) - np.log(0.25)) / 0.3
+    z_eta = (np.log(par.eta.values / (1 - par.eta.values)) - np.log(0.35 / 0.65)) / 0.5
+    for z in (z_tau, z_eta):
+        assert abs(z.mean()) < 3 / np.sqrt(16) and 0.4 < z.std() < 1.6
+    # the true latents are the generating agent's replay of the recorded choices
+    lat = nr.replay(nr.make_agent("soft_q", fixed={"eta_true": 0.1}), tr, par[["tau", "eta"]])
+    np.testing.assert_allclose(lat.v_soft.values, sim.latents.v_soft.values, atol=1e-12)
+    # neural: half the units tuned to v_soft with weight +-0.6, the rest null
+    c = neural["counts"]
+    assert c.dims == ("subject", "trial", "unit", "time") and c.sizes["subject"] == 6
+    w = neural["weight"].values
+    tuned = neural["group"].values == "v_soft"
+    np.testing.assert_allclose(np.abs(w[:, tuned]), 0.6)
+    assert np.all(w[:, ~tuned] == 0)
+    np.testing.assert_array_equal(neural.trial.values, tr.trial_index.values[0])
+    csv = nr.read_trials(nr.data.path("mouse_bandit_cohort.csv"))
+    np.testing.assert_array_equal(csv.choice.values, tr.choice.values)
+
+
+def test_demo_quick(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    report = tmp_path / "demo" / "report.html"
+    assert f"open the report: {report.resolve()}" in out
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") >= 5  # learning, parameters, comparison, recovery, decoding
+    timings = json.loads((tmp_path / "demo" / "demo_timings.json").read_text())
+    assert [t for t, _ in timings["stages"]] == ["fit the models", "compare evidence (BIC, BMS, LOO)",
+                                                 "model recovery", "decode soft vs true values"]
+    for name in ("fit.nc", "compare.nc", "recover.nc", "decode.nc"):
+        assert (tmp_path / "demo" / name).exists()
+    assert "headline results" in out and "r(tau)" in out

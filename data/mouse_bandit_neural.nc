@@ -1,0 +1,1 @@
+../neurorl/data/mouse_bandit_neural.nc
