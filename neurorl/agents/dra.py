@@ -80,6 +80,7 @@ Defaults [A]: ``alpha_q = alpha_sigma = lam = 0.1`` (DRA_vs_maxEntRL
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -97,9 +98,14 @@ _TINY = 1e-300
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+@functools.lru_cache(maxsize=16)
 def _hermgauss(n_nodes):
+    """Gauss-Hermite nodes and weights for E over N(0, 1/2) (cached: computed once per node count)."""
     t, w = np.polynomial.hermite.hermgauss(int(n_nodes))
-    return t, w / math.sqrt(math.pi)
+    t.setflags(write=False)
+    w = w / math.sqrt(math.pi)
+    w.setflags(write=False)
+    return t, w
 
 
 def _pair_terms(q, sigma, avail, ops):
