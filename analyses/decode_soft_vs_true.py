@@ -56,7 +56,6 @@ Outputs: ``results/decode_soft_vs_true_seed<seed>/`` (``result.md``, ``time_cour
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -67,13 +66,12 @@ import pandas as pd
 from scipy.stats import binom
 
 import neurorl as nr
-from neurorl.agents.deep import common
+from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.decoding import compare_latents, permutation_null, pseudosession_latents, synthetic_population
 from neurorl.plotting.decoding import plot_time_course
 
 NAME = "decode_soft_vs_true"
 REPO = Path(__file__).resolve().parents[1]
-DPI = 90
 CANDIDATES = ("v", "v_soft")
 
 
@@ -106,61 +104,6 @@ class Args:
 
 
 QUICK = {"n_trials": 300, "n_units": 20, "n_time": 4, "codes": "poisson", "n_reps": 2, "n_null_reps": 2, "n_null": 20}
-
-
-# ----------------------------------------------------------------------------- shared helpers
-def _apply_quick(args: Args) -> Args:
-    if not args.quick:
-        return args
-    defaults = Args()
-    changes = {k: v for k, v in QUICK.items() if getattr(args, k) == getattr(defaults, k)}
-    return dataclasses.replace(args, **changes)
-
-
-def _dirs(args: Args):
-    out = common.output_dir(NAME, args.seed, root=args.out_root or REPO / "results")
-    docs = None
-    if args.docs and (args.docs_dir or not args.quick):
-        docs = Path(args.docs_dir) if args.docs_dir else REPO / "docs" / "analyses"
-        (docs / "img").mkdir(parents=True, exist_ok=True)
-    return out, docs
-
-
-def _save(fig, name, out, docs):
-    import matplotlib.pyplot as plt
-
-    fig.savefig(out / f"{name}.png", dpi=DPI)
-    if docs is not None:
-        fig.savefig(docs / "img" / f"{NAME}_{name}.png", dpi=DPI)
-    plt.close(fig)
-
-
-def _command(args: Args) -> str:
-    defaults = dataclasses.asdict(Args())
-    parts = [f"python analyses/{NAME}.py"]
-    for k, v in dataclasses.asdict(args).items():
-        if k in ("out_root", "docs_dir", "docs") or (v == defaults[k] and k != "seed"):
-            continue
-        opt = "--" + k.replace("_", "-")
-        parts.append(opt if v is True else (f"--no-{k.replace('_', '-')}" if v is False else f"{opt} {v}"))
-    return " ".join(parts)
-
-
-def _write(out, docs, title, args, sections, figures):
-    def render(prefix):
-        lines = [f"# {title}", ""]
-        for head, body in sections.items():
-            if head == "Figures":
-                body = "\n\n".join(f"![{cap}]({prefix}{n}.png)\n\n*Figure {i + 1}.* {cap}"
-                                   for i, (n, cap) in enumerate(figures))
-            lines += [f"## {head}", "", body.rstrip(), ""]
-        lines += ["## Arguments", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in dataclasses.asdict(args).items() if k not in ("out_root", "docs_dir")]
-        return "\n".join(lines) + "\n"
-
-    (out / "result.md").write_text(render(""))
-    if docs is not None:
-        (docs / f"{NAME}.md").write_text(render(f"img/{NAME}_"))
 
 
 # ----------------------------------------------------------------------------- one repetition
@@ -253,9 +196,10 @@ def main(args: Args) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    args = _apply_quick(args)
+    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
+    args = output.apply_quick()
     t0 = time.perf_counter()
-    out, docs = _dirs(args)
+    out, _ = output.dirs()
     codes = [c.strip() for c in args.codes.split(",") if c.strip()]
     bad = [c for c in codes if c not in ("poisson", "gaussian")]
     if bad:
@@ -274,8 +218,8 @@ def main(args: Args) -> dict:
     for enc, rr in zip(("v_soft", "v", "none"), r_ex.spawn(3)):
         _, ds = one_rep(enc, codes[0], args, rr, time_resolved=True)
         examples.append((f"{codes[0]}: encodes {enc if enc != 'none' else 'neither'}", ds))
-    _save(_fig_time(examples), "time_course", out, docs)
-    _save(_fig_diff(df, codes, args), "population_difference", out, docs)
+    output.save(_fig_time(examples), "time_course")
+    output.save(_fig_diff(df, codes, args), "population_difference")
     runtime = time.perf_counter() - t0
 
     a = args.alpha
@@ -373,7 +317,7 @@ def main(args: Args) -> dict:
         f"more power than any statistic."
     )
     what = (
-        f"`{_command(args)}` (seed {args.seed}; runtime {runtime:.0f} s).\n\n"
+        f"`{output.command()}` (seed {args.seed}; runtime {runtime:.0f} s).\n\n"
         f"Per repetition: `soft_q` (tau = {args.tau}, eta = eta_true = {args.eta}) plays `mouse_bandit` for "
         f"{args.n_trials} trials; `synthetic_population` with {args.n_units} units ({args.n_units // 2} tuned), "
         f"{args.n_time} time bins, drift AR(1) {args.drift_rho} with shared fraction {args.shared_drift}; "
@@ -390,13 +334,13 @@ def main(args: Args) -> dict:
                                   "z-score against its pseudosession null (filled: p < alpha). Positive favours "
                                   "v, negative v_soft."),
     ]
-    _write(out, docs, "Decoding soft vs true values from synthetic populations", args,
-           {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
+    output.write("Decoding soft vs true values from synthetic populations",
+                 {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
     return {"runtime_s": runtime, "correlation": corr, "identification": ident, "fpr": fpr}
 
 
 if __name__ == "__main__":
-    res = main(common.parse_args(Args))
+    res = main(parse_args(Args))
     print(f"corr(v, v_soft) {res['correlation']:.3f}; identification "
           + ", ".join(f"{k}: correct {v['correct']:.2f} wrong {v['wrong']:.2f}"
                       for k, v in res["identification"].items()))

@@ -53,7 +53,6 @@ Outputs: ``results/dra_allocation_seed<seed>/`` (``result.md``, ``memory_sigma.p
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ import numpy as np
 from scipy.stats import norm
 
 import neurorl as nr
-from neurorl.agents.deep import common
+from neurorl.analysis import AnalysisOutput, bootstrap_ci, parse_args
 from neurorl.backend import NUMPY
 from neurorl.simulate import trial_obs
 from neurorl.tasks.gridworld import CHANGED_GOAL, GOAL, N_COLS, N_ROWS, START
@@ -71,7 +70,6 @@ from neurorl.tasks.memory import N_OPTIONS
 
 NAME = "dra_allocation"
 REPO = Path(__file__).resolve().parents[1]
-DPI = 90
 CONDITIONS = ("frequent / high stakes", "frequent / low stakes", "rare / high stakes", "rare / low stakes")
 #: options of each condition (set g = 0..3 holds options 3g..3g+2)
 COND_OPTIONS = tuple(tuple(range(3 * g, 3 * g + 3)) for g in range(4))
@@ -111,69 +109,6 @@ class Args:
 
 QUICK = {"n_subjects": 6, "n_train": 300, "n_test": 300, "maze_subjects": 3, "maze_trials": 1500, "change_episode": 4,
          "n_boot": 50}
-
-
-# ----------------------------------------------------------------------------- shared helpers
-def _apply_quick(args: Args) -> Args:
-    if not args.quick:
-        return args
-    defaults = Args()
-    changes = {k: v for k, v in QUICK.items() if getattr(args, k) == getattr(defaults, k)}
-    return dataclasses.replace(args, **changes)
-
-
-def _dirs(args: Args):
-    out = common.output_dir(NAME, args.seed, root=args.out_root or REPO / "results")
-    docs = None
-    if args.docs and (args.docs_dir or not args.quick):
-        docs = Path(args.docs_dir) if args.docs_dir else REPO / "docs" / "analyses"
-        (docs / "img").mkdir(parents=True, exist_ok=True)
-    return out, docs
-
-
-def _save(fig, name, out, docs):
-    import matplotlib.pyplot as plt
-
-    fig.savefig(out / f"{name}.png", dpi=DPI)
-    if docs is not None:
-        fig.savefig(docs / "img" / f"{NAME}_{name}.png", dpi=DPI)
-    plt.close(fig)
-
-
-def _command(args: Args) -> str:
-    defaults = dataclasses.asdict(Args())
-    parts = [f"python analyses/{NAME}.py"]
-    for k, v in dataclasses.asdict(args).items():
-        if k in ("out_root", "docs_dir", "docs") or (v == defaults[k] and k != "seed"):
-            continue
-        opt = "--" + k.replace("_", "-")
-        parts.append(opt if v is True else (f"--no-{k.replace('_', '-')}" if v is False else f"{opt} {v}"))
-    return " ".join(parts)
-
-
-def _write(out, docs, title, args, sections, figures):
-    def render(prefix):
-        lines = [f"# {title}", ""]
-        for head, body in sections.items():
-            if head == "Figures":
-                body = "\n\n".join(f"![{cap}]({prefix}{n}.png)\n\n*Figure {i + 1}.* {cap}"
-                                   for i, (n, cap) in enumerate(figures))
-            lines += [f"## {head}", "", body.rstrip(), ""]
-        lines += ["## Arguments", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in dataclasses.asdict(args).items() if k not in ("out_root", "docs_dir")]
-        return "\n".join(lines) + "\n"
-
-    (out / "result.md").write_text(render(""))
-    if docs is not None:
-        (docs / f"{NAME}.md").write_text(render(f"img/{NAME}_"))
-
-
-def _boot_ci(values, n_boot, rng):
-    """2.5-97.5 % bootstrap interval of the mean over the first axis (subjects)."""
-    v = np.asarray(values, float)
-    idx = rng.integers(0, v.shape[0], (n_boot, v.shape[0]))
-    boots = np.array([np.nanmean(v[i], axis=0) for i in idx])
-    return np.nanpercentile(boots, [2.5, 97.5], axis=0)
 
 
 # ----------------------------------------------------------------------------- the simulation loop
@@ -268,9 +203,10 @@ def memory_part(args, rng):
     freq_eff = cond_sigma[:, [2, 3]].mean(1) - cond_sigma[:, [0, 1]].mean(1)  # rare - frequent
     stake_eff = cond_sigma[:, [1, 3]].mean(1) - cond_sigma[:, [0, 2]].mean(1)  # low - high stakes
     return {"times": times, "sig": sig, "sigma_test": sigma_test, "cond_sigma": cond_sigma,
-                "cond_ci": _boot_ci(cond_sigma, args.n_boot, rng), "probe_hat": probe_hat, "probe_ci": probe_ci,
+                "cond_ci": bootstrap_ci(cond_sigma, args.n_boot, rng), "probe_hat": probe_hat, "probe_ci": probe_ci,
                 "p_lo": p_lo, "p_hi": p_hi, "n_probes": n_probes, "freq_eff": freq_eff, "stake_eff": stake_eff,
-                "freq_ci": _boot_ci(freq_eff, args.n_boot, rng), "stake_ci": _boot_ci(stake_eff, args.n_boot, rng),
+                "freq_ci": bootstrap_ci(freq_eff, args.n_boot, rng),
+                "stake_ci": bootstrap_ci(stake_eff, args.n_boot, rng),
                 "reward": float(np.nanmean(run["reward"][:, args.n_train:]))}
 
 
@@ -442,11 +378,11 @@ def _main(args: Args) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    args = _apply_quick(args)
+    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
+    args = output.apply_quick()
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     rng_mem, rng_maze = rng.spawn(2)
-    out, docs = _dirs(args)
     mem = memory_part(args, rng_mem)
     t_mem = time.perf_counter() - t0
     mz = maze_part(args, rng_maze)
@@ -468,9 +404,9 @@ def _main(args: Args) -> dict:
         "maze_entropy_change_new_route": d_new, "maze_entropy_change_old_route": d_old,
         "maze_steps_before_change": mz["steps_pre"], "maze_steps_end": mz["steps_post"],
     }
-    _save(_fig_memory(mem, args), "memory_sigma", out, docs)
-    _save(_fig_probes(mem), "memory_probes", out, docs)
-    _save(_fig_maze(mz), "maze_entropy", out, docs)
+    output.save(_fig_memory(mem, args), "memory_sigma")
+    output.save(_fig_probes(mem), "memory_probes")
+    output.save(_fig_maze(mz), "maze_entropy")
     runtime = time.perf_counter() - t0
     res["runtime_s"] = runtime
 
@@ -522,7 +458,7 @@ def _main(args: Args) -> dict:
         f"qualitative allocation, not the paper's numbers."
     )
     what = (
-        f"`{_command(args)}` (seed {args.seed}; runtime {runtime:.0f} s on this machine: memory task "
+        f"`{output.command()}` (seed {args.seed}; runtime {runtime:.0f} s on this machine: memory task "
         f"{t_mem:.0f} s, maze {t_maze:.0f} s).\n\n"
         f"Agent `dra` (neurorl.agents.dra). Memory task `memory_2afc` (probes from trial {args.n_train}), "
         f"alpha_q = {args.alpha_q}, alpha_sigma = {args.alpha_sigma}, lam = {args.lam}, sigma_base = "
@@ -544,13 +480,13 @@ def _main(args: Args) -> dict:
                          "white dots: optimal route, red star: goal, square: start. Right: median steps per "
                          "episode (log scale) with the change (dotted)."),
     ]
-    _write(out, docs, "DRA allocates precision by frequency and stakes", args,
-           {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
+    output.write("DRA allocates precision by frequency and stakes",
+                 {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
     return res
 
 
 if __name__ == "__main__":
-    res = main(common.parse_args(Args))
+    res = main(parse_args(Args))
     print(f"memory 2AFC sigma: frequent/high {res['sigma_frequent_high']:.2f}, frequent/low "
           f"{res['sigma_frequent_low']:.2f}, rare/high {res['sigma_rare_high']:.2f}, rare/low "
           f"{res['sigma_rare_low']:.2f}; frequency effect {res['frequency_effect']:+.2f}, stakes effect "

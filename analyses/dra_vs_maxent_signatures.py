@@ -43,7 +43,6 @@ Outputs: ``results/dra_vs_maxent_signatures_seed<seed>/`` (``result.md``, ``psyc
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +52,11 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 
 import neurorl as nr
-from neurorl.agents.deep import common
+from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.tasks.memory import N_OPTIONS, OPTION_MEANS, pair_options
 
 NAME = "dra_vs_maxent_signatures"
 REPO = Path(__file__).resolve().parents[1]
-DPI = 90
 CONDITIONS = ("frequent / high stakes", "frequent / low stakes", "rare / high stakes", "rare / low stakes")
 
 
@@ -89,69 +87,6 @@ class Args:
 
 
 QUICK = {"n_subjects": 8, "n_train": 300, "n_test": 400, "branch_subjects": 20, "branch_trials": 450, "n_boot": 50}
-
-
-# ----------------------------------------------------------------------------- shared helpers
-def _apply_quick(args: Args) -> Args:
-    if not args.quick:
-        return args
-    defaults = Args()
-    changes = {k: v for k, v in QUICK.items() if getattr(args, k) == getattr(defaults, k)}
-    return dataclasses.replace(args, **changes)
-
-
-def _dirs(args: Args):
-    out = common.output_dir(NAME, args.seed, root=args.out_root or REPO / "results")
-    docs = None
-    if args.docs and (args.docs_dir or not args.quick):
-        docs = Path(args.docs_dir) if args.docs_dir else REPO / "docs" / "analyses"
-        (docs / "img").mkdir(parents=True, exist_ok=True)
-    return out, docs
-
-
-def _save(fig, name, out, docs):
-    import matplotlib.pyplot as plt
-
-    fig.savefig(out / f"{name}.png", dpi=DPI)
-    if docs is not None:
-        fig.savefig(docs / "img" / f"{NAME}_{name}.png", dpi=DPI)
-    plt.close(fig)
-
-
-def _command(args: Args) -> str:
-    defaults = dataclasses.asdict(Args())
-    parts = [f"python analyses/{NAME}.py"]
-    for k, v in dataclasses.asdict(args).items():
-        if k in ("out_root", "docs_dir", "docs") or (v == defaults[k] and k != "seed"):
-            continue
-        opt = "--" + k.replace("_", "-")
-        parts.append(opt if v is True else (f"--no-{k.replace('_', '-')}" if v is False else f"{opt} {v}"))
-    return " ".join(parts)
-
-
-def _write(out, docs, title, args, sections, figures):
-    def render(prefix):
-        lines = [f"# {title}", ""]
-        for head, body in sections.items():
-            if head == "Figures":
-                body = "\n\n".join(f"![{cap}]({prefix}{n}.png)\n\n*Figure {i + 1}.* {cap}"
-                                   for i, (n, cap) in enumerate(figures))
-            lines += [f"## {head}", "", body.rstrip(), ""]
-        lines += ["## Arguments", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in dataclasses.asdict(args).items() if k not in ("out_root", "docs_dir")]
-        return "\n".join(lines) + "\n"
-
-    (out / "result.md").write_text(render(""))
-    if docs is not None:
-        (docs / f"{NAME}.md").write_text(render(f"img/{NAME}_"))
-
-
-def _boot_ci(values, n_boot, rng):
-    """2.5-97.5 % bootstrap interval of the mean over the first axis (subjects)."""
-    v = np.asarray(values, float)
-    idx = rng.integers(0, v.shape[0], (n_boot, v.shape[0]))
-    boots = np.array([np.nanmean(v[i], axis=0) for i in idx])
-    return np.nanpercentile(boots, [2.5, 97.5], axis=0)
 
 
 # ----------------------------------------------------------------------------- part 1: psychometric slopes
@@ -382,18 +317,18 @@ def main(args: Args) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    args = _apply_quick(args)
+    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
+    args = output.apply_quick()
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     r1, r2 = rng.spawn(2)
-    out, docs = _dirs(args)
     ps = psychometric_part(args, r1)
     t1 = time.perf_counter() - t0
     br = branching_part(args, r2)
     t2 = time.perf_counter() - t0 - t1
-    _save(_fig_psychometric(ps), "psychometric", out, docs)
-    _save(_fig_slopes(ps), "slopes", out, docs)
-    _save(_fig_branching(br, args), "branching", out, docs)
+    output.save(_fig_psychometric(ps), "psychometric")
+    output.save(_fig_slopes(ps), "slopes")
+    output.save(_fig_branching(br, args), "branching")
     runtime = time.perf_counter() - t0
     d, s = ps["dra"], ps["soft_q"]
     blabels = [k for k in br if isinstance(br[k], dict)]
@@ -463,7 +398,7 @@ def main(args: Args) -> dict:
         f"small temperature can lock soft Q-learning into one branch before it has learnt (not shown)."
     )
     what = (
-        f"`{_command(args)}` (seed {args.seed}; runtime {runtime:.0f} s: psychometric part {t1:.0f} s, "
+        f"`{output.command()}` (seed {args.seed}; runtime {runtime:.0f} s: psychometric part {t1:.0f} s, "
         f"branching {t2:.0f} s).\n\n"
         f"Part 1: `memory_2afc` with probes from trial {args.n_train}, {args.n_train + args.n_test} trials per "
         f"subject; `dra` (alpha_q = {args.alpha_q}, alpha_sigma = {args.alpha_sigma}, lam = {args.lam}, "
@@ -484,13 +419,13 @@ def main(args: Args) -> dict:
                       f"{args.late_frac:.0%} of episodes (95 % CI over subjects); dashed: soft value-iteration "
                       "prediction, dotted: 0.5."),
     ]
-    _write(out, docs, "DRA vs maximum-entropy RL: psychometric slopes and equal-value branching", args,
-           {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
+    output.write("DRA vs maximum-entropy RL: psychometric slopes and equal-value branching",
+                 {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
     return res
 
 
 if __name__ == "__main__":
-    res = main(common.parse_args(Args))
+    res = main(parse_args(Args))
     print(f"probe slopes (logit/unit) DRA {np.round(res['dra_slopes'], 3).tolist()} vs soft_q (tau {res['tau']}) "
           f"{np.round(res['soft_slopes'], 3).tolist()}; frequent/rare ratio DRA {res['dra_freq_ratio']:.2f} vs "
           f"soft {res['soft_freq_ratio']:.2f}; high/low ratio DRA {res['dra_stakes_ratio']:.2f} vs soft "

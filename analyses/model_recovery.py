@@ -48,7 +48,6 @@ with ``docs/analyses/img/model_recovery_*.png``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -57,12 +56,11 @@ from pathlib import Path
 import numpy as np
 
 import neurorl as nr
-from neurorl.agents.deep import common
+from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.fitting import model_recovery, plot_model_recovery
 
 NAME = "model_recovery"
 REPO = Path(__file__).resolve().parents[1]
-DPI = 90
 MODELS = ("q_learning", "soft_q", "dra", "policy_compression")
 TASK_LABEL = {"memory_2afc": "frequency x stakes memory 2AFC", "mouse_bandit": "mouse bandit (80-20)"}
 
@@ -87,61 +85,6 @@ class Args:
 
 
 QUICK = {"tasks": "mouse_bandit", "models": "q_learning,soft_q", "n_subjects": 4, "n_trials_bandit": 120, "n_starts": 1}
-
-
-# ----------------------------------------------------------------------------- shared helpers
-def _apply_quick(args: Args) -> Args:
-    if not args.quick:
-        return args
-    defaults = Args()
-    changes = {k: v for k, v in QUICK.items() if getattr(args, k) == getattr(defaults, k)}
-    return dataclasses.replace(args, **changes)
-
-
-def _dirs(args: Args):
-    out = common.output_dir(NAME, args.seed, root=args.out_root or REPO / "results")
-    docs = None
-    if args.docs and (args.docs_dir or not args.quick):
-        docs = Path(args.docs_dir) if args.docs_dir else REPO / "docs" / "analyses"
-        (docs / "img").mkdir(parents=True, exist_ok=True)
-    return out, docs
-
-
-def _save(fig, name, out, docs):
-    import matplotlib.pyplot as plt
-
-    fig.savefig(out / f"{name}.png", dpi=DPI)
-    if docs is not None:
-        fig.savefig(docs / "img" / f"{NAME}_{name}.png", dpi=DPI)
-    plt.close(fig)
-
-
-def _command(args: Args) -> str:
-    defaults = dataclasses.asdict(Args())
-    parts = [f"python analyses/{NAME}.py"]
-    for k, v in dataclasses.asdict(args).items():
-        if k in ("out_root", "docs_dir", "docs") or (v == defaults[k] and k != "seed"):
-            continue
-        opt = "--" + k.replace("_", "-")
-        parts.append(opt if v is True else (f"--no-{k.replace('_', '-')}" if v is False else f"{opt} {v}"))
-    return " ".join(parts)
-
-
-def _write(out, docs, title, args, sections, figures):
-    def render(prefix):
-        lines = [f"# {title}", ""]
-        for head, body in sections.items():
-            if head == "Figures":
-                body = "\n\n".join(f"![{cap}]({prefix}{n}.png)\n\n*Figure {i + 1}.* {cap}"
-                                   for i, (n, cap) in enumerate(figures))
-            lines += [f"## {head}", "", body.rstrip(), ""]
-        lines += ["## Arguments", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in dataclasses.asdict(args).items() if k not in ("out_root", "docs_dir")]
-        return "\n".join(lines) + "\n"
-
-    (out / "result.md").write_text(render(""))
-    if docs is not None:
-        (docs / f"{NAME}.md").write_text(render(f"img/{NAME}_"))
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -221,11 +164,12 @@ def main(args: Args) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    args = _apply_quick(args)
+    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
+    args = output.apply_quick()
     t0 = time.perf_counter()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     rngs = np.random.default_rng(args.seed).spawn(len(tasks))
-    out, docs = _dirs(args)
+    out, _ = output.dirs()
     runs = {}
     for task, r in zip(tasks, rngs):
         runs[task] = run_task(task, args, r)
@@ -235,7 +179,7 @@ def main(args: Args) -> dict:
         fig.suptitle(f"{TASK_LABEL.get(task, task)}: {args.n_subjects} subjects x {runs[task]['n_trials']} trials "
                      f"per generator, {args.estimator}, {args.criterion.upper()}", fontsize="medium")
         fig.tight_layout()
-        _save(fig, f"confusion_{task}", out, docs)
+        output.save(fig, f"confusion_{task}")
     runtime = time.perf_counter() - t0
 
     headline, result = [], {"runtime_s": runtime}
@@ -308,21 +252,21 @@ def main(args: Args) -> dict:
         "datasets also hold RFX-BMS; Laplace evidence needs criterion='laplace')."
     )
     what = (
-        f"`{_command(args)}` (seed {args.seed}; runtime {runtime:.0f} s, most of it compiling one likelihood per "
+        f"`{output.command()}` (seed {args.seed}; runtime {runtime:.0f} s, most of it compiling one likelihood per "
         f"model and task).\n\n"
         f"`neurorl.fitting.model_recovery` with candidates {', '.join(f'`{m}`' for m in runs[tasks[0]]['models'])} "
         f"(options and fixed parameters in the script's docstring), estimator {args.estimator} with "
         f"{args.n_starts} starts per subject, selection by {args.criterion.upper()} (lowest), RFX-BMS per "
         f"generator; tasks {', '.join(f'`{t}`' for t in tasks)} with their default options."
     )
-    _write(out, docs, "Model recovery: Q-learning, max-ent, DRA and policy compression", args,
-           {"What was run": what, "Headline numbers": "\n".join(headline), "Figures": "",
-            "Interpretation": interp}, figures)
+    output.write("Model recovery: Q-learning, max-ent, DRA and policy compression",
+                 {"What was run": what, "Headline numbers": "\n".join(headline), "Figures": "",
+                  "Interpretation": interp}, figures)
     return result
 
 
 if __name__ == "__main__":
-    res = main(common.parse_args(Args))
+    res = main(parse_args(Args))
     for task, r in res.items():
         if task == "runtime_s":
             continue

@@ -59,7 +59,6 @@ Outputs: ``results/perseveration_seed<seed>/`` (``result.md``, ``block_switch.pn
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -68,14 +67,13 @@ from pathlib import Path
 import numpy as np
 
 import neurorl as nr
-from neurorl.agents.deep import common
 from neurorl.agents.policy_compression import reward_complexity_curve
+from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.behaviour import p_switch_around_block_changes, switch_by_history
 from neurorl.fitting import MAP
 
 NAME = "perseveration"
 REPO = Path(__file__).resolve().parents[1]
-DPI = 90
 RFLR_MOUSE = {"alpha": 0.78, "beta": 2.05, "tau": 1.43}
 
 
@@ -102,61 +100,6 @@ class Args:
 
 QUICK = {"n_subjects": 10, "n_trials": 300, "sweep_betas": "1,2", "sweep_alpha_ps": "0.01", "sweep_subjects": 5,
              "rflr_starts": 1}
-
-
-# ----------------------------------------------------------------------------- shared helpers
-def _apply_quick(args: Args) -> Args:
-    if not args.quick:
-        return args
-    defaults = Args()
-    changes = {k: v for k, v in QUICK.items() if getattr(args, k) == getattr(defaults, k)}
-    return dataclasses.replace(args, **changes)
-
-
-def _dirs(args: Args):
-    out = common.output_dir(NAME, args.seed, root=args.out_root or REPO / "results")
-    docs = None
-    if args.docs and (args.docs_dir or not args.quick):
-        docs = Path(args.docs_dir) if args.docs_dir else REPO / "docs" / "analyses"
-        (docs / "img").mkdir(parents=True, exist_ok=True)
-    return out, docs
-
-
-def _save(fig, name, out, docs):
-    import matplotlib.pyplot as plt
-
-    fig.savefig(out / f"{name}.png", dpi=DPI)
-    if docs is not None:
-        fig.savefig(docs / "img" / f"{NAME}_{name}.png", dpi=DPI)
-    plt.close(fig)
-
-
-def _command(args: Args) -> str:
-    defaults = dataclasses.asdict(Args())
-    parts = [f"python analyses/{NAME}.py"]
-    for k, v in dataclasses.asdict(args).items():
-        if k in ("out_root", "docs_dir", "docs") or (v == defaults[k] and k != "seed"):
-            continue
-        opt = "--" + k.replace("_", "-")
-        parts.append(opt if v is True else (f"--no-{k.replace('_', '-')}" if v is False else f"{opt} {v}"))
-    return " ".join(parts)
-
-
-def _write(out, docs, title, args, sections, figures):
-    def render(prefix):
-        lines = [f"# {title}", ""]
-        for head, body in sections.items():
-            if head == "Figures":
-                body = "\n\n".join(f"![{cap}]({prefix}{n}.png)\n\n*Figure {i + 1}.* {cap}"
-                                   for i, (n, cap) in enumerate(figures))
-            lines += [f"## {head}", "", body.rstrip(), ""]
-        lines += ["## Arguments", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in dataclasses.asdict(args).items() if k not in ("out_root", "docs_dir")]
-        return "\n".join(lines) + "\n"
-
-    (out / "result.md").write_text(render(""))
-    if docs is not None:
-        (docs / f"{NAME}.md").write_text(render(f"img/{NAME}_"))
 
 
 # ----------------------------------------------------------------------------- analysis pieces
@@ -284,9 +227,9 @@ def main(args: Args) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    args = _apply_quick(args)
+    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
+    args = output.apply_quick()
     t0 = time.perf_counter()
-    out, docs = _dirs(args)
     task = nr.make_task("mouse_bandit", p_high=args.p_high)
     gens = generators(args)
     rng = np.random.default_rng(args.seed)
@@ -312,10 +255,10 @@ def main(args: Args) -> dict:
     for r in results.values():
         r["gap"] = float(np.interp(r["info"], curve["information"].values[order_i], curve["value"].values[order_i])
                          - r["expected_reward"])
-    _save(_fig_block(results), "block_switch", out, docs)
-    _save(_fig_history(results), "history", out, docs)
-    _save(_fig_sweep(sweep, betas, aps), "sweep", out, docs)
-    _save(_fig_frontier(curve, results), "reward_complexity", out, docs)
+    output.save(_fig_block(results), "block_switch")
+    output.save(_fig_history(results), "history")
+    output.save(_fig_sweep(sweep, betas, aps), "sweep")
+    output.save(_fig_frontier(curve, results), "reward_complexity")
     runtime = time.perf_counter() - t0
 
     rows = ["| generator | P(switch) | P(switch), 10 trials before a change | P(switch), first 5 of a block | "
@@ -389,7 +332,7 @@ def main(args: Args) -> dict:
         f"tested), and a frontier defined on the hidden port, which no agent observes."
     )
     what = (
-        f"`{_command(args)}` (seed {args.seed}; runtime {runtime:.0f} s: generators and RFLR fits "
+        f"`{output.command()}` (seed {args.seed}; runtime {runtime:.0f} s: generators and RFLR fits "
         f"{t_main:.0f} s).\n\n"
         f"Generators: `policy_compression` at beta = {args.pc_betas}, `q_learning` (alpha 0.5, beta 3), `rflr` at "
         f"(alpha, beta, tau) = (0.78, 2.05, 1.43). Summaries: `neurorl.behaviour.p_switch_around_block_changes` and "
@@ -408,14 +351,14 @@ def main(args: Args) -> dict:
                               "generator's mutual information between high port and choice (pooled over subjects) "
                               "and the expected reward of its pooled policy."),
     ]
-    _write(out, docs, "Policy compression and perseveration on the mouse bandit", args,
-           {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
+    output.write("Policy compression and perseveration on the mouse bandit",
+                 {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
     return {"runtime_s": runtime, "frontier_max": vmax,
             **{lab: {k: v for k, v in r.items() if k not in ("block", "hist")} for lab, r in results.items()}}
 
 
 if __name__ == "__main__":
-    res = main(common.parse_args(Args))
+    res = main(parse_args(Args))
     for lab, r in res.items():
         if isinstance(r, dict):
             print(f"{lab}: P(switch) {r['p_switch']:.3f}, P(high) {r['p_high']:.3f}, reward {r['reward']:.3f}, "

@@ -1022,9 +1022,19 @@ def _say(args, text: str):
         print(text, flush=True)
 
 
-def _common(p):
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or progress messages")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks of errors (for bug reports)")
+def _finish(sp, func, *, out: str | None = None, figures: str | None = None):
+    """Add the options every subcommand ends with and set its handler ``func``.
+
+    ``--out``/``-o`` (an output netCDF file, default ``out``) and ``--no-figures`` (help text "do not
+    write ``figures``") are added only where given; ``--quiet`` and ``--debug`` always.
+    """
+    if out is not None:
+        sp.add_argument("--out", "-o", default=out, help=f"output netCDF file (default {out})")
+    if figures is not None:
+        sp.add_argument("--no-figures", action="store_true", help=f"do not write {figures}")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars or progress messages")
+    sp.add_argument("--debug", action="store_true", help="show Python tracebacks of errors (for bug reports)")
+    sp.set_defaults(func=func)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1039,8 +1049,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("list", help="list registered tasks and agents with their parameters",
                         description="List the registered tasks (states, actions) and agents (parameters with "
                                     "bounds, transforms and defaults).")
-    _common(sp)
-    sp.set_defaults(func=_cmd_list)
+    _finish(sp, _cmd_list)
 
     # ---- simulate
     sp = sub.add_parser("simulate", help="simulate an agent on a task and write netCDF (and CSV)",
@@ -1058,8 +1067,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--out", "-o", default="out/simulation.nc", help="output netCDF path (default out/simulation.nc)")
     sp.add_argument("--csv", default=None, metavar="PATH.csv", help="also write the trials as CSV (+ .json sidecar)")
-    _common(sp)
-    sp.set_defaults(func=_cmd_simulate)
+    _finish(sp, _cmd_simulate)
 
     # ---- fit
     sp = sub.add_parser("fit", help="fit agents to choice (and RT) data; write estimates and evidence",
@@ -1096,10 +1104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--task", default=None, metavar="SPEC",
                     help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
     sp.add_argument("--n-actions", type=int, default=None, help="CSV without sidecar: number of actions")
-    sp.add_argument("--out", "-o", default="fit.nc", help="output netCDF file (default fit.nc)")
-    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figures")
-    _common(sp)
-    sp.set_defaults(func=_cmd_fit)
+    _finish(sp, _cmd_fit, out="fit.nc", figures="the PNG figures")
 
     # ---- compare
     sp = sub.add_parser("compare", help="compare fitted models: AIC/BIC/Laplace, random-effects BMS, LOO",
@@ -1116,10 +1121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--loo", action="store_true", help="also compute Laplace PSIS-LOO (neurorl.fitting.loo)")
     sp.add_argument("--draws", type=int, default=1000, help="LOO draws per subject (default 1000)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the LOO draws (default 0)")
-    sp.add_argument("--out", "-o", default="compare.nc", help="output netCDF file (default compare.nc)")
-    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figure")
-    _common(sp)
-    sp.set_defaults(func=_cmd_compare)
+    _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")
 
     # ---- recover
     sp = sub.add_parser("recover", help="parameter recovery (one agent) or model recovery (several)",
@@ -1144,10 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--starts", type=int, default=3, help="starting points per subject (default 3)")
     sp.add_argument("--parameters", action="store_true", help="with several agents, also run parameter recovery")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sp.add_argument("--out", "-o", default="recover.nc", help="output netCDF file (default recover.nc)")
-    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figures")
-    _common(sp)
-    sp.set_defaults(func=_cmd_recover)
+    _finish(sp, _cmd_recover, out="recover.nc", figures="the PNG figures")
 
     # ---- decode
     sp = sub.add_parser("decode", help="which latent do the units encode? held-out encoding with pseudosession nulls",
@@ -1175,10 +1174,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--subject", nargs="+", default=None, metavar="LABEL", help="decode only these subjects")
     sp.add_argument("--max-subjects", type=int, default=None, help="decode at most this many subjects")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the pseudosessions (default 0)")
-    sp.add_argument("--out", "-o", default="decode.nc", help="output netCDF file (default decode.nc)")
-    sp.add_argument("--no-figures", action="store_true", help="do not write the PNG figure")
-    _common(sp)
-    sp.set_defaults(func=_cmd_decode)
+    _finish(sp, _cmd_decode, out="decode.nc", figures="the PNG figure")
 
     # ---- report
     sp = sub.add_parser("report", help="build a self-contained HTML report from the outputs in a directory",
@@ -1188,8 +1184,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("directory", help="directory holding the outputs")
     sp.add_argument("--out", "-o", default=None, help="HTML file (default DIRECTORY/report.html)")
     sp.add_argument("--title", default=None, help="report title")
-    _common(sp)
-    sp.set_defaults(func=_cmd_report)
+    _finish(sp, _cmd_report)
 
     # ---- demo
     sp = sub.add_parser("demo", help="the whole pipeline on the bundled dataset, with an HTML report",
@@ -1203,8 +1198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quick", action="store_true",
                     help="a small version (2 models, 4 subjects x 150 trials, few draws): under a minute")
     sp.add_argument("--seed", type=int, default=2026, help="random seed of every stage (default 2026)")
-    _common(sp)
-    sp.set_defaults(func=_cmd_demo)
+    _finish(sp, _cmd_demo)
     return p
 
 

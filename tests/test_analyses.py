@@ -138,5 +138,7 @@ def test_quick_run_without_docs_dir_writes_no_docs(tmp_path, monkeypatch):
     """``--quick`` alone must not overwrite the committed docs pages."""
     mod = _load("dra_allocation", monkeypatch)
     args = mod.Args(quick=True, seed=2, out_root=str(tmp_path))
-    out, docs = mod._dirs(mod._apply_quick(args))
+    output = mod.AnalysisOutput(mod.NAME, args, quick=mod.QUICK, repo=mod.REPO)
+    output.apply_quick()
+    out, docs = output.dirs()
     assert docs is None and out == tmp_path / "dra_allocation_seed2"

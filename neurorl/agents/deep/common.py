@@ -17,9 +17,9 @@ Contents
   shared value latents of a Q-network in NumPy.
 * :func:`pad_ragged`, :func:`to_trials`, :func:`to_latents`, :func:`latents_to_neural` --
   export to the neurorl schema (trials + latents on ``(subject, trial)``).
-* :func:`output_dir`, :func:`parse_args`, :func:`write_result` -- the analyses' convention
-  (CleanRL style): a ``@dataclass Args`` with a ``seed``, outputs in
-  ``out/<script>_seed<seed>/``, a short result ``.md``.
+* :func:`output_dir`, :func:`parse_args` (defined in :mod:`neurorl.analysis`, importable from
+  here), :func:`write_result` -- the analyses' convention (CleanRL style): a ``@dataclass Args``
+  with a ``seed``, outputs in ``out/<script>_seed<seed>/``, a short result ``.md``.
 
 Assumptions
 -----------
@@ -38,7 +38,6 @@ Assumptions
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import random
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from ...analysis import output_dir, parse_args  # the analyses' convention; re-exported here
 from ...schema import ACTION, SUBJECT, TRIAL, EnvSpec, make_trials
 
 __all__ = [
@@ -565,28 +565,6 @@ def latents_to_neural(latents: xr.Dataset, trials: xr.Dataset, name: str, *, sub
 
 
 # --------------------------------------------------------------------------- analyses convention
-def output_dir(script: str, seed: int, root: str | Path = "out") -> Path:
-    """``<root>/<script>_seed<seed>/`` (created). ``script`` may be a path (its stem is used)."""
-    d = Path(root) / f"{Path(script).stem}_seed{int(seed)}"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def parse_args(args_cls, argv: Sequence[str] | None = None):
-    """Build an ``args_cls`` dataclass from the command line (``--field value``; bools as ``--flag/--no-flag``)."""
-    parser = argparse.ArgumentParser(description=(args_cls.__doc__ or "").strip().splitlines()[0] if args_cls.__doc__
-                                     else None)
-    for f in dataclasses.fields(args_cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        opt = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(opt, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            typ = type(default) if default is not None else str
-            parser.add_argument(opt, dest=f.name, type=typ, default=default)
-    return args_cls(**vars(parser.parse_args(argv)))
-
-
 def write_result(path, title: str, args=None, sections: Mapping[str, str] | None = None) -> Path:
     """Write a short markdown result: title, the arguments, then ``## heading`` sections."""
     path = Path(path)
