@@ -1,0 +1,1137 @@
+"""Hierarchical Bayesian fitting with PyMC: every agent, choices and reaction times, LOO, posterior latents.
+
+Reference: ``reference/fitting.md`` §3 (transforms and priors), §4 ("Hierarchical Bayes, non-centred"), §5
+(PSIS-LOO at the trial and the subject level, Pareto k, exact K-fold by subject), §6 (posterior predictive checks)
+and §7 (performance anchors).
+
+One call fits a group::
+
+    from neurorl.fitting.bayes import fit_bayes, compare
+    fit = fit_bayes("q_learning", trials)                        # choices
+    fit = fit_bayes("q_learning", trials, rt=WienerRT())          # choices + Wiener RTs (RL-DDM)
+    fit.idata_                                 # arviz.InferenceData: posterior, log_likelihood, sample_stats
+    fit.summary_                               # R-hat, bulk/tail ESS, means, HDIs of group and subject parameters
+    fit.loo("trial"), fit.loo("subject")       # PSIS-LOO; fit.kfold(5) is the exact fallback by subject
+    fit.latents()                              # posterior latents (mean, sd, credible interval) for decoding
+    fit.predictive_check(task="bandit")        # posterior predictive check (neurorl.fitting.ppc)
+    compare({"rw": fit, "rw+stick": fit2})     # arviz.compare table with our model names
+
+The model
+---------
+For every row ``r`` of the parameter layout (the agent's free parameters, then covariate slopes, exactly the rows
+of :class:`~neurorl.fitting.graph.ThetaLayout` used by MLE/MAP), on the unconstrained scale of the parameter's
+transform (:mod:`neurorl.params`)::
+
+    group_mean[r] ~ Normal(loc_r, scale_r)          loc_r, scale_r = Param.prior_loc, Param.prior_scale
+    group_sd[r]   ~ HalfNormal(sd_scale_r)          sd_scale_r = 1.0 (GROUP_SD_SCALE)
+    offset[r, i]  ~ Normal(0, 1)                    one per subject i (non-centred)
+    theta[r, i]   = group_mean[r] + group_sd[r] * offset[r, i]
+    param_t       = transform(theta[base, i] + sum_c theta[slope_c, i] * x_c[i, t])     (covariates)
+    log p(data | theta) = sum over valid trials of agent.trial_loglik  (choice, or choice + RT)
+
+The likelihood is :func:`neurorl.fitting.graph.loglik_jet_graph` at order 0 -- the scan over trials of the agent's
+own ``decide``/``learn`` rule that MLE, MAP and EM-MAP maximise -- added to the model with ``pm.Potential``; its
+gradient is PyTensor's reverse-mode derivative through the scan. Ragged subjects are padded by the trials schema
+with ``valid = False``; those rows add 0 and leave the agent's state unchanged (masking, no balanced panels).
+
+Posterior variables (dims in brackets): ``group_mean``, ``group_sd`` [param], ``offset``, ``theta`` [param,
+subject] (unconstrained), and for every free parameter ``p`` its subject values ``p`` [subject] and ``p_group``
+(``transform(group_mean)``, the population median on the constrained scale) on the constrained scale.
+
+Sampling
+--------
+``sampler="auto"`` (default) uses nutpie (Rust NUTS, with the model compiled by PyTensor's numba backend: the scan
+becomes a compiled loop) when nutpie is installed, else PyMC's own NUTS (C backend). ``"nutpie"``, ``"pymc"`` and
+``"numpyro"`` (``pm.sample(nuts_sampler="numpyro")``, JAX) can be asked for. Value tables are indexed with advanced
+indexing under numba/JAX and with one-hot products under the C backend (whichever that backend runs faster; same
+values, :func:`neurorl.fitting.graph.fit_ops`). numba's first compilation of a model costs about a minute (LLVM;
+reported as ``compile_seconds_``, separately from ``sample_seconds_``); PyMC's C compilation is part of
+``pm.sample`` and takes a few seconds with a warm PyTensor cache.
+
+Evidence
+--------
+``idata_.log_likelihood["loglik"]`` holds the pointwise log-likelihood of every *valid* trial, flattened to a
+dim ``obs`` (subject-major) with coordinates ``subject`` and ``trial`` on it: padding and missed trials are not
+observations, so they are absent rather than NaN and ``arviz.loo`` sees real observations only. Reshape with
+``ll.set_index(obs=["subject", "trial"]).unstack("obs")`` for a (subject, trial) grid. It is computed after
+sampling, not stored during sampling: the agent's rule with the NumPy backend (the path of ``simulate`` and
+``replay``; no compilation) runs all posterior draws at once, stacked on the subject axis, and scores each trial
+with ``agent.trial_loglik`` -- the function the PyTensor scan sums (the tests check that the two agree).
+
+:meth:`HierarchicalBayes.loo` gives PSIS-LOO at the trial level (one term per trial) or, with
+``level="subject"``, leave-one-subject-out (a subject's trials summed per draw, then PSIS). Pareto k above arviz's
+threshold ``min(1 - 1/log10 S, 0.7)`` warns with the offending trials/subjects and what to do.
+:meth:`HierarchicalBayes.kfold` is the exact fallback: refit with folds of subjects held out and score each held-out
+subject by its log predictive density under the population ([A6]). :func:`compare` wraps ``arviz.compare``.
+
+Assumptions and choices
+-----------------------
+[A1] Group priors: ``group_mean ~ N(prior_loc, prior_scale^2)`` -- the agent's ``Param`` default prior, the MAP
+     prior (N(0, 2.5^2) unless the agent says otherwise; fitting.md §3) -- and ``group_sd ~ HalfNormal(1)``
+     on the unconstrained scale: median 0.67, 95 % below 1.96, which covers the between-subject spreads of
+     learning rates (logit scale) and inverse temperatures (log scale) reported in fitting.md §7 (0.7, 0.4)
+     without forcing pooling (hBayesDM's half-N(0, 0.2) is on its Phi_approx scale, where 0.2 is about 0.35
+     logits). Covariate slopes: ``group_mean ~ N(0, prior_scale^2)`` of the parameter they modulate (as MAP
+     [A5] of mle.py) and ``group_sd ~ HalfNormal(1)``. Override any row with ``priors={"alpha": {"mu": (loc,
+     scale), "sigma": sd_scale}}`` (or ``priors={"alpha": (loc, scale)}`` for the group mean only).
+[A2] Non-centred parametrisation for every row (subject offsets N(0, 1)); it samples well when subjects are weakly
+     informed relative to the spread of the group (the usual case for choice data). Very data-rich subjects with
+     a small ``group_sd`` can prefer the centred form; the divergence warning says so.
+[A3] Sampler defaults: ``draws=1000``, ``tune=1000``, ``chains=4``, ``cores=min(chains, CPUs)``,
+     ``target_accept=0.8`` (the default of both nutpie and PyMC); nutpie's own (gradient-based) mass-matrix
+     adaptation; warm-up draws are not kept.
+[A4] Diagnostics (Vehtari et al. 2021 thresholds): R-hat (rank-normalised split R-hat) above 1.01, bulk or tail
+     ESS below 100 per chain, any divergent transition after tuning, or trajectories that hit the maximum tree
+     depth warn (:class:`BayesWarning`), naming the parameters and what to do. They are checked on
+     ``group_mean``, ``group_sd`` and ``theta`` (every subject's parameters).
+[A5] The pointwise log-likelihood is over valid trials; a trial-level LOO term scores a held-out choice (and RT)
+     given the subject's full history (fitting.md §5: "conditional fit, not forecasting").
+[A6] Exact K-fold by subject: subjects are split into ``k`` folds (random, sizes differing by at most one); each
+     fold is refitted with its subjects' trials masked (``valid = False``: the subjects stay in the model, their
+     offsets are then drawn from the prior, and the compiled model is reused with new data). A held-out subject
+     ``i`` is scored by its log predictive density as a *new member of the population*, ``log p(y_i | y_-i) =
+     log E[p(y_i | theta)]`` over ``theta = group_mean + group_sd * z``, ``z ~ N(0, I)``, with ``n_inner`` fresh
+     ``z`` per posterior draw of the fold's fit (Monte Carlo, the integrated-likelihood estimate of iBIC,
+     fitting.md §5); its Monte Carlo standard error is reported per subject and warned about above 0.1 nats.
+     Its ``p_loo`` is the subject-level lppd of the full fit minus this elpd.
+[A7] Posterior latents replay the data (:func:`neurorl.replay`) at ``n_draws`` posterior draws taken at evenly
+     spaced positions of the pooled chains (deterministic thinning); the summary is the mean, sd, median and the
+     central ``level`` (default 95 %) interval per subject and trial. Latents an agent declares
+     ``simulation_only`` (random draws of a simulation) are left out.
+[A8] Covariates follow mle.py [A11] exactly: a trials variable name or an ``xarray.DataArray`` with dims
+     (subject, trial) aligned by label; ``eta_t = theta_base + sum_c theta_slope_c * x_c[t]``. Reported
+     constrained subject values of a covariate-modulated parameter (``p``, ``p_group``, ``params_``) are at
+     ``x = 0``; :meth:`HierarchicalBayes.posterior_draws` gives the per-trial values.
+[A9] Initialisation: every chain starts with the group means at their prior locations, the group sds at 0.1 times
+     their prior scales and the subject offsets jittered uniformly in (-1, 1) -- so every subject starts within
+     about 0.1 (unconstrained) of the prior location, chains start apart only through the subjects. The usual
+     jitter of every variable (PyMC, nutpie) can start a chain where the data are impossible -- e.g. a
+     non-decision time above a subject's fastest RT, where the Wiener likelihood is a flat floor -- and leave it
+     stuck there (seen: R-hat 4, every draw divergent); the prior locations are meant to be plausible.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..agents.base import Agent, make_agent
+from ..schema import SUBJECT, TRIAL
+from ..tasks.base import as_rng
+from .graph import ThetaLayout, loglik_jet_graph
+from .mle import _covariate_names, _Data, _names, _normalise_covariates
+
+__all__ = ["fit_bayes", "HierarchicalBayes", "BayesWarning", "compare", "loo_compare", "loo", "diagnose",
+           "GROUP_SD_SCALE", "SAMPLERS"]
+
+PARAM = "param"
+OBS = "obs"
+STAT = "stat"
+DRAW = "draw"
+LL_VAR = "loglik"
+#: default scale of the HalfNormal prior of every group standard deviation ([A1])
+GROUP_SD_SCALE = 1.0
+SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
+#: chains start with every group sd at this fraction of its prior scale ([A9])
+INIT_SD_FRACTION = 0.1
+#: R-hat above this warns ([A4])
+RHAT_MAX = 1.01
+#: bulk/tail ESS below this many per chain warns ([A4])
+ESS_PER_CHAIN_MIN = 100
+_RESERVED = ("group_mean", "group_sd", "offset", "theta", LL_VAR)
+
+
+class BayesWarning(UserWarning):
+    """Warnings of the Bayesian fits: convergence diagnostics, Pareto k, Monte Carlo error."""
+
+
+# ============================================================================ helpers
+def _resolve_sampler(sampler: str) -> str:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "auto":
+        try:
+            import numba  # noqa: F401
+            import nutpie  # noqa: F401
+        except ImportError:
+            return "pymc"
+        return "nutpie"
+    if sampler == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            raise ImportError("sampler='nutpie' needs nutpie (pip install nutpie); or use sampler='pymc'") from None
+    if sampler == "numpyro":
+        try:
+            import numpyro  # noqa: F401
+        except ImportError:
+            raise ImportError("sampler='numpyro' needs numpyro and jax (pip install numpyro); or use "
+                              "sampler='pymc'") from None
+    return sampler
+
+
+def _wrap_agent(agent, rt) -> Agent:
+    agent = make_agent(agent)
+    if rt is None:
+        return agent
+    from . import joint  # lazy: the RT models are optional
+
+    if hasattr(joint, "with_rt"):
+        return joint.with_rt(agent, rt)
+    return joint.WithRT(agent, rt)
+
+
+def _logmeanexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    a = np.where(np.isnan(a), -np.inf, a)
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis) + np.log(np.mean(np.exp(a - m), axis=axis))
+
+
+def _label(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _fmt_list(items: Sequence, limit: int = 8) -> str:
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(str(s) for s in items[:limit]) + more
+
+
+_ROWS_PER_CHUNK = 200_000
+
+
+def _numpy_pointwise(agent: Agent, layout: ThetaLayout, data, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per-trial log-likelihood ``(T, m)`` of subjects ``rows`` (positions, may repeat) at ``theta`` ``(R, m)``.
+
+    The agent's rule with the NumPy backend, one vectorised step per trial; covariate-modulated parameters are
+    evaluated per trial (``layout`` [A8]).
+    """
+    from ..backend import NUMPY
+
+    spec = {p.name: p for p in agent.params}
+    m = rows.size
+    x = None if data.x is None else data.x[:, rows]  # (T, m, C)
+
+    def params_at(t):
+        p = {}
+        for name, base, slopes in layout.terms:
+            eta = theta[base]
+            for r, c in slopes:
+                eta = eta + theta[r] * x[t, :, c]
+            p[name] = spec[name].to_constrained(eta)
+        for k, v in agent.fixed.items():
+            p[k] = np.full(m, v)
+        return p
+
+    per_trial = layout.has_covariates
+    p = params_at(0)
+    out = np.empty((data.T, m))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = agent.start(p, data.env, m, NUMPY)
+        for t in range(data.T):
+            if per_trial and t:
+                p = params_at(t)
+            obs = {k: v[t][rows] for k, v in data.obs.items()}
+            s, lat = agent.step(p, s, obs, NUMPY)
+            out[t] = agent.trial_loglik(p, obs, lat, NUMPY)
+    return out
+
+
+# ============================================================================ diagnostics
+def diagnose(idata, *, var_names: Sequence[str] = ("group_mean", "group_sd", "theta"), label: str = "",
+             warn: bool = True) -> xr.Dataset:
+    """Convergence diagnostics of a posterior sample; warn with what to do ([A4]).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        With ``posterior`` and ``sample_stats`` (``diverging``).
+    var_names : sequence of str
+        Posterior variables to check (those absent are skipped).
+    label : str
+        Prefix of the warning messages (e.g. the model name or a K-fold fold).
+    warn : bool
+        Issue :class:`BayesWarning` for every failed check.
+
+    Returns
+    -------
+    xarray.Dataset
+        Scalars ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``n_divergent``, ``n_max_treedepth``,
+        ``n_draws``, ``n_chains``; attribute ``messages`` holds the warnings' texts (also when ``warn=False``).
+    """
+    import arviz as az
+
+    post = idata.posterior
+    names = [v for v in var_names if v in post]
+    if not names:
+        raise ValueError(f"none of {list(var_names)} is a posterior variable (have {sorted(post.data_vars)})")
+    sub = post[names]
+    n_chains, n_draws = int(post.sizes["chain"]), int(post.sizes["draw"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(sub)
+        ess_b = az.ess(sub, method="bulk")
+        ess_t = az.ess(sub, method="tail")
+
+    def flat(ds):
+        out = []
+        for v in names:
+            da = ds[v]
+            if da.ndim == 0:
+                out.append((v, float(da)))
+                continue
+            st = da.stack(__i__=da.dims)
+            for k in range(st.sizes["__i__"]):
+                idx = st["__i__"].values[k]
+                idx = idx if isinstance(idx, tuple) else (idx,)
+                out.append((f"{v}[{', '.join(str(_label(j)) for j in idx)}]", float(st.values[k])))
+        return out
+
+    rh, eb, et = flat(rhat), flat(ess_b), flat(ess_t)
+    ss = idata.sample_stats if "sample_stats" in idata.groups() else None
+    n_div = int(ss["diverging"].sum()) if ss is not None and "diverging" in ss else 0
+    n_depth = 0
+    for key in ("reached_max_treedepth", "maxdepth_reached"):
+        if ss is not None and key in ss:
+            n_depth = int(ss[key].sum())
+    msgs = []
+    pre = f"{label}: " if label else ""
+    bad = [n for n, v in rh if not (v <= RHAT_MAX)]
+    if bad:
+        msgs.append(f"{pre}R-hat above {RHAT_MAX} for {len(bad)} quantities ({_fmt_list(bad)}): the chains "
+                    "disagree. Run longer (more tune and draws, e.g. tune=2000, draws=2000); if it persists, look "
+                    "for multimodality (arviz.plot_trace) or reparametrise / tighten the priors of these parameters")
+    ess_min = ESS_PER_CHAIN_MIN * n_chains
+    low = [n for n, v in eb if not (v >= ess_min)] + [n + " (tail)" for n, v in et if not (v >= ess_min)]
+    if low:
+        msgs.append(f"{pre}effective sample size below {ess_min} ({ESS_PER_CHAIN_MIN} per chain) for {len(low)} "
+                    f"quantities ({_fmt_list(low)}): posterior means and intervals of these are imprecise. Draw "
+                    "more samples (draws=...) or more chains")
+    if n_div:
+        msgs.append(f"{pre}{n_div} divergent transition(s) after tuning ({n_div / (n_chains * n_draws):.1%} of "
+                    "draws): the sampler missed part of the posterior, which may be biased. Raise target_accept "
+                    "(e.g. 0.95) and tune; if they persist, reparametrise: tighten the group_sd prior of the "
+                    "parameters involved (priors={name: {'sigma': 0.5}}), fix weakly identified parameters "
+                    "(fixed=...), or, for very data-rich subjects, use fewer, better-identified parameters")
+    if n_depth:
+        msgs.append(f"{pre}{n_depth} draw(s) hit the maximum tree depth: sampling was inefficient (and may be "
+                    "incomplete). Increase the tree depth (sampler_kwargs={'maxdepth': 12} for nutpie, "
+                    "{'max_treedepth': 12} for pymc) or reparametrise strongly correlated parameters")
+    if warn:
+        for m in msgs:
+            warnings.warn(m, BayesWarning, stacklevel=3)
+    return xr.Dataset(
+        {"max_rhat": ((), max(v for _, v in rh) if rh else np.nan),
+         "min_ess_bulk": ((), min(v for _, v in eb) if eb else np.nan),
+         "min_ess_tail": ((), min(v for _, v in et) if et else np.nan),
+         "n_divergent": ((), n_div), "n_max_treedepth": ((), n_depth),
+         "n_draws": ((), n_draws), "n_chains": ((), n_chains)},
+        attrs={"messages": list(msgs), "var_names": list(names)})
+
+
+# ============================================================================ the estimator
+class HierarchicalBayes:
+    """Hierarchical Bayesian model of an agent's choices (and RTs), sampled with NUTS.
+
+    Prefer :func:`fit_bayes` (one call); this class is the estimator behind it (scikit-learn style: options in
+    ``__init__``, :meth:`fit` returns ``self``, results end in ``_``).
+
+    Parameters
+    ----------
+    agent : Agent or str
+        The learning agent (instance or registered name).
+    rt : LognormalRT, WienerRT, str, optional
+        Reaction-time model: the agent is wrapped as ``neurorl.fitting.joint.WithRT(agent, rt)`` and the
+        likelihood is the joint density of choices and RTs ("lognormal", "wiener" or an instance).
+    covariates : dict, optional
+        Trial-wise covariates of parameters, ``{"alpha": "block"}`` or ``{"a": [signal_da, "cond"]}`` ([A8]).
+    priors : dict, optional
+        Per row (parameter or slope ``f"{param}_{covariate}"``): ``{"mu": (loc, scale), "sigma": sd_scale}``
+        (either key may be left out) or ``(loc, scale)`` for the group mean ([A1]).
+    draws, tune, chains : int
+        Posterior draws and tuning steps per chain, number of chains ([A3]).
+    cores : int, optional
+        Chains run in parallel (default ``min(chains, os.cpu_count())``).
+    sampler : {"auto", "nutpie", "pymc", "numpyro"}
+        See the module docstring.
+    target_accept : float, default 0.8
+        Target acceptance rate of the step-size adaptation.
+    random_seed : int, numpy.random.Generator or None
+        Seeds the sampler and every later draw (thinning is deterministic).
+    progress : bool, default True
+        Show the sampler's progress bar.
+    log_likelihood : bool, default True
+        Compute the pointwise log-likelihood after sampling (needed by :meth:`loo` and :func:`compare`; it takes
+        ``8 * chains * draws * n_valid_trials`` bytes).
+    name : str, optional
+        Model name in comparison tables (default: the agent's name).
+    sampler_kwargs : dict, optional
+        Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``{"maxdepth": 12}``).
+
+    Attributes
+    ----------
+    idata_ : arviz.InferenceData
+        ``posterior`` (module docstring), ``log_likelihood`` (``loglik`` over ``obs``), ``sample_stats``.
+    summary_ : pandas.DataFrame
+        ``arviz.summary`` of the group parameters (constrained ``p_group``, ``group_mean``, ``group_sd``) and of
+        the subjects' constrained parameters.
+    diagnostics_ : xarray.Dataset
+        :func:`diagnose` of the fit (max R-hat, min ESS, divergences).
+    params_ : xarray.Dataset
+        Posterior means of the subjects' constrained parameters (what :func:`neurorl.replay` accepts).
+    agent_, layout_, model_, trials_
+        The (wrapped) agent, the parameter layout, the PyMC model and the fitted trials.
+    sampler_ : str
+        The sampler used.
+    compile_seconds_, sample_seconds_, loglik_seconds_, fit_seconds_ : float
+        nutpie/numba compilation (0 for PyMC, whose compilation is inside sampling), sampling, pointwise
+        log-likelihood and total wall times.
+    """
+
+    def __init__(self, agent: Agent | str, *, rt=None, covariates: dict | None = None, priors: dict | None = None,
+                 draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
+                 sampler: str = "auto", target_accept: float = 0.8, random_seed=None, progress: bool = True,
+                 log_likelihood: bool = True, name: str | None = None, sampler_kwargs: dict | None = None):
+        self.agent = agent
+        self.rt = rt
+        self.covariates = covariates
+        self.priors = priors
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.cores = cores
+        self.sampler = sampler
+        self.target_accept = target_accept
+        self.random_seed = random_seed
+        self.progress = progress
+        self.log_likelihood = log_likelihood
+        self.name = name
+        self.sampler_kwargs = sampler_kwargs
+
+    # -- scikit-learn protocol ------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor options."""
+        import inspect
+
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def set_params(self, **params) -> "HierarchicalBayes":
+        """Set constructor options; returns ``self``."""
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"HierarchicalBayes has no option {k!r}; options: {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        return f"HierarchicalBayes({self.agent!r}, sampler={self.sampler!r}, draws={self.draws}, chains={self.chains})"
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _check_options(self):
+        for k in ("draws", "tune", "chains"):
+            v = getattr(self, k)
+            if int(v) != v or v < (0 if k == "tune" else 1):
+                raise ValueError(f"{k} must be a {'non-negative' if k == 'tune' else 'positive'} integer, got {v!r}")
+        if not 0.0 < float(self.target_accept) < 1.0:
+            raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept}")
+
+    def prior_table(self, agent: Agent | None = None, layout: ThetaLayout | None = None) -> xr.Dataset:
+        """The group priors in use ([A1]): ``mu_loc``, ``mu_scale``, ``sd_scale`` per row (dim ``param``)."""
+        agent = agent or _wrap_agent(self.agent, self.rt)
+        if layout is None:
+            cov = _normalise_covariates(self.covariates)
+            layout = ThetaLayout.with_covariates(agent, _covariate_names(cov)) if cov else ThetaLayout.plain(agent)
+        spec = {p.name: p for p in agent.params}
+        R = layout.n_rows
+        loc, scale, sd = np.zeros(R), np.zeros(R), np.full(R, GROUP_SD_SCALE)
+        for name, base, slopes in layout.terms:
+            loc[base], scale[base] = spec[name].prior_loc, spec[name].prior_scale
+            for r, _ in slopes:
+                loc[r], scale[r] = 0.0, spec[name].prior_scale
+        for k, v in (self.priors or {}).items():
+            if k not in layout.names:
+                raise ValueError(f"priors given for {k!r}, which is not a fitted row; rows: {list(layout.names)}")
+            i = layout.names.index(k)
+            if isinstance(v, Mapping):
+                unknown = sorted(set(v) - {"mu", "sigma"})
+                if unknown:
+                    raise ValueError(f"priors[{k!r}] has unknown key(s) {unknown}; use 'mu' (loc, scale) and "
+                                     "'sigma' (HalfNormal scale)")
+                mu, sig = v.get("mu"), v.get("sigma")
+            else:
+                mu, sig = v, None
+            if mu is not None:
+                try:
+                    loc[i], scale[i] = (float(a) for a in mu)
+                except (TypeError, ValueError):
+                    raise ValueError(f"priors[{k!r}]: the group-mean prior must be a pair (loc, scale) on the "
+                                     f"unconstrained scale, got {mu!r}") from None
+            if sig is not None:
+                sd[i] = float(sig)
+            if not (scale[i] > 0 and sd[i] > 0 and np.isfinite(loc[i])):
+                raise ValueError(f"priors[{k!r}]: scales must be positive and the location finite, got loc="
+                                 f"{loc[i]}, scale={scale[i]}, sigma={sd[i]}")
+        return xr.Dataset({"mu_loc": (PARAM, loc), "mu_scale": (PARAM, scale), "sd_scale": (PARAM, sd)},
+                          coords={PARAM: list(layout.names)})
+
+    def _setup(self, trials):
+        self._check_options()
+        agent = _wrap_agent(self.agent, self.rt)
+        if hasattr(agent, "check_data"):
+            agent.check_data(trials)
+        cov = _normalise_covariates(self.covariates)
+        layout = ThetaLayout.with_covariates(agent, _covariate_names(cov)) if cov else ThetaLayout.plain(agent)
+        data = _Data(trials, cov, layout.covariates)
+        clash = sorted(({p.name for p in agent.params} | {f"{p.name}_group" for p in agent.params})
+                       & set(_RESERVED))
+        if clash:
+            raise ValueError(f"parameter name(s) {clash} clash with the model's own variables {_RESERVED}")
+        return agent, layout, data
+
+    def build_model(self, trials: xr.Dataset | None = None):
+        """The PyMC model of ``trials`` (default: the fitted ones), for inspection or extension.
+
+        Returns ``pymc.Model``; the observation arrays are PyTensor shared variables named ``obs_<key>``
+        (``obs_x`` for the covariates), so the model can be re-used with other data of the same subjects.
+        """
+        if trials is None:
+            self._check_fitted()
+            return self.model_
+        agent, layout, data = self._setup(trials)
+        return self._build(agent, layout, data, _resolve_sampler(self.sampler))[0]
+
+    def _build(self, agent, layout, data, sampler):
+        import pymc as pm
+        import pytensor
+
+        from ..backend import get_pytensor_ops
+
+        ops = get_pytensor_ops()
+        pri = self.prior_table(agent, layout)
+        # observation arrays constant over trials and subjects are compiled in, except `valid`, which K-fold masks
+        uniform = {k: v for k, v in data.uniform.items() if k != "valid"}
+        shared = {}
+        for k, v in data.obs.items():
+            if k in uniform:
+                continue
+            shared[k] = pytensor.shared(np.ascontiguousarray(np.asarray(v)), name=f"obs_{k}")
+        if "valid" not in shared:
+            shared["valid"] = pytensor.shared(np.ascontiguousarray(data.obs["valid"]), name="obs_valid")
+        x = pytensor.shared(data.x, name="obs_x") if layout.has_covariates else None
+        spec = {p.name: p for p in agent.params}
+        coords = {PARAM: list(layout.names), SUBJECT: list(data.subjects)}
+        with pm.Model(coords=coords) as model:
+            gm = pm.Normal("group_mean", mu=pri["mu_loc"].values, sigma=pri["mu_scale"].values, dims=PARAM)
+            gs = pm.HalfNormal("group_sd", sigma=pri["sd_scale"].values, dims=PARAM)
+            off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM, SUBJECT))
+            theta = pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=(PARAM, SUBJECT))
+            for name, base, _ in layout.terms:
+                pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
+                pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm[base], ops))
+            lookup = "onehot" if sampler == "pymc" else "index"
+            out = loglik_jet_graph(agent, data.env, shared, theta, order=0, layout=layout, x=x, lookup=lookup,
+                                   uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()})
+            pm.Potential(LL_VAR, out["loglik"].sum())
+        self._init = {"group_mean": pri["mu_loc"].values.copy(), "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
+        return model, shared
+
+    # -- sampling ---------------------------------------------------------------------------
+    def _sample(self, seed: int, valid: np.ndarray | None = None, draws=None, tune=None, progress=None):
+        """Sample the built model (optionally with ``valid`` replaced: K-fold). Returns (idata, seconds)."""
+        import pymc as pm
+
+        draws = int(self.draws if draws is None else draws)
+        tune = int(self.tune if tune is None else tune)
+        chains = int(self.chains)
+        cores = int(self.cores) if self.cores is not None else max(1, min(chains, os.cpu_count() or 1))
+        progress = self.progress if progress is None else progress
+        kw = dict(self.sampler_kwargs or {})
+        if self.sampler_ == "nutpie":
+            import nutpie
+
+            if self._compiled is None:
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # numba object-mode / caching notices
+                    # start ([A9]): group means at the prior location, small group sds, jittered subject offsets
+                    self._compiled = nutpie.compile_pymc_model(self.model_, backend="numba",
+                                                               initial_points=dict(self._init),
+                                                               jitter_rvs={self.model_["offset"]})
+                self.compile_seconds_ = time.perf_counter() - t0
+            compiled = self._compiled
+            if valid is not None:
+                compiled = compiled.with_data(obs_valid=valid)
+            t0 = time.perf_counter()
+            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                                  progress_bar=progress, save_warmup=False, target_accept=self.target_accept, **kw)
+            return idata, time.perf_counter() - t0
+        sh = self._shared["valid"]
+        old = sh.get_value()
+        if valid is not None:
+            sh.set_value(np.asarray(valid, dtype=old.dtype))
+        try:
+            t0 = time.perf_counter()
+            extra = {"nuts_sampler": "numpyro"} if self.sampler_ == "numpyro" else {}
+            init_rng = np.random.default_rng(seed)
+            shape = (len(self.layout_.names), self._data.n)
+            initvals = [{**self._init, "offset": init_rng.uniform(-1.0, 1.0, shape)} for _ in range(chains)]
+            kw.setdefault("init", "adapt_diag")  # jitter only the offsets, above ([A9])
+            kw.setdefault("initvals", initvals)
+            with self.model_, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*Potential.*")
+                idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                                  target_accept=self.target_accept, progressbar=progress,
+                                  compute_convergence_checks=False, return_inferencedata=True, **extra, **kw)
+            seconds = float(idata.posterior.attrs.get("sampling_time", time.perf_counter() - t0))
+        finally:
+            sh.set_value(old)
+        return idata, seconds
+
+    def fit(self, trials: xr.Dataset) -> "HierarchicalBayes":
+        """Build the model of ``trials``, sample it, add the pointwise log-likelihood and check convergence."""
+        import arviz as az
+
+        t_start = time.perf_counter()
+        agent, layout, data = self._setup(trials)
+        self.sampler_ = _resolve_sampler(self.sampler)
+        self.agent_, self.layout_, self._data, self.trials_ = agent, layout, data, data.trials
+        self.name_ = self.name or agent.name
+        self._rng = as_rng(self.random_seed)
+        self.model_, self._shared = self._build(agent, layout, data, self.sampler_)
+        self._compiled = None
+        self.compile_seconds_ = 0.0
+        idata, self.sample_seconds_ = self._sample(int(self._rng.integers(2 ** 31 - 1)))
+        for g in [g for g in idata.groups() if g.startswith("warmup")]:
+            del idata[g]
+        self.idata_ = idata
+        self.loglik_seconds_ = 0.0
+        if self.log_likelihood:
+            t0 = time.perf_counter()
+            self.idata_.add_groups(log_likelihood=self._log_likelihood_dataset())
+            self.loglik_seconds_ = time.perf_counter() - t0
+        self.diagnostics_ = diagnose(self.idata_, label=f"{self.name_}")
+        names = [n for n, _, _ in layout.terms]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.summary_ = az.summary(self.idata_, var_names=[f"{n}_group" for n in names]
+                                       + ["group_mean", "group_sd"] + names, round_to="none")
+        post = self.idata_.posterior
+        self.params_ = xr.Dataset({n: (SUBJECT, post[n].mean(("chain", "draw")).values) for n in names},
+                                  coords={SUBJECT: data.subjects}, attrs={"agent": agent.name,
+                                                                          "estimate": "posterior mean"})
+        self.fit_seconds_ = time.perf_counter() - t_start
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "idata_"):
+            raise AttributeError("this HierarchicalBayes is not fitted yet; call fit(trials) first")
+
+    # -- pointwise log-likelihood ----------------------------------------------------------------
+    def _theta(self, idata=None) -> np.ndarray:
+        """Posterior draws of ``theta`` as ``(S, R, n)`` (chains pooled, chain-major)."""
+        post = (idata or self.idata_).posterior["theta"].transpose("chain", "draw", PARAM, SUBJECT)
+        v = post.values
+        return v.reshape((-1,) + v.shape[2:])
+
+    def subject_loglik(self, theta: np.ndarray, subjects: np.ndarray | None = None) -> np.ndarray:
+        """Log-likelihood per trial of subjects at unconstrained parameter draws.
+
+        Evaluated with the NumPy backend of the agent's rule (the path of ``simulate``/``replay``; no
+        compilation): the draws are stacked on the subject axis and all of them run through the trials in one
+        vectorised loop (``agent.step`` then ``agent.trial_loglik``).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (S, R, m)
+            Unconstrained rows (the layout's) for ``S`` draws of ``m`` subjects.
+        subjects : ndarray of int, shape (m,), optional
+            Positions (in the fitted trials) of the subjects; default all.
+
+        Returns
+        -------
+        ndarray, shape (S, m, T)
+            Per-trial log-likelihood (0 on invalid trials).
+        """
+        self._check_fitted()
+        data, layout = self._data, self.layout_
+        idx = np.arange(data.n) if subjects is None else np.asarray(subjects, dtype=np.int64)
+        theta = np.asarray(theta, dtype=float)
+        S, R, m = theta.shape
+        if R != layout.n_rows or m != idx.size:
+            raise ValueError(f"theta has shape {theta.shape}; expected (S, {layout.n_rows}, {idx.size})")
+        per = max(1, _ROWS_PER_CHUNK // max(m, 1))  # draws per pass
+        out = np.empty((S, m, data.T))
+        for s in range(0, S, per):
+            k = min(per, S - s)
+            th = np.transpose(theta[s: s + k], (1, 0, 2)).reshape(R, k * m)  # rows draw-major
+            pw = _numpy_pointwise(self.agent_, layout, data, th, np.tile(idx, k))  # (T, k m)
+            out[s: s + k] = pw.reshape(data.T, k, m).transpose(1, 2, 0)
+        return out
+
+    def _log_likelihood_dataset(self) -> xr.Dataset:
+        data = self._data
+        post = self.idata_.posterior
+        C, D = int(post.sizes["chain"]), int(post.sizes["draw"])
+        ll = self.subject_loglik(self._theta())  # (S, n, T)
+        valid = data.valid
+        flat = ll[:, valid]  # (S, N_obs) subject-major
+        si, ti = np.nonzero(valid)
+        return xr.Dataset(
+            {LL_VAR: (("chain", "draw", OBS), flat.reshape(C, D, -1))},
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, OBS: np.arange(si.size),
+                    SUBJECT: (OBS, data.subjects[si]), TRIAL: (OBS, data.trials[TRIAL].values[ti])},
+            attrs={"description": "log-likelihood of every valid trial (choice, or choice and RT), subject-major"})
+
+    # -- evidence ---------------------------------------------------------------------------------
+    def loo(self, level: str = "trial", *, warn: bool = True):
+        """PSIS-LOO at the trial level or leave-one-subject-out (``level="subject"``); see :func:`loo`."""
+        self._check_fitted()
+        return loo(self.idata_, level=level, warn=warn, label=self.name_)
+
+    def kfold(self, k: int = 5, *, folds=None, n_inner: int | None = None, draws: int | None = None,
+              tune: int | None = None, rng=None, progress: bool | None = None):
+        """Exact K-fold cross-validation by subject ([A6]).
+
+        Parameters
+        ----------
+        k : int, default 5
+            Number of folds (ignored when ``folds`` is given).
+        folds : mapping or array_like, optional
+            Fold of every subject: a mapping subject label -> fold, or an array aligned with the fitted subjects.
+        n_inner : int, optional
+            Fresh population draws per posterior draw when scoring a held-out subject (default: enough for
+            4,000 in all).
+        draws, tune : int, optional
+            Sampler settings of the refits (default: the fit's).
+        rng : int, numpy.random.Generator or None
+            Fold assignment and population draws (default: derived from ``random_seed``).
+        progress : bool, optional
+
+        Returns
+        -------
+        arviz.ELPDData
+            Usable in :func:`compare` (``loo_i`` over ``subject``; ``pareto_k`` is NaN: no importance
+            sampling). ``result.attrs["kfold"]`` (also ``self.kfold_``) is an ``xarray.Dataset`` with per-subject
+            ``elpd``, ``mc_se``, ``fold``, ``lppd`` and per-fold diagnostics.
+        """
+        from arviz import ELPDData
+
+        self._check_fitted()
+        data = self._data
+        n = data.n
+        rng = as_rng(rng) if rng is not None else self._rng
+        if folds is None:
+            k = int(k)
+            if not 2 <= k <= n:
+                raise ValueError(f"k must be between 2 and the number of subjects ({n}), got {k}")
+            fold = np.empty(n, np.int64)
+            fold[rng.permutation(n)] = np.arange(n) % k
+        else:
+            if isinstance(folds, Mapping):
+                missing = [s for s in data.subjects.tolist() if s not in folds]
+                if missing:
+                    raise ValueError(f"folds lacks subject(s) {missing[:8]}")
+                fold = np.array([folds[s] for s in data.subjects.tolist()])
+            else:
+                fold = np.asarray(folds)
+                if fold.shape != (n,):
+                    raise ValueError(f"folds must give one fold per subject ({n}), got shape {fold.shape}")
+            _, fold = np.unique(fold, return_inverse=True)
+            if fold.max() < 1:
+                raise ValueError("folds must define at least two folds")
+        n_folds = int(fold.max()) + 1
+        elpd = np.full(n, np.nan)
+        mc_se = np.full(n, np.nan)
+        fold_diag = []
+        valid_tm = np.ascontiguousarray(data.obs["valid"])
+        for f in range(n_folds):
+            held = np.flatnonzero(fold == f)
+            mask = valid_tm.copy()
+            mask[:, held] = False
+            idata, _ = self._sample(int(rng.integers(2 ** 31 - 1)), valid=mask, draws=draws, tune=tune,
+                                    progress=progress)
+            fold_diag.append(diagnose(idata, var_names=("group_mean", "group_sd"),
+                                      label=f"{self.name_} K-fold fold {f}"))
+            gm = idata.posterior["group_mean"].transpose("chain", "draw", PARAM).values.reshape(-1, self.layout_.n_rows)
+            gs = idata.posterior["group_sd"].transpose("chain", "draw", PARAM).values.reshape(-1, self.layout_.n_rows)
+            S = gm.shape[0]
+            M = int(n_inner) if n_inner is not None else max(1, math.ceil(4000 / S))
+            elpd[held], mc_se[held] = self.population_elpd(gm, gs, held, n_inner=M, rng=rng)
+        bad = np.flatnonzero(mc_se > 0.1)
+        if bad.size:
+            warnings.warn(f"{self.name_} K-fold: the Monte Carlo standard error of the held-out log predictive "
+                          f"density exceeds 0.1 nats for subject(s) {_names(data.subjects, bad)} (max "
+                          f"{mc_se.max():.2f}); raise n_inner (population draws per posterior draw)",
+                          BayesWarning, stacklevel=2)
+        lppd = np.full(n, np.nan)
+        if "log_likelihood" in self.idata_.groups():
+            lppd = _logmeanexp(self._subject_ll(self.idata_).reshape(-1, n), axis=0)
+        subj = xr.DataArray(elpd, dims=SUBJECT, coords={SUBJECT: data.subjects}, name="loo_i")
+        total = float(elpd.sum())
+        res = ELPDData(
+            data=[total, float(math.sqrt(n * np.var(elpd))), float(np.sum(lppd) - total), int(S), n, False,
+                  subj, xr.full_like(subj, np.nan).rename("pareto_k"), "log", np.nan],
+            index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale",
+                   "good_k"])
+        detail = xr.Dataset(
+            {"elpd": (SUBJECT, elpd), "mc_se": (SUBJECT, mc_se), "fold": (SUBJECT, fold),
+             "lppd": (SUBJECT, lppd),
+             "fold_max_rhat": ("fold", [float(d["max_rhat"]) for d in fold_diag]),
+             "fold_n_divergent": ("fold", [int(d["n_divergent"]) for d in fold_diag])},
+            coords={SUBJECT: data.subjects, "fold": np.arange(n_folds)},
+            attrs={"method": "exact K-fold by subject", "n_inner": M, "model": self.name_})
+        res.attrs["kfold"] = detail
+        self.kfold_ = detail
+        return res
+
+    def population_elpd(self, group_mean: np.ndarray, group_sd: np.ndarray, subjects, *, n_inner: int = 1,
+                        rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """Log predictive density of subjects as new members of the population ([A6]).
+
+        ``log p(y_i) = log E[p(y_i | theta)]``, ``theta = group_mean + group_sd * z``, ``z ~ N(0, I)``, by Monte
+        Carlo over the ``S`` given draws of the group parameters with ``n_inner`` fresh ``z`` each.
+
+        Parameters
+        ----------
+        group_mean, group_sd : ndarray, shape (S, R)
+            Draws of the group parameters (unconstrained scale, the layout's rows).
+        subjects : array_like of int
+            Positions of the subjects in the fitted trials.
+        n_inner : int
+        rng : int, Generator or None
+
+        Returns
+        -------
+        (elpd, mc_se) : ndarrays, shape (m,)
+            Log predictive density per subject and its Monte Carlo standard error (delta method).
+        """
+        self._check_fitted()
+        rng = as_rng(rng)
+        gm, gs = np.atleast_2d(np.asarray(group_mean, float)), np.atleast_2d(np.asarray(group_sd, float))
+        held = np.atleast_1d(np.asarray(subjects, dtype=np.int64))
+        S, R = gm.shape
+        M = int(n_inner)
+        if M < 1:
+            raise ValueError(f"n_inner must be >= 1, got {n_inner}")
+        z = rng.standard_normal((S * M, R, held.size))
+        th = np.repeat(gm, M, axis=0)[:, :, None] + np.repeat(gs, M, axis=0)[:, :, None] * z
+        ll = self.subject_loglik(th, held).sum(axis=2)  # (S M, m)
+        elpd = _logmeanexp(ll, axis=0)
+        w = np.exp(ll - ll.max(axis=0, keepdims=True))
+        mc_se = w.std(axis=0) / (w.mean(axis=0) * math.sqrt(w.shape[0]))
+        return elpd, mc_se
+
+    @staticmethod
+    def _subject_ll(idata) -> np.ndarray:
+        return _subject_sums(idata)[0]
+
+    # -- posterior draws, latents, predictive checks --------------------------------------------
+    def _draw_index(self, n_draws: int | None) -> np.ndarray:
+        post = self.idata_.posterior
+        S = int(post.sizes["chain"]) * int(post.sizes["draw"])
+        if n_draws is None or int(n_draws) >= S:
+            return np.arange(S)
+        if int(n_draws) < 1:
+            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+        return np.unique(np.linspace(0, S - 1, int(n_draws)).round().astype(np.int64))
+
+    def posterior_draws(self, n_draws: int | None = None) -> xr.Dataset:
+        """Posterior draws of every subject's constrained parameters.
+
+        Parameters
+        ----------
+        n_draws : int, optional
+            Number of draws, evenly spaced over the pooled chains ([A7]); default all.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per free parameter, dims ``(draw, subject)``, or ``(draw, subject, trial)`` for
+            covariate-modulated parameters (their value on each trial). The format
+            :func:`neurorl.fitting.ppc.predictive_check` accepts.
+        """
+        self._check_fitted()
+        data, layout = self._data, self.layout_
+        theta = self._theta()[self._draw_index(n_draws)]  # (k, R, n)
+        spec = {p.name: p for p in self.agent_.params}
+        out = {}
+        for name, base, slopes in layout.terms:
+            eta = theta[:, base]
+            if slopes:
+                x = np.transpose(data.x, (1, 0, 2))  # (n, T, C)
+                eta = eta[:, :, None] + sum(theta[:, r][:, :, None] * x[None, :, :, c] for r, c in slopes)
+                out[name] = ((DRAW, SUBJECT, TRIAL), spec[name].to_constrained(eta))
+            else:
+                out[name] = ((DRAW, SUBJECT), spec[name].to_constrained(eta))
+        return xr.Dataset(out, coords={DRAW: np.arange(theta.shape[0]), SUBJECT: data.subjects,
+                                       TRIAL: data.trials[TRIAL].values},
+                          attrs={"posterior": "hierarchical Bayes", "agent": self.agent_.name})
+
+    def latents(self, n_draws: int = 100, *, level: float = 0.95) -> xr.Dataset:
+        """Posterior latents: replay the data at posterior draws and summarise each latent per trial ([A7]).
+
+        Parameters
+        ----------
+        n_draws : int, default 100
+            Posterior draws replayed (all subjects at once: draws are stacked on the subject axis).
+        level : float, default 0.95
+            Central probability of the credible interval.
+
+        Returns
+        -------
+        xarray.Dataset
+            Every latent of the agent with dims ``(stat, subject, trial[, action])``; ``stat`` is ``mean``,
+            ``sd``, ``median``, ``lower``, ``upper`` (the interval's ends). NaN on padding rows. Hand
+            ``.sel(stat="mean")`` to decoding.
+        """
+        from ..simulate import replay
+
+        self._check_fitted()
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        data = self._data
+        draws = self.posterior_draws(n_draws)
+        k, n = draws.sizes[DRAW], data.n
+        trials = data.trials
+        tiled = trials.isel({SUBJECT: np.tile(np.arange(n), k)}).assign_coords({SUBJECT: np.arange(k * n)})
+        params = {}
+        for v in draws.data_vars:
+            a = draws[v].values  # (k, n) or (k, n, T)
+            params[v] = a.reshape((k * n,) + a.shape[2:])
+        lat = replay(self.agent_, tiled, params)
+        q_lo, q_hi = (1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0
+        out = {}
+        skip = set(getattr(self.agent_, "simulation_only", ()))
+        for name in lat.data_vars:
+            if name in skip:
+                continue
+            a = lat[name].values
+            a = a.reshape((k, n) + a.shape[1:])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN padding rows
+                stats = np.stack([np.nanmean(a, axis=0), np.nanstd(a, axis=0), np.nanmedian(a, axis=0),
+                                  np.nanquantile(a, q_lo, axis=0), np.nanquantile(a, q_hi, axis=0)])
+            out[name] = ((STAT,) + lat[name].dims, stats)
+        coords = {STAT: ["mean", "sd", "median", "lower", "upper"], SUBJECT: data.subjects,
+                  TRIAL: trials[TRIAL].values}
+        for c in lat.coords:
+            if c not in (SUBJECT, TRIAL) and c in lat.dims:
+                coords[c] = lat[c].values
+        return xr.Dataset(out, coords=coords, attrs={"agent": self.agent_.name, "level": level, "n_draws": k,
+                                                     "summary": "posterior over draws of the replayed latents"})
+
+    def predictive_check(self, task, *, n_sims: int = 20, rng=None, **kwargs) -> xr.Dataset:
+        """Posterior predictive check: :func:`neurorl.fitting.ppc.predictive_check` at ``n_sims`` posterior draws.
+
+        Each simulated group uses one posterior draw of every subject's parameters (evenly spaced draws).
+        ``kwargs`` go to ``predictive_check`` (``summaries``, ``level``, ``schedule``, ...). Covariate-modulated
+        parameters are not supported there (``ValueError``).
+        """
+        from .ppc import predictive_check
+
+        self._check_fitted()
+        if self.layout_.has_covariates:
+            raise ValueError("predictive checks with trial-wise (covariate-modulated) parameters are not supported; "
+                             "fit without covariates")
+        draws = self.posterior_draws(n_sims)
+        return predictive_check(self.agent_, self.trials_, draws, task=task, n_sims=n_sims,
+                                rng=rng if rng is not None else self._rng, **kwargs)
+
+
+# ============================================================================ one call
+def fit_bayes(agent: Agent | str, trials: xr.Dataset, *, rt=None, covariates: dict | None = None,
+              priors: dict | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+              sampler: str = "auto", random_seed=None, progress: bool = True, **options) -> HierarchicalBayes:
+    """Fit a hierarchical Bayesian model of ``agent`` to ``trials`` with NUTS; returns the fitted estimator.
+
+    Parameters
+    ----------
+    agent : Agent or str
+    trials : xarray.Dataset
+        Trials of all subjects (ragged subjects padded with ``valid = False``).
+    rt : LognormalRT, WienerRT, "lognormal", "wiener", optional
+        Model reaction times too (``neurorl.fitting.joint.WithRT``).
+    covariates : dict, optional
+        ``{param: trials variable name | (subject, trial) DataArray | list of them}`` ([A8]).
+    priors : dict, optional
+        Group-prior overrides ([A1]).
+    draws, tune, chains : int
+        Defaults 1000, 1000, 4.
+    sampler : {"auto", "nutpie", "pymc", "numpyro"}
+    random_seed : int, Generator or None
+    progress : bool
+    **options
+        Other :class:`HierarchicalBayes` options (``cores``, ``target_accept``, ``log_likelihood``, ``name``,
+        ``sampler_kwargs``).
+
+    Returns
+    -------
+    HierarchicalBayes
+        ``idata_``, ``summary_``, ``diagnostics_``, ``params_``; methods ``loo``, ``kfold``, ``latents``,
+        ``posterior_draws``, ``predictive_check``.
+    """
+    return HierarchicalBayes(agent, rt=rt, covariates=covariates, priors=priors, draws=draws, tune=tune,
+                             chains=chains, sampler=sampler, random_seed=random_seed, progress=progress,
+                             **options).fit(trials)
+
+
+# ============================================================================ LOO and comparison
+def _subject_sums(idata):
+    """``(chain, draw, subject)`` sums of the pointwise log-likelihood and the subject labels."""
+    if "log_likelihood" not in idata.groups() or LL_VAR not in idata.log_likelihood:
+        raise ValueError(f"the InferenceData has no log_likelihood[{LL_VAR!r}]; fit with log_likelihood=True")
+    ll = idata.log_likelihood[LL_VAR]
+    if SUBJECT in ll.dims:
+        return ll.transpose("chain", "draw", SUBJECT).values, ll[SUBJECT].values
+    subj = ll[SUBJECT].values
+    labels, first = np.unique(subj, return_index=True)
+    order = np.argsort(first)
+    labels = labels[order]
+    starts = np.sort(first)
+    if not np.all(np.diff(np.concatenate([starts, [subj.size]])) > 0) or \
+            not np.array_equal(np.repeat(labels, np.diff(np.concatenate([starts, [subj.size]]))), subj):
+        raise ValueError("log_likelihood observations are not grouped by subject")
+    vals = ll.transpose("chain", "draw", OBS).values
+    return np.add.reduceat(vals, starts, axis=-1), labels
+
+
+def loo(idata_or_fit, level: str = "trial", *, warn: bool = True, label: str = ""):
+    """PSIS-LOO of a hierarchical fit, at the trial or the subject level.
+
+    Parameters
+    ----------
+    idata_or_fit : arviz.InferenceData or HierarchicalBayes
+        With ``log_likelihood["loglik"]`` over ``obs`` (coordinate ``subject``).
+    level : {"trial", "subject"}
+        ``"trial"``: one term per valid trial ([A5]). ``"subject"``: leave-one-subject-out, a subject's trials
+        summed per draw, then PSIS (hBayesDM's convention).
+    warn : bool
+        Warn (:class:`BayesWarning`) when Pareto k exceeds arviz's threshold, naming trials/subjects and what to do.
+    label : str
+        Model name for the warning.
+
+    Returns
+    -------
+    arviz.ELPDData
+        With pointwise ``loo_i`` and ``pareto_k`` (over ``obs`` or ``subject``).
+    """
+    import arviz as az
+
+    if isinstance(idata_or_fit, HierarchicalBayes):
+        return idata_or_fit.loo(level, warn=warn)
+    idata = idata_or_fit
+    if level not in ("trial", "subject"):
+        raise ValueError(f"level must be 'trial' or 'subject', got {level!r}")
+    if "log_likelihood" not in idata.groups() or LL_VAR not in idata.log_likelihood:
+        raise ValueError(f"the InferenceData has no log_likelihood[{LL_VAR!r}]; fit with log_likelihood=True")
+    if level == "subject":
+        sums, labels = _subject_sums(idata)
+        ll = xr.Dataset({LL_VAR: (("chain", "draw", SUBJECT), sums)},
+                        coords={"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values,
+                                SUBJECT: labels})
+        idata = az.InferenceData(posterior=idata.posterior, log_likelihood=ll)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+        res = az.loo(idata, pointwise=True, var_name=LL_VAR)
+    # a term whose log-likelihood is the same in every draw (e.g. a first choice between equal initial values) is
+    # predicted exactly by LOO; arviz's Pareto fit degenerates there (k = inf), so its k is set to 0
+    ll_vals = idata.log_likelihood[LL_VAR]
+    ll_vals = ll_vals.stack(__sample__=("chain", "draw")).transpose(..., "__sample__").values
+    const = np.ptp(ll_vals, axis=-1) <= 1e-12 * (1.0 + np.abs(ll_vals[..., 0]))
+    if const.any():
+        k = np.asarray(res.pareto_k).copy()
+        k[const] = 0.0
+        res["pareto_k"] = res.pareto_k.copy(data=k)
+    k = np.asarray(res.pareto_k)
+    good = float(res.good_k)
+    res["warning"] = bool(np.any(k > good))
+    bad = np.flatnonzero(k > good)
+    if warn and bad.size:
+        pre = f"{label}: " if label else ""
+        if level == "trial":
+            ll = idata.log_likelihood[LL_VAR]
+            where = [f"({_label(ll[SUBJECT].values[i])}, {_label(ll[TRIAL].values[i])})" for i in bad]
+            warnings.warn(
+                f"{pre}PSIS-LOO is unreliable for {bad.size} trial(s) with Pareto k > {good:.2f} (subject, trial): "
+                f"{_fmt_list(where)} (max k = {k.max():.2f}). Their elpd is overestimated; check these trials for "
+                "outliers (surprising choices, extreme RTs), draw more samples, or use exact cross-validation "
+                "(fit.kfold(...), by subject)", BayesWarning, stacklevel=2)
+        else:
+            labels = idata.log_likelihood[SUBJECT].values
+            warnings.warn(
+                f"{pre}leave-one-subject-out PSIS is unreliable for {bad.size} of {k.size} subject(s) with Pareto "
+                f"k > {good:.2f}: {_fmt_list(_label(labels[i]) for i in bad)} (max k = {k.max():.2f}). This is "
+                "common -- leaving out all of a subject's trials moves that subject's posterior far -- use the "
+                "exact fallback fit.kfold(k) (refits with folds of subjects held out)", BayesWarning, stacklevel=2)
+    return res
+
+
+def compare(models, *, level: str = "trial", method: str = "stacking", scale: str = "log"):
+    """Compare models by expected log predictive density (an ``arviz.compare`` table with our model names).
+
+    Parameters
+    ----------
+    models : mapping name -> (HierarchicalBayes | InferenceData | ELPDData), or a sequence of fits
+        Fits of the *same* data. A sequence is named by each fit's ``name_`` (the agent's name, made unique).
+        ELPDData (e.g. from :meth:`HierarchicalBayes.kfold`) are used as they are.
+    level : {"trial", "subject"}
+        PSIS-LOO level for fits and InferenceData ([A5]); K-fold results are subject-level.
+    method : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
+        Model weights (``arviz.compare``).
+    scale : {"log", "negative_log", "deviance"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank``, ``elpd_loo``, ``p_loo``, ``elpd_diff``, ``weight``, ``se``, ``dse``, ``warning``, ``scale``,
+        indexed by model name, best first.
+    """
+    import arviz as az
+    from arviz import ELPDData
+
+    if isinstance(models, Mapping):
+        items = list(models.items())
+    else:
+        items, seen = [], {}
+        for m in models:
+            if not isinstance(m, HierarchicalBayes):
+                raise TypeError("a sequence passed to compare must hold fitted HierarchicalBayes; use a dict "
+                                "name -> InferenceData/ELPDData otherwise")
+            base = m.name_
+            seen[base] = seen.get(base, 0) + 1
+            items.append((base if seen[base] == 1 else f"{base}_{seen[base]}", m))
+    if len(items) < 2:
+        raise ValueError("compare needs at least two models")
+    elpds = {}
+    for name, m in items:
+        if isinstance(m, ELPDData):
+            elpds[str(name)] = m
+        elif isinstance(m, HierarchicalBayes):
+            elpds[str(name)] = m.loo(level)
+        else:
+            elpds[str(name)] = loo(m, level, label=str(name))
+    sizes = {k: int(v["n_data_points"]) for k, v in elpds.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"the models score different numbers of observations {sizes}: compare fits of the same "
+                         "data at the same level (trial-level LOO vs subject-level K-fold do not mix)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message="The inplace keyword")  # arviz 0.23 with pandas >= 3
+        table = az.compare(elpds, ic="loo", method=method, scale=scale)
+    table.index.name = "model"
+    table.attrs["level"] = level
+    return table
+
+
+#: the same as :func:`compare`, under a name that does not shadow the module :mod:`neurorl.fitting.compare`
+loo_compare = compare

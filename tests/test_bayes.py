@@ -1,0 +1,517 @@
+"""Tests of neurorl.fitting.bayes (hierarchical Bayesian fitting with PyMC).
+
+Reference values come from plain NumPy loops written here (Rescorla-Wagner + softmax), closed-form densities of the
+priors, quadrature, the compiled likelihood graph of the MLE module (an independent evaluation of the same rule) and
+:func:`neurorl.fitting.mle.MAP` -- never from the Bayesian module's own output. Sampling runs are short (PyMC's
+NUTS, C backend, one core); runs that need many draws or nutpie's numba compilation are marked slow.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+import neurorl as nr
+from neurorl.fitting.bayes import BayesWarning, HierarchicalBayes, compare, diagnose, fit_bayes, loo
+from neurorl.fitting.graph import compiled_loglik
+
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+pytestmark = pytest.mark.filterwarnings("ignore::neurorl.fitting.bayes.BayesWarning")
+
+Q0 = 0.5
+FAST = dict(draws=40, tune=40, chains=2, cores=1, sampler="pymc", progress=False)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def rw_pointwise(choice, reward, valid, alpha, beta, q0=Q0):
+    """Per-trial log P(choice) of one subject under RW + softmax (2 arms); ``alpha`` may vary per trial."""
+    alpha = np.broadcast_to(np.asarray(alpha, float), (len(choice),))
+    q = np.array([q0, q0])
+    out = np.zeros(len(choice))
+    for t, (c, r, v) in enumerate(zip(choice, reward, valid)):
+        if not v:
+            continue
+        logits = beta * q
+        m = logits.max()
+        out[t] = logits[c] - m - math.log(np.exp(logits - m).sum())
+        q[c] += alpha[t] * (r - q[c])
+    return out
+
+
+def simulate_rw(n, T, ta, tb, rng, x=None, slope=0.0):
+    choice = np.zeros((n, T), int)
+    reward = np.zeros((n, T))
+    for i in range(n):
+        q = np.array([Q0, Q0])
+        b = math.exp(tb[i])
+        for t in range(T):
+            a = sigmoid(ta[i] + (slope * x[i, t] if x is not None else 0.0))
+            p1 = 1.0 / (1.0 + math.exp(-b * (q[1] - q[0])))
+            c = int(rng.random() < p1)
+            r = float(rng.random() < (0.7, 0.3)[c])
+            choice[i, t], reward[i, t] = c, r
+            q[c] += a * (r - q[c])
+    return choice, reward
+
+
+@pytest.fixture(scope="module")
+def agent():
+    return nr.make_agent("q_learning", q0=Q0)
+
+
+@pytest.fixture(scope="module")
+def ragged():
+    """5 subjects, up to 24 trials: subject 's1' has 18 (6 padding rows), 's2' two missed trials."""
+    rng = np.random.default_rng(3)
+    n, T = 5, 24
+    choice, reward = simulate_rw(n, T, rng.normal(-0.5, 0.5, n), rng.normal(1.0, 0.3, n), rng)
+    valid = np.ones((n, T), bool)
+    tidx = np.tile(np.arange(T), (n, 1))
+    valid[1, 18:] = False
+    tidx[1, 18:] = -1
+    valid[2, [5, 11]] = False
+    choice = np.where(valid, choice, -1)
+    reward = np.where(valid, reward, np.nan)
+    return nr.make_trials(np.zeros((n, T), int), choice, reward, valid=valid, trial_index=tidx,
+                          subjects=[f"s{i}" for i in range(n)], n_actions=2, n_states=1)
+
+
+@pytest.fixture(scope="module")
+def fit(agent, ragged):
+    return fit_bayes(agent, ragged, random_seed=1, **FAST)
+
+
+# ----------------------------------------------------------------------------------------------- structure
+def test_posterior_groups_dims_and_transforms(fit, ragged):
+    idata = fit.idata_
+    assert {"posterior", "log_likelihood", "sample_stats"} <= set(idata.groups())
+    post = idata.posterior
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 40
+    assert list(post["alpha"].dims) == ["chain", "draw", "subject"]
+    assert list(post["subject"].values) == list(ragged["subject"].values)
+    # theta = mean + sd * offset; alpha = sigmoid(theta_alpha), beta = exp(theta_beta); p_group = transform(mean)
+    th = post["group_mean"] + post["group_sd"] * post["offset"]
+    np.testing.assert_allclose(post["theta"].values, th.transpose(*post["theta"].dims).values, rtol=1e-12)
+    np.testing.assert_allclose(post["alpha"].values, sigmoid(post["theta"].sel(param="alpha").values), rtol=1e-12)
+    np.testing.assert_allclose(post["beta"].values, np.exp(post["theta"].sel(param="beta").values), rtol=1e-12)
+    np.testing.assert_allclose(post["alpha_group"].values, sigmoid(post["group_mean"].sel(param="alpha").values))
+    assert np.all(post["group_sd"].values > 0)
+    np.testing.assert_allclose(fit.params_["alpha"].values, post["alpha"].mean(("chain", "draw")).values)
+    assert {"alpha_group", "beta_group", "group_mean[alpha]", "group_sd[beta]", "alpha[s0]"} <= set(fit.summary_.index)
+    d = fit.diagnostics_
+    assert int(d["n_chains"]) == 2 and int(d["n_draws"]) == 40 and np.isfinite(float(d["max_rhat"]))
+
+
+def test_pointwise_loglik_over_valid_trials_matches_hand_loop_and_graph(fit, ragged, agent):
+    ll = fit.idata_.log_likelihood["loglik"]
+    valid = ragged["valid"].values
+    assert ll.sizes["obs"] == valid.sum() == 5 * 24 - 6 - 2  # padding and missed trials are not observations
+    si, ti = np.nonzero(valid)
+    assert list(ll["subject"].values) == list(ragged["subject"].values[si])
+    assert list(ll["trial"].values) == list(ti)
+    post = fit.idata_.posterior
+    choice, reward = ragged["choice"].values, ragged["reward"].values
+    for c, d in [(0, 0), (1, 17), (0, 39)]:
+        a = post["alpha"].values[c, d]
+        b = post["beta"].values[c, d]
+        hand = np.concatenate([rw_pointwise(choice[i], reward[i], valid[i], a[i], b[i])[valid[i]] for i in range(5)])
+        np.testing.assert_allclose(ll.values[c, d], hand, rtol=1e-10, atol=1e-12)
+        # the MLE module's compiled graph at the same parameters: the same per-subject totals
+        from neurorl.simulate import observations
+
+        env, obs = observations(ragged)
+        fn = compiled_loglik(agent, env, order=0)
+        theta = post["theta"].values[c, d]
+        tot = fn(theta, {k: obs[k] for k in fn.obs_keys})["loglik"]
+        sums = np.array([ll.values[c, d][si == i].sum() for i in range(5)])
+        np.testing.assert_allclose(sums, tot, rtol=1e-10)
+
+
+def test_model_logp_is_group_priors_plus_mle_loglik(fit, ragged):
+    model = fit.model_
+    f = model.compile_logp(jacobian=True)
+    rng = np.random.default_rng(0)
+    gm = np.array([-0.3, 0.8])
+    gs = np.array([0.6, 0.4])
+    off = rng.normal(size=(2, 5))
+    point = {"group_mean": gm, "group_sd_log__": np.log(gs), "offset": off}
+    th = gm[:, None] + gs[:, None] * off
+    choice, reward, valid = ragged["choice"].values, ragged["reward"].values, ragged["valid"].values
+    ll = sum(rw_pointwise(choice[i], reward[i], valid[i], sigmoid(th[0, i]), math.exp(th[1, i])).sum()
+             for i in range(5))
+    prior = (stats.norm.logpdf(gm, 0.0, 2.5).sum() + stats.halfnorm.logpdf(gs, scale=1.0).sum() + np.log(gs).sum()
+             + stats.norm.logpdf(off).sum())
+    assert float(f(point)) == pytest.approx(prior + ll, rel=1e-10)
+
+
+def test_priors_override_and_prior_table(agent, ragged):
+    import pymc as pm
+
+    est = HierarchicalBayes(agent, priors={"alpha": {"mu": (-1.0, 0.5), "sigma": 0.3}, "beta": (1.5, 0.2)})
+    tab = est.prior_table()
+    np.testing.assert_allclose(tab["mu_loc"].values, [-1.0, 1.5])
+    np.testing.assert_allclose(tab["mu_scale"].values, [0.5, 0.2])
+    np.testing.assert_allclose(tab["sd_scale"].values, [0.3, 1.0])
+    model = est.build_model(ragged)
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pr = pm.sample_prior_predictive(draws=4000, random_seed=1, var_names=["group_mean", "group_sd"])
+    gm = pr.prior["group_mean"].values.reshape(-1, 2)
+    gs = pr.prior["group_sd"].values.reshape(-1, 2)
+    assert np.all(np.abs(gm.mean(0) - [-1.0, 1.5]) < 4 * np.array([0.5, 0.2]) / math.sqrt(4000))
+    np.testing.assert_allclose(gm.std(0), [0.5, 0.2], rtol=0.05)
+    # HalfNormal(s) has mean s * sqrt(2 / pi)
+    np.testing.assert_allclose(gs.mean(0), np.array([0.3, 1.0]) * math.sqrt(2 / math.pi), rtol=0.05)
+
+
+def test_bad_options_raise(agent, ragged):
+    with pytest.raises(ValueError, match="not a fitted row"):
+        HierarchicalBayes(agent, priors={"gamma": (0, 1)}).prior_table()
+    with pytest.raises(ValueError, match="pair"):
+        HierarchicalBayes(agent, priors={"alpha": {"mu": 3.0}}).prior_table()
+    with pytest.raises(ValueError, match="unknown key"):
+        HierarchicalBayes(agent, priors={"alpha": {"loc": 3.0}}).prior_table()
+    with pytest.raises(ValueError, match="sampler"):
+        fit_bayes(agent, ragged, sampler="stan")
+    with pytest.raises(ValueError, match="draws"):
+        fit_bayes(agent, ragged, draws=0)
+    with pytest.raises(AttributeError, match="not fitted"):
+        HierarchicalBayes(agent).loo()
+
+
+# ----------------------------------------------------------------------------------------------- evidence
+def test_loo_trial_and_subject_levels(fit, ragged):
+    ll = fit.idata_.log_likelihood["loglik"].values.reshape(-1, int(ragged["valid"].sum()))
+    res = fit.loo("trial")
+    assert int(res["n_data_points"]) == ll.shape[1]
+    # the in-sample lppd by hand: p_loo = lppd - elpd_loo
+    lppd = np.sum(np.log(np.mean(np.exp(ll), axis=0)))
+    assert float(res["p_loo"]) == pytest.approx(lppd - float(res["elpd_loo"]), rel=1e-9)
+    # first trial of every subject: equal initial values, the same log(1/2) in every draw -> predicted exactly, k = 0
+    first = np.flatnonzero(fit.idata_.log_likelihood["trial"].values == 0)
+    np.testing.assert_allclose(np.asarray(res.loo_i)[first], math.log(0.5), rtol=1e-12)
+    assert np.all(np.asarray(res.pareto_k)[first] == 0.0)
+    sub = fit.loo("subject")
+    assert int(sub["n_data_points"]) == 5
+    si = fit.idata_.log_likelihood["subject"].values
+    sums = np.stack([ll[:, si == s].sum(axis=1) for s in ragged["subject"].values], axis=1)
+    lppd_s = np.sum(np.log(np.mean(np.exp(sums - sums.max(0)), axis=0)) + sums.max(0))
+    assert float(sub["p_loo"]) == pytest.approx(lppd_s - float(sub["elpd_loo"]), rel=1e-9)
+    assert list(sub.loo_i["subject"].values) == list(ragged["subject"].values)
+    with pytest.raises(ValueError, match="level"):
+        loo(fit.idata_, "block")
+
+
+def _fake_idata(ll, rng, n_subj):
+    import arviz as az
+
+    C, D, N = ll.shape
+    post = xr.Dataset({"group_mean": (("chain", "draw"), rng.normal(size=(C, D)))},
+                      coords={"chain": np.arange(C), "draw": np.arange(D)})
+    subj = np.repeat(np.arange(n_subj), N // n_subj)
+    lik = xr.Dataset({"loglik": (("chain", "draw", "obs"), ll)},
+                     coords={"chain": np.arange(C), "draw": np.arange(D), "obs": np.arange(N),
+                             "subject": ("obs", subj), "trial": ("obs", np.tile(np.arange(N // n_subj), n_subj))})
+    return az.InferenceData(posterior=post, log_likelihood=lik)
+
+
+def test_compare_names_order_and_weights():
+    rng = np.random.default_rng(5)
+    good = _fake_idata(-0.5 + 0.05 * rng.normal(size=(2, 200, 40)), rng, 4)
+    bad = _fake_idata(-0.9 + 0.05 * rng.normal(size=(2, 200, 40)), rng, 4)
+    table = compare({"rw": good, "rw_bad": bad})
+    assert list(table.index) == ["rw", "rw_bad"]
+    assert table.index.name == "model"
+    # elpd of a model whose log-likelihood barely varies: about sum of its mean pointwise values
+    assert table.loc["rw", "elpd_loo"] == pytest.approx(-0.5 * 40, abs=0.5)
+    assert table.loc["rw_bad", "elpd_diff"] == pytest.approx(0.4 * 40, abs=0.6)
+    sub = compare({"rw": good, "rw_bad": bad}, level="subject")
+    assert list(sub.index) == ["rw", "rw_bad"] and sub.attrs["level"] == "subject"
+    with pytest.raises(ValueError, match="at least two"):
+        compare({"rw": good})
+
+
+def test_compare_sequence_of_fits_named_after_agents(fit):
+    table = compare([fit, fit])
+    assert set(table.index) == {"q_learning", "q_learning_2"}
+    assert table["elpd_diff"].abs().max() < 1e-9  # the same fit twice
+    with pytest.raises(ValueError, match="between 2"):
+        fit.kfold(k=1)
+    with pytest.raises(ValueError, match="one fold per subject"):
+        fit.kfold(folds=[0, 1])
+
+
+def test_population_elpd_matches_quadrature(fit, ragged):
+    """Held-out scoring of K-fold: log of the likelihood integrated over the population, by Gauss-Hermite."""
+    mu, sd = np.array([-0.4, 0.9]), np.array([0.5, 0.3])
+    i = 3
+    elpd, se = fit.population_elpd(mu[None], sd[None], [i], n_inner=20000, rng=2)
+    xg, wg = np.polynomial.hermite_e.hermegauss(40)
+    wg = wg / wg.sum()
+    choice, reward, valid = (ragged[k].values[i] for k in ("choice", "reward", "valid"))
+    lik = np.array([[math.exp(rw_pointwise(choice, reward, valid, sigmoid(mu[0] + sd[0] * a),
+                                           math.exp(mu[1] + sd[1] * b)).sum()) for b in xg] for a in xg])
+    ref = math.log(np.einsum("i,j,ij->", wg, wg, lik))
+    assert se[0] < 0.02
+    assert elpd[0] == pytest.approx(ref, abs=4 * se[0] + 1e-3)
+
+
+# ----------------------------------------------------------------------------------------------- diagnostics
+def test_diagnose_names_parameters_and_says_what_to_do():
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 100, 2))
+    x[1, :, 0] += 3.0  # chains disagree on the first parameter
+    post = xr.Dataset({"group_mean": (("chain", "draw", "param"), x)},
+                      coords={"chain": [0, 1], "draw": np.arange(100), "param": ["alpha", "beta"]})
+    div = np.zeros((2, 100), bool)
+    div[0, :3] = True
+    idata = az.InferenceData(posterior=post, sample_stats=xr.Dataset({"diverging": (("chain", "draw"), div)}))
+    with pytest.warns(BayesWarning) as rec:
+        d = diagnose(idata, label="m1")
+    text = " ".join(str(w.message) for w in rec)
+    assert "R-hat" in text and "group_mean[alpha]" in text and "group_mean[beta]" not in text.split("R-hat")[1][:60]
+    assert "3 divergent" in text and "target_accept" in text and "reparametrise" in text
+    assert int(d["n_divergent"]) == 3 and float(d["max_rhat"]) > 1.5
+
+
+# ----------------------------------------------------------------------------------------------- latents, draws, PPC
+def test_latents_summarise_replays_at_posterior_draws(fit, ragged):
+    lat = fit.latents(n_draws=7, level=0.9)
+    assert lat.attrs["n_draws"] == 7
+    assert list(lat["stat"].values) == ["mean", "sd", "median", "lower", "upper"]
+    assert lat["q"].dims == ("stat", "subject", "trial", "action")
+    draws = fit.posterior_draws(7)
+    # the same thinned draws: evenly spaced over the pooled chains
+    pooled = fit.idata_.posterior["alpha"].values.reshape(-1, 5)
+    idx = np.unique(np.linspace(0, pooled.shape[0] - 1, 7).round().astype(int))
+    np.testing.assert_allclose(draws["alpha"].values, pooled[idx])
+    # chosen-value latent by hand for subject s2 (missed trials) at every draw
+    i = 2
+    choice, reward, valid = (ragged[k].values[i] for k in ("choice", "reward", "valid"))
+    rpe = np.zeros((7, 24))
+    for k in range(7):
+        q = np.array([Q0, Q0])
+        a = draws["alpha"].values[k, i]
+        for t in range(24):
+            if valid[t]:
+                rpe[k, t] = reward[t] - q[choice[t]]
+                q[choice[t]] += a * rpe[k, t]
+            else:
+                rpe[k, t] = np.nan
+    got = lat["rpe"].sel(subject="s2")
+    ok = valid
+    np.testing.assert_allclose(got.sel(stat="mean").values[ok], rpe[:, ok].mean(0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.sel(stat="upper").values[ok], np.quantile(rpe[:, ok], 0.95, axis=0), atol=1e-12)
+    s = lat["q"].sel(subject="s0")
+    assert np.all(s.sel(stat="lower") <= s.sel(stat="median") + 1e-12)
+    assert np.all(s.sel(stat="median") <= s.sel(stat="upper") + 1e-12)
+    assert np.all(np.isnan(lat["q"].sel(subject="s1", stat="mean").values[18:]))  # padding rows
+
+
+def test_predictive_check_uses_posterior_draws(fit, ragged):
+    res = fit.predictive_check("bandit", n_sims=3, summaries=["p_stay"], rng=0)
+    assert res.sizes["sim"] == 3
+    assert "p_stay_sim" in res and np.isfinite(res["p_stay"].values).any()
+    assert np.isfinite(res["p_stay_sim"].values).any()
+
+
+# ----------------------------------------------------------------------------------------------- covariates
+@pytest.fixture(scope="module")
+def cov_data():
+    rng = np.random.default_rng(7)
+    n, T = 4, 16
+    x = rng.normal(size=(n, T))
+    choice, reward = simulate_rw(n, T, rng.normal(-0.5, 0.3, n), np.full(n, 1.0), rng, x=x, slope=1.0)
+    trials = nr.make_trials(np.zeros((n, T), int), choice, reward, n_actions=2, n_states=1,
+                            covariates={"signal": x})
+    return trials, x, choice, reward
+
+
+def _hand_cov_loglik(choice, reward, x, th):
+    """``th`` (3, n): logit alpha, log beta, slope of logit alpha on x."""
+    n, T = choice.shape
+    return np.stack([rw_pointwise(choice[i], reward[i], np.ones(T, bool), sigmoid(th[0, i] + th[2, i] * x[i]),
+                                  math.exp(th[1, i])) for i in range(n)])
+
+
+def test_covariates_enter_per_trial_aligned_by_label(agent, cov_data):
+    from neurorl.fitting.bayes import _numpy_pointwise
+    from neurorl.fitting.graph import ThetaLayout
+    from neurorl.fitting.mle import _Data, _normalise_covariates
+
+    trials, x, choice, reward = cov_data
+    n = x.shape[0]
+    # the same covariate as a DataArray with subjects in another order (aligned by label, never by position)
+    perm = np.array([2, 0, 3, 1])
+    da = xr.DataArray(x[perm], dims=("subject", "trial"),
+                      coords={"subject": trials["subject"].values[perm], "trial": trials["trial"].values},
+                      name="signal")
+    rng = np.random.default_rng(1)
+    gm, gs, off = np.array([0.1, 0.2, 0.7]), np.array([0.5, 0.3, 0.4]), rng.normal(size=(3, n))
+    th = gm[:, None] + gs[:, None] * off
+    hand = _hand_cov_loglik(choice, reward, x, th)
+    prior = (stats.norm.logpdf(gm, 0.0, 2.5).sum() + stats.halfnorm.logpdf(gs).sum() + np.log(gs).sum()
+             + stats.norm.logpdf(off).sum())
+    point = {"group_mean": gm, "group_sd_log__": np.log(gs), "offset": off}
+    for cov in ("signal", da):
+        est = HierarchicalBayes(agent, covariates={"alpha": cov})
+        model = est.build_model(trials)
+        assert list(model.coords["param"]) == ["alpha", "beta", "alpha_signal"]
+        assert float(model.compile_logp()(point)) == pytest.approx(prior + hand.sum(), rel=1e-10)
+        layout = ThetaLayout.with_covariates(agent, {"alpha": ("signal",)})
+        data = _Data(trials, _normalise_covariates({"alpha": cov}), layout.covariates)
+        pw = _numpy_pointwise(agent, layout, data, th, np.arange(n))  # (T, n): the post-sampling path
+        np.testing.assert_allclose(pw.T, hand, rtol=1e-10)
+    with pytest.raises(ValueError, match="covariate"):
+        HierarchicalBayes(agent, covariates={"alpha": "nope"}).build_model(trials)
+
+
+@pytest.mark.slow
+def test_covariate_fit_posterior_draws_per_trial(agent, cov_data):
+    trials, x, choice, reward = cov_data
+    n = x.shape[0]
+    f1 = fit_bayes(agent, trials, covariates={"alpha": "signal"}, random_seed=2, **{**FAST, "draws": 10,
+                                                                                        "tune": 10, "chains": 1})
+    assert list(f1.idata_.posterior["param"].values) == ["alpha", "beta", "alpha_signal"]
+    draws = f1.posterior_draws(3)
+    assert draws["alpha"].dims == ("draw", "subject", "trial") and draws["beta"].dims == ("draw", "subject")
+    th = f1.idata_.posterior["theta"].values.reshape(-1, 3, n)
+    idx = np.unique(np.linspace(0, th.shape[0] - 1, 3).round().astype(int))
+    np.testing.assert_allclose(draws["alpha"].values, sigmoid(th[idx, 0, :, None] + th[idx, 2, :, None] * x[None]))
+    ll = f1.idata_.log_likelihood["loglik"].values.reshape(-1, x.size)
+    for k in (0, 5):
+        np.testing.assert_allclose(ll[k], _hand_cov_loglik(choice, reward, x, th[k]).ravel(), rtol=1e-10)
+    lat = f1.latents(n_draws=3)
+    assert lat["q"].dims == ("stat", "subject", "trial", "action")
+
+
+# ----------------------------------------------------------------------------------------------- agent families
+FAMILIES = [
+    ("soft_q", "bandit"), ("dra", "bandit"), ("policy_compression", "bandit"), ("actor_critic", "bandit"),
+    ("two_step_hybrid", "two_step"), ("gng_m1", "go_nogo"),
+]
+
+
+def _check_family_fit(agent, trials, **kw):
+    fit = fit_bayes(agent, trials, random_seed=0, **{**FAST, "draws": 15, "tune": 15, "chains": 1, **kw})
+    post = fit.idata_.posterior
+    for p in fit.agent_.param_names:
+        v = post[p].values
+        spec = {q.name: q for q in fit.agent_.params}[p]
+        assert np.all(np.isfinite(v)) and np.all((v > spec.lower) & (v < spec.upper))
+    ll = fit.idata_.log_likelihood["loglik"]
+    assert ll.sizes["obs"] == int(trials["valid"].sum()) and np.all(np.isfinite(ll.values))
+    # pointwise (NumPy rule) summed per subject == the PyTensor graph of the MLE module at the same draw
+    from neurorl.simulate import observations
+
+    env, obs = observations(trials)
+    fn = compiled_loglik(fit.agent_, env, order=0)
+    theta = post["theta"].values[0, -1]
+    tot = fn(theta, {k: obs[k] for k in fn.obs_keys})["loglik"]
+    si = ll["subject"].values
+    sums = np.array([ll.values[0, -1][si == s].sum() for s in trials["subject"].values])
+    np.testing.assert_allclose(sums, tot, rtol=1e-9, atol=1e-9)
+    return fit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,task", FAMILIES)
+def test_short_run_per_agent_family(name, task):
+    sim = nr.simulate(name, task, n_subjects=3, n_trials=20, rng=1)
+    _check_family_fit(nr.make_agent(name), sim.trials)
+
+
+# ----------------------------------------------------------------------------------------------- reaction times
+def _rt_trials(rt_model, n=4, T=20, seed=0):
+    from neurorl.fitting.joint import WithRT
+
+    joint = WithRT(nr.make_agent("q_learning", q0=Q0), rt_model)
+    sim = nr.simulate(joint, "bandit", n_subjects=n, n_trials=T, rng=seed)
+    assert np.all(np.isfinite(sim.trials["rt"].values))
+    return sim.trials
+
+
+@pytest.mark.slow
+def test_choice_and_lognormal_rt():
+    from neurorl.fitting.observation import LognormalRT
+
+    trials = _rt_trials(LognormalRT())
+    fit = _check_family_fit(nr.make_agent("q_learning", q0=Q0), trials, rt=LognormalRT())
+    assert {"b1", "b2"} <= set(fit.agent_.param_names)
+
+
+@pytest.mark.slow
+def test_choice_and_wiener_rt_rlddm():
+    from neurorl.fitting.observation import WienerRT
+
+    trials = _rt_trials(WienerRT(fixed={"w": 0.5}))
+    fit = _check_family_fit(nr.make_agent("q_learning", q0=Q0), trials, rt=WienerRT(fixed={"w": 0.5}))
+    assert {"v_scale", "a", "t0"} <= set(fit.agent_.param_names) and "w" not in fit.agent_.param_names
+
+
+# ----------------------------------------------------------------------------------------------- K-fold (slow)
+@pytest.mark.slow
+def test_kfold_by_subject(fit, ragged):
+    res = fit.kfold(k=2, draws=100, tune=100, rng=4)
+    det = res.attrs["kfold"]
+    assert sorted(np.unique(det["fold"].values)) == [0, 1]
+    assert int(res["n_data_points"]) == 5 and np.all(np.isfinite(np.asarray(res.loo_i)))
+    assert float(res["elpd_loo"]) == pytest.approx(float(det["elpd"].sum()))
+    # a held-out subject is scored as a new member of the population: worse than its in-sample lppd
+    assert np.all(det["elpd"].values < det["lppd"].values + 0.5)
+    table = compare({"rw": res, "rw_psis": fit.loo("subject")})
+    assert set(table.index) == {"rw", "rw_psis"}
+
+
+# ----------------------------------------------------------------------------------------------- recovery, MAP (slow)
+@pytest.mark.slow
+def test_recovery_of_group_means():
+    """40 subjects x 150 trials from logit alpha ~ N(-1, 0.7), log beta ~ N(1, 0.4) (fitting.md §7)."""
+    rng = np.random.default_rng(21)
+    n, T = 40, 150
+    ta, tb = rng.normal(-1.0, 0.7, n), rng.normal(1.0, 0.4, n)
+    choice, reward = simulate_rw(n, T, ta, tb, rng)
+    trials = nr.make_trials(np.zeros((n, T), int), choice, reward, n_actions=2, n_states=1)
+    fit = fit_bayes(nr.make_agent("q_learning", q0=Q0), trials, draws=500, tune=500, chains=2, random_seed=3,
+                    progress=False, log_likelihood=False)
+    gm = fit.idata_.posterior["group_mean"]
+    mean, sd = gm.mean(("chain", "draw")).values, gm.std(("chain", "draw")).values
+    # the identified target is the population mean; the sample mean of the true values is within its sd / sqrt(n)
+    truth = np.array([-1.0, 1.0])
+    assert np.all(np.abs(mean - truth) < 3 * np.hypot(sd, np.array([0.7, 0.4]) / math.sqrt(n)))
+    assert np.all(sd < 0.3)
+    assert float(fit.diagnostics_["max_rhat"]) < 1.05
+
+
+@pytest.mark.slow
+def test_posterior_centre_agrees_with_map():
+    """One subject, 400 trials, group sd pinned near 0: the posterior of theta is N(0, 2.5^2) x likelihood, the
+    MAP model. The posterior median lies within a fraction of a posterior sd of the mode (near-Gaussian posterior),
+    plus Monte Carlo error."""
+    from neurorl.fitting.mle import MAP
+
+    rng = np.random.default_rng(8)
+    choice, reward = simulate_rw(1, 400, np.array([-0.5]), np.array([1.2]), rng)
+    trials = nr.make_trials(np.zeros((1, 400), int), choice, reward, n_actions=2, n_states=1)
+    agent = nr.make_agent("q_learning", q0=Q0)
+    m = MAP(agent, n_starts=5, rng=0).fit(trials)
+    fit = fit_bayes(agent, trials, draws=1000, tune=1000, chains=2, random_seed=5, progress=False,
+                    priors={"alpha": {"sigma": 1e-3}, "beta": {"sigma": 1e-3}})
+    th = fit.idata_.posterior["theta"].isel(subject=0)
+    med = th.median(("chain", "draw")).values
+    sd = th.std(("chain", "draw")).values
+    import arviz as az
+
+    ess = az.ess(th.to_dataset(name="t"))["t"].values
+    mode = m.result_["theta"].isel(subject=0).values
+    assert np.all(np.abs(med - mode) < 0.25 * sd + 3 * sd / np.sqrt(ess))
