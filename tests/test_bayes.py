@@ -390,7 +390,8 @@ def test_covariate_fit_posterior_draws_per_trial(agent, cov_data):
     np.testing.assert_allclose(draws["alpha"].values, sigmoid(th[idx, 0, :, None] + th[idx, 2, :, None] * x[None]))
     ll = f1.idata_.log_likelihood["loglik"].values.reshape(-1, x.size)
     for k in (0, 5):
-        np.testing.assert_allclose(ll[k], _hand_cov_loglik(choice, reward, x, th[k]).ravel(), rtol=1e-10)
+        np.testing.assert_allclose(ll[k], _hand_cov_loglik(choice, reward, x, th[k]).ravel(), rtol=1e-10,
+                                   atol=1e-12)
     lat = f1.latents(n_draws=3)
     assert lat["q"].dims == ("stat", "subject", "trial", "action")
 
