@@ -465,7 +465,7 @@ def test_choice_and_wiener_rt_rlddm():
 def test_kfold_by_subject(fit, ragged):
     res = fit.kfold(k=2, draws=100, tune=100, rng=4)
     det = res.attrs["kfold"]
-    assert sorted(np.unique(det["fold"].values)) == [0, 1]
+    assert sorted(np.unique(det["subject_fold"].values)) == [0, 1]
     assert int(res["n_data_points"]) == 5 and np.all(np.isfinite(np.asarray(res.loo_i)))
     assert float(res["elpd_loo"]) == pytest.approx(float(det["elpd"].sum()))
     # a held-out subject is scored as a new member of the population: worse than its in-sample lppd

@@ -538,7 +538,10 @@ class HierarchicalBayes:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
                 pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm[base], ops))
             lookup = "onehot" if sampler == "pymc" else "index"
-            out = loglik_jet_graph(agent, data.env, shared, theta, order=0, layout=layout, x=x, lookup=lookup,
+            # the subject count read off the data keeps the scan's carried state free of static (broadcastable)
+            # shapes when there is a single subject
+            theta_s = theta.reshape((layout.n_rows, shared["valid"].shape[1]))
+            out = loglik_jet_graph(agent, data.env, shared, theta_s, order=0, layout=layout, x=x, lookup=lookup,
                                    uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()})
             pm.Potential(LL_VAR, out["loglik"].sum())
         self._init = {"group_mean": pri["mu_loc"].values.copy(), "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
@@ -721,7 +724,7 @@ class HierarchicalBayes:
         arviz.ELPDData
             Usable in :func:`compare` (``loo_i`` over ``subject``; ``pareto_k`` is NaN: no importance
             sampling). ``result.attrs["kfold"]`` (also ``self.kfold_``) is an ``xarray.Dataset`` with per-subject
-            ``elpd``, ``mc_se``, ``fold``, ``lppd`` and per-fold diagnostics.
+            ``elpd``, ``mc_se``, ``subject_fold`` (the fold holding each subject), ``lppd`` and per-fold diagnostics
         """
         from arviz import ELPDData
 
@@ -783,11 +786,11 @@ class HierarchicalBayes:
             index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale",
                    "good_k"])
         detail = xr.Dataset(
-            {"elpd": (SUBJECT, elpd), "mc_se": (SUBJECT, mc_se), "fold": (SUBJECT, fold),
+            {"elpd": (SUBJECT, elpd), "mc_se": (SUBJECT, mc_se), "subject_fold": (SUBJECT, fold),
              "lppd": (SUBJECT, lppd),
-             "fold_max_rhat": ("fold", [float(d["max_rhat"]) for d in fold_diag]),
-             "fold_n_divergent": ("fold", [int(d["n_divergent"]) for d in fold_diag])},
-            coords={SUBJECT: data.subjects, "fold": np.arange(n_folds)},
+             "fold_max_rhat": ("fold_index", [float(d["max_rhat"]) for d in fold_diag]),
+             "fold_n_divergent": ("fold_index", [int(d["n_divergent"]) for d in fold_diag])},
+            coords={SUBJECT: data.subjects, "fold_index": np.arange(n_folds)},
             attrs={"method": "exact K-fold by subject", "n_inner": M, "model": self.name_})
         res.attrs["kfold"] = detail
         self.kfold_ = detail
