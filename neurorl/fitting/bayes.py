@@ -512,6 +512,7 @@ class HierarchicalBayes:
     def _build(self, agent, layout, data, sampler):
         import pymc as pm
         import pytensor
+        import pytensor.tensor as pt
 
         from ..backend import get_pytensor_ops
 
@@ -527,6 +528,7 @@ class HierarchicalBayes:
         if "valid" not in shared:
             shared["valid"] = pytensor.shared(np.ascontiguousarray(data.obs["valid"]), name="obs_valid")
         x = pytensor.shared(data.x, name="obs_x") if layout.has_covariates else None
+        n_rows = pytensor.shared(np.int64(layout.n_rows), name="obs_n_rows")
         spec = {p.name: p for p in agent.params}
         coords = {PARAM: list(layout.names), SUBJECT: list(data.subjects)}
         with pm.Model(coords=coords) as model:
@@ -538,9 +540,12 @@ class HierarchicalBayes:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
                 pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm[base], ops))
             lookup = "onehot" if sampler == "pymc" else "index"
-            # the subject count read off the data keeps the scan's carried state free of static (broadcastable)
-            # shapes when there is a single subject
-            theta_s = theta.reshape((layout.n_rows, shared["valid"].shape[1]))
+            # PyMC's and nutpie's value-variable replacements give theta a static shape; a dim of length 1 (one
+            # subject, or one parameter) would then be broadcastable, which the trial scan's carried state and
+            # non-sequences do not accept. Indexing with sizes read off shared data keeps both dims symbolic.
+            rows = pt.arange(n_rows)[:, None]
+            cols = pt.arange(shared["valid"].shape[1])[None, :]
+            theta_s = theta[rows, cols]
             out = loglik_jet_graph(agent, data.env, shared, theta_s, order=0, layout=layout, x=x, lookup=lookup,
                                    uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()})
             pm.Potential(LL_VAR, out["loglik"].sum())
