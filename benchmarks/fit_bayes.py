@@ -92,7 +92,7 @@ def baseline_model(trials):
 
     choice = np.asarray(trials["choice"].values, dtype=np.int64)
     reward = np.asarray(trials["reward"].values, dtype=float)
-    n, T = choice.shape
+    n = choice.shape[0]
     rows = pt.arange(n)
     with pm.Model(coords={"param": ["alpha", "beta"], "subject": np.arange(n)}) as model:
         mu = pm.Normal("group_mean", 0.0, PRIOR_SCALE, dims="param")

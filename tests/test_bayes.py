@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 pytestmark = pytest.mark.filterwarnings("ignore::neurorl.fitting.bayes.BayesWarning")
 
 Q0 = 0.5
-FAST = dict(draws=40, tune=40, chains=2, cores=1, sampler="pymc", progress=False)
+FAST = {"draws": 40, "tune": 40, "chains": 2, "cores": 1, "sampler": "pymc", "progress": False}
 
 
 def sigmoid(x):
@@ -237,6 +237,13 @@ def test_compare_names_order_and_weights():
     assert list(sub.index) == ["rw", "rw_bad"] and sub.attrs["level"] == "subject"
     with pytest.raises(ValueError, match="at least two"):
         compare({"rw": good})
+
+
+def test_add_log_likelihood_recomputes_the_same_values(fit):
+    before = fit.idata_.log_likelihood["loglik"].values.copy()
+    fit.add_log_likelihood()
+    np.testing.assert_array_equal(fit.idata_.log_likelihood["loglik"].values, before)
+    assert fit.loglik_seconds_ >= 0
 
 
 def test_compare_sequence_of_fits_named_after_agents(fit):
@@ -458,6 +465,15 @@ def test_choice_and_wiener_rt_rlddm():
     trials = _rt_trials(WienerRT(fixed={"w": 0.5}))
     fit = _check_family_fit(nr.make_agent("q_learning", q0=Q0), trials, rt=WienerRT(fixed={"w": 0.5}))
     assert {"v_scale", "a", "t0"} <= set(fit.agent_.param_names) and "w" not in fit.agent_.param_names
+
+
+# ----------------------------------------------------------------------------------------------- other samplers
+@pytest.mark.slow
+def test_numpyro_sampler(agent, ragged):
+    pytest.importorskip("numpyro")
+    f = fit_bayes(agent, ragged, random_seed=3, **{**FAST, "sampler": "numpyro"})
+    assert f.sampler_ == "numpyro" and f.idata_.posterior.sizes["draw"] == 40
+    assert np.all(np.isfinite(f.idata_.log_likelihood["loglik"].values))
 
 
 # ----------------------------------------------------------------------------------------------- K-fold (slow)
