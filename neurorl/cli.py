@@ -1012,6 +1012,20 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_cache(args) -> int:
+    from .backend import cache
+
+    info = cache.clear() if args.action == "clear" else cache.cache_info()
+    size = f"{info['files']} files, {info['bytes'] / 1e6:.1f} MB"
+    if args.action == "clear":
+        print(f"cleared {info['path']} ({size}, {len(info['models'])} compiled model structures)")
+        return 0
+    print(f"cache: {info['path']}\nsize: {size}\ncompiled model structures: {len(info['models'])}")
+    for m in info["models"]:
+        print(f"  {m}")
+    return 0
+
+
 # ============================================================================ parser
 def _command_line(args) -> str:
     return " ".join(shlex.quote(a) for a in getattr(args, "_argv", []) or [])
@@ -1050,6 +1064,16 @@ def build_parser() -> argparse.ArgumentParser:
                         description="List the registered tasks (states, actions) and agents (parameters with "
                                     "bounds, transforms and defaults).")
     _finish(sp, _cmd_list)
+
+    # ---- cache
+    sp = sub.add_parser("cache", help="show or clear the cache of compiled likelihoods",
+                        description="Compiled likelihoods are built once per machine and kept on disk (see "
+                                    "docs/architecture.md). `neurorl cache info` shows where, how big and which "
+                                    "models; `neurorl cache clear` deletes them (the next fit of each model "
+                                    "compiles again). The folder is $NEURORL_CACHE_DIR, else "
+                                    "$XDG_CACHE_HOME/neurorl, else ~/.cache/neurorl.")
+    sp.add_argument("action", choices=["info", "clear"], help="info: location, size and models; clear: delete")
+    _finish(sp, _cmd_cache)
 
     # ---- simulate
     sp = sub.add_parser("simulate", help="simulate an agent on a task and write netCDF (and CSV)",

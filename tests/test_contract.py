@@ -11,7 +11,7 @@ import pytest
 import neurorl as nr
 from neurorl.schema import SHARED_LATENTS
 
-from graph_check import assert_graph_matches_replay
+from graph_check import assert_compiled_matches_replay, assert_graph_matches_replay
 
 TASKS = nr.list_tasks()
 AGENTS = nr.list_agents()
@@ -186,3 +186,12 @@ def test_pytensor_graph_matches_numpy_replay(agent_name):
     agent = nr.make_agent(agent_name)
     sim = nr.simulate(agent, _primary_task(agent_name), n_subjects=3, n_trials=25, rng=2)
     assert_graph_matches_replay(agent, sim)
+
+
+@pytest.mark.parametrize("agent_name", AGENTS)
+def test_compiled_likelihood_matches_numpy_replay(agent_name):
+    """The compiled (JAX) likelihood of the estimators runs the same rule as replay, with exact derivatives;
+    70 trials cross a chunk boundary, so the state and its derivatives are carried between compiled calls."""
+    agent = nr.make_agent(agent_name)
+    sim = nr.simulate(agent, _primary_task(agent_name), n_subjects=3, n_trials=70, rng=2)
+    assert_compiled_matches_replay(agent, sim)

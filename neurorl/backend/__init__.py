@@ -5,13 +5,17 @@ operations defined here. The same code then runs
 
 * on NumPy arrays (``NUMPY``) for simulation and replay -- vectorised over
   subjects, one Python-level step per trial, no compilation; and
-* on PyTensor tensors (``PYTENSOR``) inside ``pytensor.scan`` for the
-  likelihood, its exact gradient (reverse-mode autodiff) and the PyMC models.
+* on JAX arrays (:func:`get_jax_ops`) inside ``jax.lax.scan`` for the compiled
+  likelihood of the estimators (value, exact gradient and Hessian), built once
+  per machine and kept in an on-disk cache (:mod:`neurorl.backend.compiled`,
+  :mod:`neurorl.backend.cache`); and
+* on PyTensor tensors (:func:`get_pytensor_ops`) inside ``pytensor.scan`` for
+  the PyMC models and symbolic checks.
 
-Why PyTensor for the differentiable path: it ships with PyMC (a core
-dependency), so no extra install is needed; it differentiates through ``scan``;
-and it compiles the graph to C or numba. JAX would be as fast but is an extra
-multi-hundred-MB dependency that our users fitting choice data do not need.
+Why JAX for the likelihood: PyTensor rewrites and links every graph again in
+every new process (5-400 s before the first evaluation, measured in
+docs/architecture.md); XLA executables are persisted on disk and a later process
+loads them in a fraction of a second. See docs/architecture.md for the numbers.
 
 Only operations that both backends support with gradients belong here. Rules
 must not branch in Python on array values; use :meth:`where`.
@@ -24,7 +28,7 @@ import math
 import numpy as np
 from scipy import special as _sp
 
-__all__ = ["NUMPY", "Ops", "NumpyOps", "get_pytensor_ops"]
+__all__ = ["NUMPY", "NumpyOps", "Ops", "get_jax_ops", "get_pytensor_ops"]
 
 SQRT2 = math.sqrt(2.0)
 LOG_HALF = math.log(0.5)
@@ -251,3 +255,10 @@ def _make_pytensor_ops():
             return pt.inc_subtensor(table[rows, idx], value)
 
     return PytensorOps()
+
+
+def get_jax_ops():
+    """Return the JAX backend (imports jax on first use and turns on 64-bit floats)."""
+    from .jax_ops import JAX
+
+    return JAX

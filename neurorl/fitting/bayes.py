@@ -156,12 +156,7 @@ def _resolve_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if sampler == "auto":
-        try:
-            import numba  # noqa: F401
-            import nutpie  # noqa: F401
-        except ImportError:
-            return "pymc"
-        return "nutpie"
+        return "pymc"
     if sampler == "nutpie":
         try:
             import nutpie  # noqa: F401
@@ -516,6 +511,7 @@ class HierarchicalBayes:
         import pytensor.tensor as pt
 
         from ..backend import get_pytensor_ops
+        from ..backend.pytensor_op import LoglikOp
 
         ops = get_pytensor_ops()
         pri = self.prior_table(agent, layout)
@@ -540,16 +536,24 @@ class HierarchicalBayes:
             for name, base, _ in layout.terms:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
                 pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm[base], ops))
-            lookup = "onehot" if sampler == "pymc" else "index"
-            # PyMC's and nutpie's value-variable replacements give theta a static shape; a dim of length 1 (one
-            # subject, or one parameter) would then be broadcastable, which the trial scan's carried state and
-            # non-sequences do not accept. Indexing with sizes read off shared data keeps both dims symbolic.
-            rows = pt.arange(n_rows)[:, None]
-            cols = pt.arange(shared["valid"].shape[1])[None, :]
-            theta_s = theta[rows, cols]
-            out = loglik_jet_graph(agent, data.env, shared, theta_s, order=0, layout=layout, x=x, lookup=lookup,
-                                   uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()})
-            pm.Potential(LL_VAR, out["loglik"].sum())
+            if sampler == "pymc":
+                # the compiled JAX likelihood (built once per machine) as one Op: value and exact gradient
+                op = LoglikOp(agent, data.env, layout, uniform, data.obs, data.x, quiet=self.progress is False)
+                loglik = op(theta, shared["valid"])[0]
+            else:
+                # nutpie (numba) and numpyro (JAX) compile the whole model themselves: the learning rule enters as
+                # a PyTensor scan. PyMC's and nutpie's value-variable replacements give theta a static shape; a
+                # dim of length 1 (one subject, or one parameter) would then be broadcastable, which the scan's
+                # carried state and non-sequences do not accept. Indexing with sizes read off shared data keeps
+                # both dims symbolic.
+                rows = pt.arange(n_rows)[:, None]
+                cols = pt.arange(shared["valid"].shape[1])[None, :]
+                theta_s = theta[rows, cols]
+                loglik = loglik_jet_graph(agent, data.env, shared, theta_s, order=0, layout=layout, x=x,
+                                          lookup="index",
+                                          uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()}
+                                          )["loglik"]
+            pm.Potential(LL_VAR, loglik.sum())
         self._init = {"group_mean": pri["mu_loc"].values.copy(), "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
         return model, shared
 

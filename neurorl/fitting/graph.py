@@ -63,12 +63,11 @@ Assumptions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..agents.base import Agent
 from ..backend import get_pytensor_ops
+from ..backend.layout import ThetaLayout, params_of as _params_of
 from ..schema import EnvSpec
 
 __all__ = [
@@ -158,93 +157,6 @@ def compile_choice_loglik(agent: Agent, env: EnvSpec, obs_tm: dict, *, mode=None
     ll = choice_loglik_graph(agent, env, obs_tm, params).sum()
     grad = pytensor.grad(ll, theta)
     return pytensor.function([theta], [ll, grad], mode=mode)
-
-
-# ----------------------------------------------------------------------------- parameter layout
-@dataclass(frozen=True)
-class ThetaLayout:
-    """Rows of the unconstrained parameter matrix ``theta`` ``(n_rows, n_subjects)``.
-
-    ``terms`` holds, for each free parameter of the agent in order,
-    ``(name, base_row, ((slope_row, covariate_column), ...))``: the parameter
-    on trial ``t`` is ``transform(theta[base_row] + sum theta[slope_row] *
-    x[t, :, covariate_column])``. ``names`` names every row (slopes are named
-    ``f"{param}_{covariate}"``); ``covariates`` names the columns of ``x``.
-    """
-
-    terms: tuple
-    names: tuple
-    covariates: tuple = ()
-
-    @classmethod
-    def plain(cls, agent: Agent) -> "ThetaLayout":
-        """One row per free parameter, no covariates."""
-        return cls(tuple((p.name, i, ()) for i, p in enumerate(agent.params)), agent.param_names, ())
-
-    @classmethod
-    def with_covariates(cls, agent: Agent, covariates: dict) -> "ThetaLayout":
-        """``covariates``: parameter name -> tuple of covariate names (columns of ``x`` in first-seen order)."""
-        names = list(agent.param_names)
-        unknown = sorted(set(covariates) - set(names))
-        if unknown:
-            raise ValueError(
-                f"covariates name parameter(s) {unknown} that are not free parameters of {agent.name!r} "
-                f"(free: {names}{'; fixed: ' + str(sorted(agent.fixed)) if agent.fixed else ''})"
-            )
-        cols: list[str] = []
-        terms = []
-        rows = list(names)
-        for i, p in enumerate(agent.params):
-            slopes = []
-            for c in covariates.get(p.name, ()):
-                if c not in cols:
-                    cols.append(c)
-                slope = f"{p.name}_{c}"
-                if slope in rows:
-                    raise ValueError(f"covariate {c!r} is given twice for parameter {p.name!r}, or its slope "
-                                     f"name {slope!r} clashes with another parameter")
-                rows.append(slope)
-                slopes.append((len(rows) - 1, cols.index(c)))
-            terms.append((p.name, i, tuple(slopes)))
-        return cls(tuple(terms), tuple(rows), tuple(cols))
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.names)
-
-    @property
-    def has_covariates(self) -> bool:
-        return bool(self.covariates)
-
-    def eta(self, theta, x=None):
-        """Unconstrained value of every free parameter (NumPy).
-
-        ``theta`` ``(n_rows, n)``; ``x`` ``(..., n, C)`` gives ``(..., n)`` per
-        parameter (trial-wise), otherwise ``(n,)``.
-        """
-        out = {}
-        for name, base, slopes in self.terms:
-            e = theta[base]
-            if slopes and x is not None:
-                e = e + sum(theta[r] * x[..., c] for r, c in slopes)
-            out[name] = e
-        return out
-
-
-def _params_of(agent: Agent, layout: ThetaLayout, theta, x, ops):
-    """Constrained parameters ``{name: (rows,)}`` from ``theta`` ``(D, rows)`` and ``x`` ``(rows, C)``."""
-    import pytensor.tensor as pt
-
-    spec = {p.name: p for p in agent.params}
-    out = {}
-    for name, base, slopes in layout.terms:
-        eta = theta[base]
-        for r, c in slopes:
-            eta = eta + theta[r] * x[:, c]
-        out[name] = spec[name].to_constrained(eta, ops)
-    for k, v in agent.fixed.items():
-        out[k] = pt.zeros_like(theta[0]) + v
-    return out
 
 
 # ----------------------------------------------------------------------------- forward-mode jet
@@ -466,8 +378,11 @@ _CACHE: dict = {}
 
 
 def clear_cache() -> None:
-    """Forget the compiled likelihood functions of this process."""
+    """Forget the compiled likelihood functions of this process (the on-disk cache stays)."""
+    from ..backend.compiled import clear_memory_cache
+
     _CACHE.clear()
+    clear_memory_cache()
 
 
 def _env_key(env: EnvSpec):
@@ -541,7 +456,7 @@ def _is_numba(mode) -> bool:
 
 
 def compiled_loglik(agent: Agent, env: EnvSpec, *, order: int = 0, layout: ThetaLayout | None = None,
-                    mode=None, uniform: dict | None = None) -> CompiledLoglik:
+                    mode=None, uniform: dict | None = None, quiet: bool | None = None) -> CompiledLoglik:
     """Compile (or fetch from this process's cache) the likelihood function of an agent structure.
 
     ``uniform`` (from :func:`uniform_observations`) names observation arrays
@@ -553,6 +468,10 @@ def compiled_loglik(agent: Agent, env: EnvSpec, *, order: int = 0, layout: Theta
     """
     import time
 
+    if mode is None or (isinstance(mode, str) and mode.lower() == "jax"):
+        from ..backend.compiled import jax_loglik
+
+        return jax_loglik(agent, env, order=order, layout=layout, uniform=uniform, quiet=quiet)
     import pytensor
     import pytensor.tensor as pt
 

@@ -293,8 +293,9 @@ class _Data:
 class _Objective:
     """Negative log posterior per row: ``-(loglik + logprior)`` with exact gradient and Hessian."""
 
-    def __init__(self, agent: Agent, data: _Data, layout: ThetaLayout, mode, prior=None, chunk_rows=None):
-        self.agent, self.data, self.layout, self.mode = agent, data, layout, mode
+    def __init__(self, agent: Agent, data: _Data, layout: ThetaLayout, mode, prior=None, chunk_rows=None,
+                 quiet=None):
+        self.agent, self.data, self.layout, self.mode, self.quiet = agent, data, layout, mode, quiet
         self.set_prior(prior)
         self.n_evals = 0
         self.chunk_rows = chunk_rows or max(64, int(4_000_000 // max(data.T, 1)))
@@ -310,7 +311,7 @@ class _Objective:
 
     def fn(self, order):
         return compiled_loglik(self.agent, self.data.env, order=order, layout=self.layout, mode=self.mode,
-                               uniform=self.data.uniform)
+                               uniform=self.data.uniform, quiet=self.quiet)
 
     def loglik(self, theta, rows, order):
         """Log-likelihood outputs for ``theta`` ``(D, m)`` and subject rows (chunked)."""
@@ -849,7 +850,7 @@ class MLE:
         t0 = time.perf_counter()
         agent, layout, data = self._setup(trials)
         prior = self._prior(agent, layout)
-        obj = _Objective(agent, data, layout, self.mode, prior)
+        obj = _Objective(agent, data, layout, self.mode, prior, quiet=self.progress is False)
         best = self._multistart(obj, agent, layout, data, as_rng(self.rng), prior)
         self._finish(obj, agent, layout, data, best, prior)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -1119,7 +1120,7 @@ class EMMAP(MLE):
         agent, layout, data = self._setup(trials)
         rng = as_rng(self.rng)
         mu, sd = self._initial_prior(agent, layout)
-        obj = _Objective(agent, data, layout, self.mode, (mu, sd))
+        obj = _Objective(agent, data, layout, self.mode, (mu, sd), quiet=self.progress is False)
         n = data.n
         hist_L, hist_mu, hist_sd = [], [], []
         best = None

@@ -1,0 +1,174 @@
+"""Benchmark: whole fresh processes, as a user runs them -- ``neurorl fit`` against a plain per-subject scipy script.
+
+Data: a ragged CSV (``--subjects`` subjects, ``--trials`` trials on average, each subject's length drawn
+uniformly within +/-30 %), Rescorla-Wagner + softmax on a 0.7/0.3 two-armed bandit. Every figure is the wall time
+of a new Python process (``subprocess``), import and file reading included:
+
+* ``plain scipy``: ``benchmarks/plain_scipy_fit.py`` -- per-subject L-BFGS-B with finite differences, one start,
+  MAP with the same priors (the script people write; it only fits Rescorla-Wagner, so it is the baseline of the
+  ``q_learning`` row and the yardstick of the others);
+* ``neurorl, first ever``: ``neurorl fit data.csv --agent NAME --no-figures -o fit.nc`` with an empty cache
+  (``NEURORL_CACHE_DIR`` set to a new folder): the likelihood is compiled;
+* ``neurorl, later``: the same command again in a new process: the compiled likelihood is loaded from the cache;
+* ``warm``: the fit alone, timed inside one process after a first fit (what a script that fits many data sets
+  sees per data set); ``overhead`` = later - warm: what a fresh process costs beyond the fit itself.
+
+``neurorl fit`` runs its defaults (5 starts per subject, Laplace evidence and standard errors, a netCDF result);
+the baseline runs one start. With ``--pytensor`` the same fit through the previous PyTensor (C) backend runs too,
+first ever (empty compile folder) and later, for comparison. ``--rt`` adds ``q_learning --rt wiener`` (RL-DDM) on
+simulated RTs.
+
+Run:  python benchmarks/cold_start.py [--subjects 20] [--trials 100] [--agents q_learning soft_q dra ...]
+Targets (issue "Fast from the first call", idle 2-core machine): q_learning later <= 1.5x plain scipy and < 3 s,
+first ever < 8 s; every tabular agent first ever < 15 s, RL-DDM < 25 s; later processes < 3 s of overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_csv(path: Path, n: int, T: int, seed: int, rt: bool) -> int:
+    """Ragged data set; returns the number of trials."""
+    import numpy as np
+
+    import neurorl as nr
+
+    rng = np.random.default_rng(seed)
+    agent = nr.make_agent("q_learning")
+    if rt:
+        from neurorl.fitting import with_rt
+
+        agent = with_rt(agent, "wiener")
+    sim = nr.simulate(agent, "bandit", n_subjects=n, n_trials=int(T * 1.3), rng=seed)
+    df = nr.to_table(sim.trials)
+    keep = {s: int(rng.integers(int(T * 0.7), int(T * 1.3) + 1)) for s in df["subject"].unique()}
+    df = df[df["trial"] < df["subject"].map(keep)]
+    cols = ["subject", "trial", "choice", "reward"] + (["rt"] if rt else [])
+    df[cols].to_csv(path, index=False)
+    return len(df)
+
+
+def timed(cmd, env=None) -> float:
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"command failed ({res.returncode}): {' '.join(map(str, cmd))}\n{res.stdout}\n{res.stderr}")
+    return dt
+
+
+WARM = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import neurorl as nr
+from neurorl.fitting import MAP
+trials = nr.read_trials(sys.argv[1])
+spec = sys.argv[2]
+rt = sys.argv[3] if len(sys.argv) > 3 else None
+kw = dict(n_starts=5, rng=0, progress=False)
+if rt:
+    kw["rt"] = rt
+mode = sys.argv[4] if len(sys.argv) > 4 else None
+if mode:
+    kw["mode"] = mode
+MAP(spec, **kw).fit(trials)
+t0 = time.perf_counter()
+MAP(spec, **kw).fit(trials)
+print(time.perf_counter() - t0)
+"""
+
+
+def warm_time(csv: Path, agent: str, env, rt=None, mode=None) -> float:
+    args = [sys.executable, "-c", WARM, str(csv), agent, rt or ""] + ([mode] if mode else [])
+    res = subprocess.run(args, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"warm fit failed:\n{res.stderr}")
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+PYTENSOR_FIT = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import neurorl as nr
+from neurorl.fitting import MAP
+trials = nr.read_trials(sys.argv[1])
+kw = dict(n_starts=5, rng=0, progress=False, mode="C")
+if sys.argv[3]:
+    kw["rt"] = sys.argv[3]
+MAP(sys.argv[2], **kw).fit(trials)
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subjects", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--agents", nargs="+", default=["q_learning"])
+    ap.add_argument("--rt", action="store_true", help="also RL-DDM (q_learning --rt wiener)")
+    ap.add_argument("--pytensor", action="store_true", help="also time the PyTensor (C) backend")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="neurorl-cold-"))
+    csv = work / "data.csv"
+    n_rows = make_csv(csv, args.subjects, args.trials, args.seed, rt=False)
+    print(f"data: {args.subjects} subjects, {n_rows} trials (ragged, {args.trials} +/- 30 % each), {csv}")
+    base = [timed([sys.executable, str(HERE / "plain_scipy_fit.py"), str(csv), str(work / "plain.csv")])
+            for _ in range(2)]
+    print(f"plain scipy script, fresh process: first {base[0]:.2f} s, second {base[1]:.2f} s")
+    plain = base[1]
+    exe = shutil.which("neurorl")
+    neurorl = [exe] if exe else [sys.executable, "-c", "from neurorl.cli import main; main()"]
+
+    jobs = [(a, csv, None) for a in args.agents]
+    if args.rt:
+        csv_rt = work / "data_rt.csv"
+        make_csv(csv_rt, args.subjects, args.trials, args.seed, rt=True)
+        jobs.append(("q_learning", csv_rt, "wiener"))
+
+    rows = []
+    for agent, data, rt in jobs:
+        label = agent + (f" --rt {rt}" if rt else "")
+        env = dict(os.environ, NEURORL_CACHE_DIR=str(Path(tempfile.mkdtemp(prefix="cache-", dir=work))))
+        cmd = neurorl + ["fit", str(data), "--agent", agent, "--no-figures", "--quiet", "-o", str(work / "fit.nc")]
+        cmd += ["--rt", rt] if rt else []
+        first = timed(cmd, env)
+        later = timed(cmd, env)
+        warm = warm_time(data, agent, env, rt)
+        row = {"model": label, "first": first, "later": later, "warm": warm}
+        if args.pytensor:
+            penv = dict(env, PYTENSOR_FLAGS=f"compiledir={tempfile.mkdtemp(prefix='pt-', dir=work)}")
+            pcmd = [sys.executable, "-c", PYTENSOR_FIT, str(data), agent, rt or ""]
+            row["pt_first"] = timed(pcmd, penv)
+            row["pt_later"] = timed(pcmd, penv)
+        rows.append(row)
+        print(f"  {label}: first ever {first:.2f} s, later {later:.2f} s, warm fit {warm:.2f} s"
+              + (f"; PyTensor first {row['pt_first']:.1f} s, later {row['pt_later']:.1f} s" if args.pytensor else ""),
+              flush=True)
+
+    print()
+    head = f"{'model':<22}{'first ever':>11}{'later':>8}{'warm':>7}{'overhead':>9}{'later/plain':>12}{'first/plain':>12}"
+    if args.pytensor:
+        head += f"{'PyTensor first':>15}{'PyTensor later':>15}"
+    print(f"whole fresh processes, seconds (plain scipy script: {plain:.2f} s, same CSV)")
+    print(head)
+    for r in rows:
+        line = (f"{r['model']:<22}{r['first']:>11.2f}{r['later']:>8.2f}{r['warm']:>7.2f}{r['later'] - r['warm']:>9.2f}"
+                f"{r['later'] / plain:>11.2f}x{r['first'] / plain:>11.2f}x")
+        if args.pytensor:
+            line += f"{r['pt_first']:>15.1f}{r['pt_later']:>15.1f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

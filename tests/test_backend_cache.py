@@ -1,0 +1,107 @@
+"""The compiled likelihood: built once per machine, loaded by later processes, any data size, exact values."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neurorl as nr
+from neurorl.backend.compiled import SUBJECT_BLOCKS, TRIAL_CHUNK
+
+SUBJECT_BLOCK = SUBJECT_BLOCKS[0]
+from neurorl.fitting.graph import compiled_loglik, uniform_observations
+from neurorl.simulate import observations
+
+# one fresh process: compile (or load) the order-1 likelihood of q_learning with the given options and report
+PROBE = """
+import json, sys
+import numpy as np
+import neurorl as nr
+from neurorl.fitting.graph import compiled_loglik
+from neurorl.simulate import observations
+opts = json.loads(sys.argv[1])
+agent = nr.make_agent("q_learning", **opts)
+sim = nr.simulate(agent, "bandit", n_subjects=int(sys.argv[2]), n_trials=int(sys.argv[3]), rng=4)
+env, obs = observations(sim.trials)
+f = compiled_loglik(agent, env, order=1)
+theta = np.zeros((len(agent.params), sim.trials.sizes["subject"]))
+out = f(theta, obs)
+print(json.dumps({"from_cache": f.from_cache, "loglik": out["loglik"].tolist()}))
+"""
+
+
+def _probe(cache, opts=None, n=3, T=40):
+    env = dict(os.environ, NEURORL_CACHE_DIR=str(cache))
+    env.pop("NEURORL_QUIET", None)
+    res = subprocess.run([sys.executable, "-c", PROBE, json.dumps(opts or {}), str(n), str(T)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1]), res.stderr
+
+
+def test_second_process_loads_from_cache_and_option_change_recompiles(tmp_path):
+    first, err1 = _probe(tmp_path)
+    assert first["from_cache"] is False
+    assert "compiling q_learning likelihood and gradient (first use on this machine)" in err1
+    # a new process, other data sizes (more subjects than one block, more trials than one chunk): loaded
+    second, err2 = _probe(tmp_path, n=SUBJECT_BLOCK + 5, T=TRIAL_CHUNK + 7)
+    assert second["from_cache"] is True
+    assert "loading compiled q_learning likelihood and gradient from the cache" in err2
+    # the same data as the first process: the loaded function gives the same numbers
+    again, _ = _probe(tmp_path)
+    assert again["from_cache"] is True and again["loglik"] == first["loglik"]
+    # a changed agent option is another function: compiled, not loaded
+    other, err3 = _probe(tmp_path, {"q0": 0.5})
+    assert other["from_cache"] is False and "first use on this machine" in err3
+    assert not np.allclose(other["loglik"], first["loglik"])
+    # the cache command lists and clears; after clearing, the next process compiles again
+    env = dict(os.environ, NEURORL_CACHE_DIR=str(tmp_path))
+    info = subprocess.run([sys.executable, "-m", "neurorl.cli", "cache", "info"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert info.returncode == 0 and "compiled model structures: 2" in info.stdout, info.stdout + info.stderr
+    assert "q0=0.5" in info.stdout
+    cleared = subprocess.run([sys.executable, "-m", "neurorl.cli", "cache", "clear"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert cleared.returncode == 0 and "cleared" in cleared.stdout
+    assert not (tmp_path / "exec").exists()
+    after, _ = _probe(tmp_path)
+    assert after["from_cache"] is False and after["loglik"] == first["loglik"]
+
+
+def test_damaged_cache_entry_is_a_miss_not_an_error(tmp_path):
+    _probe(tmp_path)
+    for f in (tmp_path / "exec").iterdir():
+        f.write_bytes(b"not an executable")
+    res, _ = _probe(tmp_path)
+    assert res["from_cache"] is False
+
+
+@pytest.mark.parametrize("n,T", [(1, 1), (SUBJECT_BLOCK, TRIAL_CHUNK), (SUBJECT_BLOCK + 1, 2 * TRIAL_CHUNK + 1)])
+def test_any_data_size_matches_replay_with_ragged_and_missed_trials(n, T):
+    """Blocks and chunks are an implementation detail: per-trial values equal replay's on ragged data with
+    missed trials, for sizes at and across the block and chunk boundaries."""
+    agent = nr.make_agent("q_learning", perseveration=True)
+    sim = nr.simulate(agent, "bandit", n_subjects=n, n_trials=T, rng=7)
+    trials = sim.trials.copy()
+    valid = trials["valid"].values.copy()
+    rng = np.random.default_rng(0)
+    valid &= rng.random(valid.shape) > 0.1  # missed trials
+    for i in range(n):  # ragged: subject i stops early
+        valid[i, rng.integers(1, T + 1):] = False
+    valid[:, 0] = True
+    trials["valid"] = (trials["valid"].dims, valid)
+    env, obs = observations(trials)
+    f = compiled_loglik(agent, env, order=2, uniform=uniform_observations(obs))
+    theta = np.stack([p.to_unconstrained(sim.params[p.name].values) for p in agent.params])
+    out = f(theta, obs)
+    lat = nr.replay(agent, trials, sim.params)
+    chosen = np.take_along_axis(lat["policy"].values, trials["choice"].values[..., None], -1)[..., 0]
+    expect = np.where(valid, np.log(chosen), 0.0)
+    np.testing.assert_allclose(out["pointwise"].T, expect, rtol=1e-10, atol=1e-12)
+    assert out["grad"].shape == theta.shape and out["hess"].shape == (theta.shape[0],) * 2 + (n,)
+    np.testing.assert_allclose(out["hess"], np.swapaxes(out["hess"], 0, 1), rtol=1e-8, atol=1e-10)
