@@ -1,7 +1,8 @@
 """Benchmark: whole fresh processes, as a user runs them -- ``neurorl fit`` against a plain per-subject scipy script.
 
 Data: a ragged CSV (``--subjects`` subjects, ``--trials`` trials on average, each subject's length drawn
-uniformly within +/-30 %), Rescorla-Wagner + softmax on a 0.7/0.3 two-armed bandit. Every figure is the wall time
+uniformly within +/-30 %), Rescorla-Wagner + softmax on a 0.7/0.3 two-armed bandit; each other agent is timed on
+data it simulated itself on its own task (two-armed bandit, go/no-go or two-step). Every figure is the wall time
 of a new Python process (``subprocess``), import and file reading included:
 
 * ``plain scipy``: ``benchmarks/plain_scipy_fit.py`` -- per-subject L-BFGS-B with finite differences, one start,
@@ -37,24 +38,27 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def make_csv(path: Path, n: int, T: int, seed: int, rt: bool) -> int:
-    """Ragged data set; returns the number of trials."""
+def make_csv(path: Path, n: int, T: int, seed: int, *, agent: str = "q_learning", rt: bool = False) -> int:
+    """Ragged data set simulated by ``agent`` on its own task (a two-armed bandit where it runs); returns the
+    number of trials."""
     import numpy as np
 
     import neurorl as nr
 
     rng = np.random.default_rng(seed)
-    agent = nr.make_agent("q_learning")
+    model = nr.make_agent(agent)
+    task = model.tasks[0] if model.tasks else "bandit"
     if rt:
         from neurorl.fitting import with_rt
 
-        agent = with_rt(agent, "wiener")
-    sim = nr.simulate(agent, "bandit", n_subjects=n, n_trials=int(T * 1.3), rng=seed)
+        model = with_rt(model, "wiener")
+    sim = nr.simulate(model, task, n_subjects=n, n_trials=int(T * 1.3), rng=seed)
     df = nr.to_table(sim.trials)
     keep = {s: int(rng.integers(int(T * 0.7), int(T * 1.3) + 1)) for s in df["subject"].unique()}
     df = df[df["trial"] < df["subject"].map(keep)]
-    cols = ["subject", "trial", "choice", "reward"] + (["rt"] if rt else [])
-    df[cols].to_csv(path, index=False)
+    if not rt:
+        df = df.drop(columns=["rt"])
+    df.to_csv(path, index=False)
     return len(df)
 
 
@@ -102,7 +106,7 @@ warnings.simplefilter("ignore")
 import neurorl as nr
 from neurorl.fitting import MAP
 trials = nr.read_trials(sys.argv[1])
-kw = dict(n_starts=5, rng=0, progress=False, mode="C")
+kw = dict(n_starts=5, rng=0, progress=False, mode="pytensor")
 if sys.argv[3]:
     kw["rt"] = sys.argv[3]
 MAP(sys.argv[2], **kw).fit(trials)
@@ -113,7 +117,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subjects", type=int, default=20)
     ap.add_argument("--trials", type=int, default=100)
-    ap.add_argument("--agents", nargs="+", default=["q_learning"])
+    ap.add_argument("--agents", nargs="+", default=["q_learning"],
+                    help="agents to time (each on data it simulated on its own task); 'all' for every agent")
     ap.add_argument("--rt", action="store_true", help="also RL-DDM (q_learning --rt wiener)")
     ap.add_argument("--pytensor", action="store_true", help="also time the PyTensor (C) backend")
     ap.add_argument("--seed", type=int, default=0)
@@ -121,7 +126,7 @@ def main(argv=None):
 
     work = Path(tempfile.mkdtemp(prefix="neurorl-cold-"))
     csv = work / "data.csv"
-    n_rows = make_csv(csv, args.subjects, args.trials, args.seed, rt=False)
+    n_rows = make_csv(csv, args.subjects, args.trials, args.seed)
     print(f"data: {args.subjects} subjects, {n_rows} trials (ragged, {args.trials} +/- 30 % each), {csv}")
     base = [timed([sys.executable, str(HERE / "plain_scipy_fit.py"), str(csv), str(work / "plain.csv")])
             for _ in range(2)]
@@ -130,7 +135,16 @@ def main(argv=None):
     exe = shutil.which("neurorl")
     neurorl = [exe] if exe else [sys.executable, "-c", "from neurorl.cli import main; main()"]
 
-    jobs = [(a, csv, None) for a in args.agents]
+    if args.agents == ["all"]:
+        import neurorl as nr
+
+        args.agents = nr.list_agents()
+    jobs = []
+    for a in args.agents:
+        data = csv if a == "q_learning" else work / f"data_{a}.csv"
+        if a != "q_learning":
+            make_csv(data, args.subjects, args.trials, args.seed, agent=a)
+        jobs.append((a, data, None))
     if args.rt:
         csv_rt = work / "data_rt.csv"
         make_csv(csv_rt, args.subjects, args.trials, args.seed, rt=True)

@@ -129,17 +129,27 @@ class JaxLoglik:
             s = agent.start(params(theta, x0), env, nb, ops)
             return {k: jnp.broadcast_to(jnp.asarray(v, dtype=jnp.float64), jnp.shape(v)) for k, v in s.items()}
 
+        def with_const(o, lead):
+            o = dict(o)
+            for k, v in const.items():
+                o[k] = jnp.broadcast_to(v, lead + v.shape)
+            return o
+
         def chunk(theta, s, obs, x):
+            # the scan carries the state and emits the trial's latents; the observation model then scores the
+            # whole chunk at once (one vectorised pass over chunk x block elements: the cost of an expensive
+            # density such as the Wiener one is no longer paid per trial and per operation)
             def body(st, inp):
                 o, xt = inp
-                o = dict(o)
-                for k, v in const.items():
-                    o[k] = jnp.broadcast_to(v, (nb,) + v.shape)
                 p = params(theta, xt)
-                new, lat = agent.step(p, st, o, ops)
-                return {k: new[k] for k in st}, agent.trial_loglik(p, o, lat, ops)
+                new, lat = agent.step(p, st, with_const(o, (nb,)), ops)
+                return {k: new[k] for k in st}, lat
 
-            return lax.scan(body, s, (obs, x))
+            s, lat = lax.scan(body, s, (obs, x))
+            # scored subject-first, (nb, chunk, ...), the layout of the observation models' (n, T) arrays
+            sf = jax.tree_util.tree_map(lambda v: jnp.swapaxes(v, 0, 1), (with_const(obs, (TRIAL_CHUNK, nb)), lat))
+            p = {k: (v.T if jnp.ndim(v) == 2 else v) for k, v in params(theta, x).items()}
+            return s, agent.trial_loglik(p, *sf, ops).T
 
         def chunk1(theta, s, ds, obs, x):
             def one(ds_j, e_j):

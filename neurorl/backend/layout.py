@@ -80,13 +80,14 @@ class ThetaLayout:
 
 
 def params_of(agent: Agent, layout: ThetaLayout, theta, x, ops):
-    """Constrained parameters ``{name: (rows,)}`` from ``theta`` ``(D, rows)`` and ``x`` ``(rows, C)``."""
+    """Constrained parameters ``{name: (..., rows)}`` from ``theta`` ``(D, rows)`` and ``x`` ``(..., rows, C)``
+    (a trial, or a chunk of trials)."""
     spec = {p.name: p for p in agent.params}
     out = {}
     for name, base, slopes in layout.terms:
         eta = theta[base]
         for r, c in slopes:
-            eta = eta + theta[r] * x[:, c]
+            eta = eta + theta[r] * x[..., c]
         out[name] = spec[name].to_constrained(eta, ops)
     for k, v in agent.fixed.items():
         out[k] = 0.0 * theta[0] + v

@@ -457,7 +457,14 @@ def _is_numba(mode) -> bool:
 
 def compiled_loglik(agent: Agent, env: EnvSpec, *, order: int = 0, layout: ThetaLayout | None = None,
                     mode=None, uniform: dict | None = None, quiet: bool | None = None) -> CompiledLoglik:
-    """Compile (or fetch from this process's cache) the likelihood function of an agent structure.
+    """The compiled likelihood function of an agent structure.
+
+    ``mode=None`` (or ``"jax"``), the default, returns the JAX executable of
+    :func:`neurorl.backend.compiled.jax_loglik`, built once per machine and
+    loaded from the on-disk cache by later processes. ``mode="pytensor"`` (the
+    PyTensor default, C backend), ``"NUMBA"`` or a PyTensor ``Mode`` compile
+    :func:`loglik_jet_graph` with PyTensor instead, once per process (kept for
+    comparisons and checks). Both return the same dictionary of outputs.
 
     ``uniform`` (from :func:`uniform_observations`) names observation arrays
     that are constant in the data to be fitted; they are compiled in as
@@ -472,6 +479,8 @@ def compiled_loglik(agent: Agent, env: EnvSpec, *, order: int = 0, layout: Theta
         from ..backend.compiled import jax_loglik
 
         return jax_loglik(agent, env, order=order, layout=layout, uniform=uniform, quiet=quiet)
+    if isinstance(mode, str) and mode.lower() == "pytensor":
+        mode = None  # PyTensor's default mode (C backend)
     import pytensor
     import pytensor.tensor as pt
 

@@ -36,7 +36,7 @@ Assumptions and choices
      fixed ``t0`` (or above 0 when ``t0`` is free), otherwise ``check_data`` raises naming the subject and trial.
 [A4] Under ``WienerRT`` the agent's parameters that cannot change the drift (the softmax temperature of a
      Q-learner, a lapse) do not enter the likelihood; they are fixed at their defaults, found once from the
-     symbolic graph of four trials of the rule (parameters that are not ancestors of the value difference), and
+     traced program of four trials of the rule (parameters the value difference does not depend on), and
      listed in :attr:`WithRT.unused`. A parameter that also shapes learning (e.g. the temperature of a soft
      backup) stays free. Pass ``fixed=`` to choose other values.
 [A5] RT-model parameters whose names clash with the agent's (``w`` of the two-step hybrid) are prefixed ``rt_``.
@@ -57,6 +57,18 @@ from ..backend import NUMPY
 from .observation import LognormalRT, ObservationModel, WienerRT
 
 __all__ = ["WithRT", "with_rt"]
+
+
+def _reaching(jaxpr) -> set:
+    """Input variables of a jaxpr that some output depends on (walking equations backwards, into sub-jaxprs
+    conservatively: every input of an equation whose output is needed is needed)."""
+    from jax.extend.core import Var
+
+    needed = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    for eqn in reversed(jaxpr.eqns):
+        if any(o in needed for o in eqn.outvars):
+            needed.update(v for v in eqn.invars if isinstance(v, Var))
+    return needed
 
 
 class WithRT(Agent):
@@ -112,34 +124,48 @@ class WithRT(Agent):
         return {k: p[v] for k, v in self.rt_names.items() if v in p}
 
     def _unused_agent_params(self) -> tuple[str, ...]:
-        """Agent parameters that are not ancestors of the drift after four symbolic trials ([A4])."""
-        import pytensor.tensor as pt
-        from pytensor.graph.traversal import ancestors
+        """Agent parameters the drift does not depend on after four traced trials ([A4]).
 
-        from ..backend import get_pytensor_ops
+        The rule is traced with JAX; a parameter whose forward-mode tangent never reaches the value difference
+        has a structurally zero derivative (JAX propagates symbolic zeros), whatever the parameter values.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from ..backend import get_jax_ops
         from ..simulate import trial_obs
         from ..tasks.base import make_task
 
-        ops = get_pytensor_ops()
+        ops = get_jax_ops()
         env = make_task(self.agent.tasks[0] if self.agent.tasks else "bandit").env
         if env.n_actions != 2:
             return ()
         n = 3
         free = [p.name for p in self.agent.params]
-        p = {k: pt.dvector(k) for k in free}
-        p.update({k: pt.as_tensor_variable(np.full(n, v)) for k, v in self.agent.fixed.items()})
-        s = self.agent.start(p, env, n, ops)
         rng = np.random.default_rng(0)
-        dec = None
+        obs = []
         for _ in range(4):
             state = rng.integers(0, env.n_states, n)
-            obs = trial_obs(env, state, np.ones(n, bool), rng.integers(0, 2, n), rng.random(n),
-                            rng.integers(0, env.n_states, n), np.ones(n))
-            s, dec = self.agent.step(p, s, obs, ops)
-        state = rng.integers(0, env.n_states, n)
-        dec = self.agent.decide(p, s, trial_obs(env, state), ops)
-        anc = set(ancestors([dec[self.value]]))
-        return tuple(k for k in free if p[k] not in anc)
+            obs.append(trial_obs(env, state, np.ones(n, bool), rng.integers(0, 2, n), rng.random(n),
+                                 rng.integers(0, env.n_states, n), np.ones(n)))
+        last = trial_obs(env, rng.integers(0, env.n_states, n))
+        fixed = {k: jnp.full(n, float(v)) for k, v in self.agent.fixed.items()}
+        spec = {p.name: p for p in self.agent.params}
+
+        def drift(theta):
+            p = {k: spec[k].to_constrained(theta[k], ops) for k in free}
+            p.update(fixed)
+            s = self.agent.start(p, env, n, ops)
+            for o in obs:
+                s, _ = self.agent.step(p, s, o, ops)
+            return self._value_diff(self.agent.decide(p, s, last, ops))
+
+        theta = {k: jnp.asarray(rng.normal(0.0, 0.5, n)) for k in free}
+        jaxpr = jax.make_jaxpr(drift)(theta)
+        # which inputs reach the output through the traced program (dependency analysis, not numbers)
+        var = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(theta), jaxpr.jaxpr.invars)
+        used = _reaching(jaxpr.jaxpr)
+        return tuple(k for k in free if var[k] not in used)
 
     # -- the agent's rule ----------------------------------------------------------------
     def check_env(self, env) -> None:
@@ -153,7 +179,7 @@ class WithRT(Agent):
 
     def _value_diff(self, dec):
         q = dec[self.value]
-        return q[:, 1] - q[:, 0]
+        return q[..., 1] - q[..., 0]
 
     def decide(self, p, s, obs, ops):
         dec = self.agent.decide(p, s, obs, ops)
