@@ -45,6 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from .io import write_simulation
+from .results import OUTPUT_ATTR, atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover
+from .results import nc_groups as _nc_groups
+from .results import nc_root_attrs as _nc_root_attrs
+from .results import open_group as _open_group
+from .results import write_groups as _write_groups
 
 __all__ = ["main", "build_parser", "DEMO_TASK", "DEMO_AGENTS", "UsageError", "read_fit", "parse_agent_spec"]
 
@@ -68,7 +73,6 @@ EXTRA_SIM_PARAMS = {
     "rflr": ({}, {}),  # Beron et al. 2022 80-20 fit (the agent's defaults)
 }
 METHODS = {"mle": "MLE", "map": "MAP", "emmap": "EMMAP"}
-OUTPUT_ATTR = "neurorl_output"
 
 
 class UsageError(Exception):
@@ -225,63 +229,17 @@ def _parse_params(items, what="--param"):
 
 
 # ============================================================================ files
-def _nc_groups(path: Path) -> list[str]:
-    """Names of the groups (recursively, '/'-joined) of a netCDF file."""
-    import netCDF4
-
-    out = []
-    with netCDF4.Dataset(path) as f:
-        def walk(g, prefix):
-            for name, sub in g.groups.items():
-                full = f"{prefix}{name}"
-                out.append(full)
-                walk(sub, full + "/")
-        walk(f, "")
-    return out
-
-
-def _nc_root_attrs(path: Path) -> dict:
-    import netCDF4
-
-    with netCDF4.Dataset(path) as f:
-        return {k: f.getncattr(k) for k in f.ncattrs()}
-
-
-def _open_group(path: Path, group: str | None = None):
-    import xarray as xr
-
-    from .io import netcdf_restored
-
-    with xr.open_dataset(path, group=group, engine="netcdf4") as f:
-        return netcdf_restored(f.load())
-
-
-def _write_groups(path: Path, groups: dict, root_attrs: dict | None = None, compress: bool = True) -> Path:
-    """Write ``{group: Dataset}`` to one netCDF file (the root gets ``root_attrs``); numeric variables zlib."""
-    import xarray as xr
-
-    from .io import netcdf_safe
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = xr.Dataset(attrs=dict(root_attrs or {}))
-    netcdf_safe(root).to_netcdf(path, mode="w", engine="netcdf4")
-    for name, ds in groups.items():
-        ds = netcdf_safe(ds)
-        enc = {}
-        if compress:
-            enc = {k: {"zlib": True, "complevel": 4} for k, v in ds.variables.items()
-                   if v.dtype.kind in "biuf" and v.ndim > 0}
-        ds.to_netcdf(path, group=name, mode="a", engine="netcdf4", encoding=enc)
-    return path
-
-
-def _check_out(path, what="-o", suffixes=(".nc",)) -> Path:
+def _check_out(path, what="-o", suffixes=(".nc",), inputs=()) -> Path:
+    """The output path, checked: its suffix, not a directory, and not one of the ``inputs`` (nor a link to one)."""
     p = Path(path)
     if p.suffix.lower() not in suffixes:
         raise UsageError(f"{what} {str(p)!r}: use a {' or '.join(suffixes)} file")
     if p.exists() and p.is_dir():
         raise UsageError(f"{what} {str(p)!r} is a directory; give a file name")
+    try:
+        check_not_input(p, inputs, what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return p
 
 
@@ -357,7 +315,7 @@ def _policy_dataset(est, trials):
 
 
 def _cmd_fit(args) -> int:
-    out = _check_out(args.out)
+    out = _check_out(args.out, inputs=[args.data])
     columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
     task = _make_task(args.task) if args.task else None
     trials, truth = read_data(args.data, columns=columns, one_based=args.one_based, task=task,
@@ -442,36 +400,6 @@ def _print_fit_table(rows):
         print(f"{'':<4}mean estimates: {means}")
 
 
-def read_fit(path) -> dict:
-    """Read a file written by ``neurorl fit``.
-
-    Returns
-    -------
-    dict
-        ``trials`` (Dataset), ``truth`` (Dataset or None), ``attrs`` (root attributes) and ``models``: an ordered
-        dict ``label -> {"result", "evidence", "params", "pointwise", "predicted", "spec"}``.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{str(path)!r}: no such file")
-    try:
-        attrs = _nc_root_attrs(path)
-        groups = _nc_groups(path)
-    except OSError as exc:
-        raise UsageError(f"{str(path)!r}: not a netCDF file ({exc})") from None
-    if attrs.get(OUTPUT_ATTR) != "fit":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl fit` (no {OUTPUT_ATTR}='fit' attribute)")
-    labels = json.loads(attrs["models"])
-    models = {}
-    for lab in labels:
-        m = {k: _open_group(path, f"models/{lab}/{k}") for k in ("result", "evidence", "params", "pointwise",
-                                                                  "predicted") if f"models/{lab}/{k}" in groups}
-        m["spec"] = json.loads(m["result"].attrs["neurorl_model"])
-        models[lab] = m
-    return {"trials": _open_group(path, "trials"), "truth": _open_group(path, "truth") if "truth" in groups else None,
-            "attrs": attrs, "models": models, "path": path}
-
-
 def _agent_of(spec: dict):
     return _make_agent(spec["name"], spec.get("options") or {}, spec.get("fixed") or {}, spec.get("rt"))
 
@@ -482,7 +410,7 @@ def _cmd_compare(args) -> int:
 
     from .fitting.compare import bms, compare_table
 
-    out = _check_out(args.out)
+    out = _check_out(args.out, inputs=args.fits)
     fits = [read_fit(p) for p in args.fits]
     models, trials_of = {}, {}
     for f in fits:
@@ -575,19 +503,6 @@ def _print_compare(table, res, loo_table, criterion):
           f"{table.attrs['best_bic']}" + (f"; best by LOO: {loo_table.attrs['best']}" if loo_table is not None else ""))
 
 
-def read_compare(path) -> dict:
-    """Read a file written by ``neurorl compare``: ``{"table", "bms", "loo" (or None), "loo_pointwise", "attrs"}``."""
-    path = Path(path)
-    attrs = _nc_root_attrs(path)
-    if attrs.get(OUTPUT_ATTR) != "compare":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl compare`")
-    groups = _nc_groups(path)
-    return {"table": _open_group(path, "table"), "bms": _open_group(path, "bms"),
-            "loo": _open_group(path, "loo") if "loo" in groups else None,
-            "loo_pointwise": _open_group(path, "loo_pointwise") if "loo_pointwise" in groups else None,
-            "attrs": attrs, "path": path}
-
-
 # ============================================================================ recover
 def _cmd_recover(args) -> int:
     from .fitting.recovery import DEFAULT_NARROW, model_recovery, parameter_recovery
@@ -671,20 +586,6 @@ def _cmd_recover(args) -> int:
     return 0
 
 
-def read_recover(path) -> dict:
-    """Read a file written by ``neurorl recover``: ``{"model_recovery" (or None), "parameter_recovery": {label:
-    Dataset}, "attrs"}``."""
-    path = Path(path)
-    attrs = _nc_root_attrs(path)
-    if attrs.get(OUTPUT_ATTR) != "recover":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl recover`")
-    groups = _nc_groups(path)
-    return {"model_recovery": _open_group(path, "model_recovery") if "model_recovery" in groups else None,
-            "parameter_recovery": {g.split("/", 1)[1]: _open_group(path, g) for g in groups
-                                   if g.startswith("parameter_recovery/")},
-            "attrs": attrs, "path": path}
-
-
 # ============================================================================ decode
 def _read_neural_file(path):
     import xarray as xr
@@ -719,7 +620,7 @@ def _cmd_decode(args) -> int:
     from .decoding.nulls import pseudosession_latents
     from .simulate import replay
 
-    out = _check_out(args.out)
+    out = _check_out(args.out, inputs=[args.neural, args.trials, args.fit])
     neural = _read_neural_file(args.neural)
     fit = read_fit(args.fit) if args.fit else None
     if args.trials:
@@ -860,16 +761,6 @@ def _print_decode(rows, cands):
           "two-sided pseudosession p)")
 
 
-def read_decode(path) -> dict:
-    """Read a file written by ``neurorl decode``: ``{"subjects": {label: Dataset}, "attrs"}``."""
-    path = Path(path)
-    attrs = _nc_root_attrs(path)
-    if attrs.get(OUTPUT_ATTR) != "decode":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl decode`")
-    labels = json.loads(attrs["subjects"])
-    return {"subjects": {s: _open_group(path, f"subjects/{s}") for s in labels}, "attrs": attrs, "path": path}
-
-
 # ============================================================================ simulate / list
 def summarize(sim) -> dict:
     """A few behavioural and latent summaries of one simulation."""
@@ -928,7 +819,8 @@ def _cmd_simulate(args) -> int:
     path = write_simulation(sim, out)
     print(f"wrote {path} (groups: trials, latents, params)")
     if args.csv:
-        p = nr.write_trials(sim.trials, _check_out(args.csv, "--csv", (".csv", ".tsv", ".txt")))
+        p = nr.write_trials(sim.trials, _check_out(args.csv, "--csv", (".csv", ".tsv", ".txt"),
+                                                      inputs=[out]))
         print(f"wrote {p} (+ {p.name}.json sidecar)")
     for k, v in summarize(sim).items():
         print(f"  {k:<14} {v:.4g}" if isinstance(v, float) else f"  {k:<14} {v}")
@@ -990,9 +882,10 @@ def _cmd_demo(args) -> int:
     timings = []
     for i, (title, argv) in enumerate(plan, 1):
         if i == len(plan):  # before the report stage, so that the report shows them
-            (out / "demo_timings.json").write_text(json.dumps(
-                {"stages": timings, "total_s": time.perf_counter() - t_all, "quick": args.quick,
-                 "commands": [["neurorl", *a] for _, a in plan]}, indent=1))
+            with atomic_output(out / "demo_timings.json") as tmp:
+                tmp.write_text(json.dumps(
+                    {"stages": timings, "total_s": time.perf_counter() - t_all, "quick": args.quick,
+                     "commands": [["neurorl", *a] for _, a in plan]}, indent=1))
         if args.quiet:
             argv = argv + ["--quiet"]
         print(f"\n[{i}/{len(plan)}] {title}\n$ neurorl {' '.join(shlex.quote(a) for a in argv)}", flush=True)

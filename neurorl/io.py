@@ -98,6 +98,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .results import atomic_output
 from .schema import (
     ACTION,
     CORE_VARIABLES,
@@ -880,13 +881,17 @@ def write_trials(trials: xr.Dataset, path) -> Path:
     suffix = _suffix(path, "write_trials")
     validate_trials(trials)
     if suffix in _NC_SUFFIXES:
-        netcdf_safe(trials).to_netcdf(path, engine="netcdf4")
+        with atomic_output(path) as tmp:
+            netcdf_safe(trials).to_netcdf(tmp, engine="netcdf4")
         return path
     df = to_table(trials)
     meta = df.attrs[_META]
-    df.to_csv(path, sep="\t" if suffix in _TAB_SUFFIXES else ",", index=False, na_rep="")
     side = {"neurorl_trials": _META_VERSION, "columns": {str(c): _kind(df[c]) for c in df.columns}, "meta": meta}
-    _sidecar(path).write_text(json.dumps(side, indent=1))
+    # the sidecar first: a table is never left beside a sidecar of other data
+    with atomic_output(_sidecar(path)) as tmp:
+        tmp.write_text(json.dumps(side, indent=1))
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, sep="\t" if suffix in _TAB_SUFFIXES else ",", index=False, na_rep="")
     return path
 
 
@@ -959,7 +964,8 @@ def write_latents(latents: xr.Dataset, path) -> Path:
         raise ValueError(f"write_latents: use a .nc file, got {str(path)!r}")
     if not isinstance(latents, xr.Dataset):
         raise TypeError(f"latents must be an xarray.Dataset, got {type(latents).__name__}")
-    netcdf_safe(latents).to_netcdf(path, engine="netcdf4")
+    with atomic_output(path) as tmp:
+        netcdf_safe(latents).to_netcdf(tmp, engine="netcdf4")
     return path
 
 
@@ -980,12 +986,12 @@ def write_simulation(sim, path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in _NC_SUFFIXES:
         raise ValueError(f"write_simulation: use a .nc file, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     validate_trials(sim.trials)
-    mode = "w"
-    for group in ("trials", "latents", "params"):
-        netcdf_safe(getattr(sim, group)).to_netcdf(path, group=group, mode=mode, engine="netcdf4")
-        mode = "a"
+    with atomic_output(path) as tmp:
+        mode = "w"
+        for group in ("trials", "latents", "params"):
+            netcdf_safe(getattr(sim, group)).to_netcdf(tmp, group=group, mode=mode, engine="netcdf4")
+            mode = "a"
     return path
 
 

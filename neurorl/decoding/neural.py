@@ -527,13 +527,19 @@ def write_neural(neural, path) -> Path:
     sanitize, _ = _io_helpers()
     out = sanitize(ds)
     if fmt == "netcdf":
-        out.to_netcdf(path, engine="netcdf4")
+        from ..results import atomic_output
+
+        with atomic_output(path) as tmp:
+            out.to_netcdf(tmp, engine="netcdf4")
     else:
         _need_zarr()
         for k in list(out.variables):  # fixed-width unicode has no zarr v3 spec; variable-length strings do
             if out[k].dtype.kind == "U":
                 out[k] = out[k].astype(object)
-        out.to_zarr(path, mode="w", consolidated=False)
+        from ..results import atomic_output
+
+        with atomic_output(path, directory=True) as tmp:
+            out.to_zarr(tmp, mode="w", consolidated=False)
     return path
 
 
