@@ -243,7 +243,7 @@ def _check_out(path, what="-o", suffixes=(".nc",), inputs=()) -> Path:
     return p
 
 
-def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None):
+def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None, rt_unit=None):
     """Trials from a CSV/TSV (with or without its JSON sidecar) or a netCDF file, and the true parameters if the
     file is a simulation (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
     import neurorl as nr
@@ -256,9 +256,9 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None)
     suffix = path.suffix.lower()
     try:
         if suffix in (".nc", ".nc4", ".netcdf"):
-            if columns or one_based or task is not None or n_actions is not None:
-                raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions apply to CSV tables, "
-                                 "not netCDF files")
+            if columns or one_based or task is not None or n_actions is not None or rt_unit is not None:
+                raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions/--rt-unit apply to CSV "
+                                 "tables, not netCDF files")
             groups = _nc_groups(path)
             if "trials" in groups:
                 trials = nr.validate_trials(_open_group(path, "trials"))
@@ -275,6 +275,8 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None)
             opts["task"] = task
         if n_actions is not None:
             opts["n_actions"] = n_actions
+        if rt_unit is not None:
+            opts["rt_unit"] = rt_unit
         return nr.read_trials(path, **opts), None
     except UsageError:
         raise
@@ -319,7 +321,7 @@ def _cmd_fit(args) -> int:
     columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
     task = _make_task(args.task) if args.task else None
     trials, truth = read_data(args.data, columns=columns, one_based=args.one_based, task=task,
-                              n_actions=args.n_actions)
+                              n_actions=args.n_actions, rt_unit=args.rt_unit)
     trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
     covariates = {}
     for item in args.covariate or []:
@@ -996,7 +998,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
     sp.add_argument("--task", default=None, metavar="SPEC",
                     help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
-    sp.add_argument("--n-actions", type=int, default=None, help="CSV without sidecar: number of actions")
+    sp.add_argument("--n-actions", type=int, default=None,
+                    help="CSV without sidecar: number of actions (needed when an action is never chosen)")
+    sp.add_argument("--rt-unit", choices=["s", "ms"], default=None,
+                    help="CSV: unit of the rt column (ms is converted to seconds; default seconds, and a median "
+                         "RT above 10 s stops the read)")
     _finish(sp, _cmd_fit, out="fit.nc", figures="the PNG figures")
 
     # ---- compare

@@ -108,6 +108,7 @@ from .schema import (
     TABLE_VARIABLES,
     TRIAL,
     EnvSpec,
+    check_rt_seconds,
     env_spec,
     make_trials,
     validate_trials,
@@ -421,8 +422,31 @@ def _resolve_columns(df, columns):
     for ours in _REQUIRED:
         if ours not in out:
             raise ValueError(f"column {ours!r} is required but missing; table columns: {list(df.columns)} "
-                             f"(map yours with columns={{{ours!r}: 'your_name'}})")
+                             f"(map yours with columns={{{ours!r}: 'your_name'}}; CLI: --columns {ours}=YOUR_NAME)")
     return out
+
+
+def _check_inferred_codes(chosen, column, one_based):
+    """With ``n_actions`` inferred from the data: every code from 0 to the largest must be chosen."""
+    codes = np.unique(chosen.astype(np.int64))
+    if codes.size == 0:
+        return
+    off = int(one_based)
+    never = sorted(set(range(int(codes.max()) + 1)) - set(codes.tolist()))
+    if not never:
+        return
+    shown = [k + off for k in never]
+    have = [int(k) + off for k in codes]
+    if never == list(range(int(codes.min()))) and not one_based:
+        raise ValueError(f"{_colname(column, 'choice')}: the choice codes are {have[:10]}, so code 0 is never "
+                         "chosen: codes that start at 1 (hBayesDM files)? Read with one_based=True (CLI: "
+                         "--one-based); if action 0 exists but was never chosen, give the number of actions with "
+                         "n_actions= (CLI: --n-actions)")
+    raise ValueError(f"{_colname(column, 'choice')}: action code(s) {shown[:10]} are never chosen (codes chosen: "
+                     f"{have[:10]}{' ...' if len(have) > 10 else ''}; a stray code?), so the number of actions "
+                     "cannot be inferred from the data; fix the codes, or give the number of actions with "
+                     "n_actions= (CLI: --n-actions)" + ("" if one_based else " or read 1-based codes with "
+                                                         "one_based=True (CLI: --one-based)"))
 
 
 def _env_from_meta(meta):
@@ -440,6 +464,7 @@ def from_table(
     env: EnvSpec | None = None,
     one_based: bool = False,
     task=None,
+    rt_unit: str | None = None,
 ) -> xr.Dataset:
     """Build a trials dataset from a tidy table (one row per trial).
 
@@ -467,6 +492,19 @@ def from_table(
     task : str or Task, optional
         A registered task (or instance) whose ``env`` to use; its name and
         options are recorded in the attributes. Not together with ``env``.
+    rt_unit : {"s", "ms"}, optional
+        The unit of the ``rt`` column; ``"ms"`` divides by 1000. Default:
+        seconds, and a median RT above 10 s stops the read (RTs in
+        milliseconds?); an explicit ``"s"`` keeps the values as they are.
+
+    Notes
+    -----
+    Data checks (docs/getting-started.md, "What the reader checks"): when
+    ``n_actions`` comes from the data (no ``n_actions``, ``env``, ``task``
+    or metadata), every action code from 0 to the largest must be chosen at
+    least once -- codes that start at 1 (hBayesDM files) or a code that is
+    never chosen stop the read, offering ``one_based=True`` and
+    ``n_actions=``. Reaction times must be plausible in seconds (above).
 
     Returns
     -------
@@ -599,6 +637,8 @@ def from_table(
         rows.fail(c, "choice", present & (choice >= n_actions),
                   lambda i: f"choice {choice[i] + one_based:g} is out of range for n_actions = {n_actions}{size_src}"
                   + (hint or " (1-based codes? use one_based=True)"))
+    if n_actions is None:
+        _check_inferred_codes(choice[present], c, one_based)
     n_actions = int(n_actions) if n_actions is not None else max(2, int(np.nanmax(choice, initial=-1)) + 1)
     choice = np.where(present, choice, -1).astype(np.int64)
     if "valid" in cols:
@@ -617,13 +657,19 @@ def from_table(
     if bad.any():
         rows.fail(rcol, "reward", bad, lambda i: ("missing (NaN)" if np.isnan(reward[i]) else "infinite")
                   + " reward on a valid trial")
+    if rt_unit not in (None, "s", "ms"):
+        raise ValueError(f"rt_unit must be 's' or 'ms', got {rt_unit!r}")
     if "rt" in cols:
         tcol = cols["rt"]
         rt = _numeric(df[tcol], tcol, "rt", rows)
         bad = ~np.isnan(rt) & ((rt < 0) | np.isinf(rt))
         if bad.any():
             rows.fail(tcol, "rt", bad, lambda i: f"{'negative' if rt[i] < 0 else 'infinite'} reaction time "
-                      f"{rt[i]:g} (seconds)")
+                      f"{rt[i]:g} ({'milliseconds' if rt_unit == 'ms' else 'seconds'})")
+        if rt_unit == "ms":
+            rt = rt / 1000.0
+        elif rt_unit is None:
+            check_rt_seconds(rt, valid, where=_colname(tcol, "rt"))
     else:
         rt = np.full(len(df), np.nan)
 

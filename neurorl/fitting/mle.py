@@ -143,6 +143,7 @@ Assumptions and choices
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -163,6 +164,9 @@ PARAM = "param"
 PARAM2 = "param_"
 #: ``optimizer="auto"`` uses exact-Hessian Newton up to this many rows of theta, quasi-Newton above
 AUTO_NEWTON_MAX_PARAMS = 3
+#: a parameter whose Fisher information row is below this fraction of the largest entry for every subject is
+#: reported as not informed by the data
+UNINFORMED_TOL = 1e-8
 LOG2PI = math.log(2.0 * math.pi)
 
 
@@ -733,9 +737,23 @@ class MLE:
         if not self.bound > 0:
             raise ValueError(f"bound must be positive, got {self.bound}")
 
+    def _choice_only_agent(self, agent):
+        """``agent`` with its choice-irrelevant free parameters (``Agent.choice_irrelevant``) fixed at their
+        defaults: choices carry no information about them. Sets ``fixed_by_default_``."""
+        spec = {p.name: p for p in agent.params}
+        hold = {k: float(spec[k].default) for k in getattr(agent, "choice_irrelevant", ()) if k in spec}
+        self.fixed_by_default_ = hold
+        if not hold:
+            return agent
+        return type(agent)(fixed={**agent.fixed, **hold}, **agent.options)
+
     def _setup(self, trials):
         self._check_options()
         agent = with_rt(self.agent, self.rt)
+        if self.rt is None and not hasattr(agent, "rt_model"):
+            agent = self._choice_only_agent(agent)
+        else:
+            self.fixed_by_default_ = {}
         agent.check_data(trials)
         self.agent_ = agent
         cov = _normalise_covariates(self.covariates)
@@ -875,6 +893,7 @@ class MLE:
             cov[pd] = np.einsum("nij,nj,nkj->nik", vec[pd], 1.0 / eig[pd], vec[pd])
         se_theta = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))  # (n, D)
         at_bound = np.any(np.abs(theta) >= self.bound - 1e-6, axis=0)
+        uninformed = self._uninformed(H, obj, layout)
         spec = {p.name: p for p in agent.params}
         estimate = theta.T.copy()
         se = se_theta.copy()
@@ -882,7 +901,7 @@ class MLE:
             p = spec[name]
             estimate[:, base] = p.to_constrained(theta[base])
             se[:, base] = np.exp(p.log_jacobian(theta[base])) * se_theta[:, base]
-        k = D
+        k = D - int(uninformed.sum())  # parameters the data cannot inform do not count in AIC/BIC
         nt = data.n_trials
         dims = (SUBJECT, PARAM)
         coords = {SUBJECT: data.subjects, PARAM: list(layout.names), PARAM2: list(layout.names)}
@@ -892,7 +911,8 @@ class MLE:
             "loglik": (SUBJECT, loglik), "n_trials": (SUBJECT, nt), "n_params": ((), k),
             "aic": (SUBJECT, -2 * loglik + 2 * k), "bic": (SUBJECT, -2 * loglik + k * np.log(nt)),
             "converged": (SUBJECT, best["converged"]), "at_bound": (SUBJECT, at_bound),
-            "identifiable": (SUBJECT, best["identifiable"]), "hessian_pd": (SUBJECT, pd),
+            "identifiable": (SUBJECT, best["identifiable"] & ~uninformed.any()), "hessian_pd": (SUBJECT, pd),
+            "informed": (PARAM, ~uninformed),
             "grad_norm": (SUBJECT, best["gnorm"]), "n_starts_at_best": (SUBJECT, best["n_at_best"]),
         }
         if prior is not None:
@@ -907,7 +927,8 @@ class MLE:
         res.update(extra or {})
         attrs = {"estimator": self._estimator, "agent": agent.name, "agent_options": repr(agent),
                  "optimizer": self.optimizer, "n_starts": int(self.n_starts), "bound": float(self.bound),
-                 "covariates": repr(dict(_covariate_names(_normalise_covariates(self.covariates))))}
+                 "covariates": repr(dict(_covariate_names(_normalise_covariates(self.covariates)))),
+                 "n_params_free": int(D), "fixed_by_default": json.dumps(getattr(self, "fixed_by_default_", {}))}
         self.result_ = xr.Dataset(res, coords=coords, attrs=attrs)
         self.params_ = xr.Dataset(
             {name: (SUBJECT, estimate[:, base]) for name, base, _ in layout.terms},
@@ -922,6 +943,26 @@ class MLE:
         self.trials_ = data.trials
         self._data = data
         self._warn(data, best, at_bound, pd)
+        if uninformed.any():
+            names = [layout.names[j] for j in np.flatnonzero(uninformed)]
+            warnings.warn(
+                f"{self._estimator} {agent.name}: the data carry no information about parameter(s) {names} (Fisher "
+                f"information below {UNINFORMED_TOL:g} of the largest at the optimum of every subject): their "
+                "estimates are the prior's or the starting values, and they are not counted in n_params (AIC/BIC). "
+                "Fix them (fixed={...}; CLI fix.PARAM=VALUE)", FitWarning, stacklevel=3)
+
+    @staticmethod
+    def _uninformed(H, obj, layout):
+        """``(D,)`` bool: rows of the observed Fisher information (Hessian of the negative log-likelihood at the
+        estimates, the prior's precision removed) that are (near) zero for every subject."""
+        if H is None:
+            return np.zeros(layout.n_rows, bool)
+        if obj.prec is not None:
+            H = H - (np.eye(H.shape[0]) * obj.prec)[:, :, None]
+        info = np.abs(np.nan_to_num(H, nan=np.inf))  # (D, D, n); NaN counts as information (unknown)
+        scale = np.maximum(info.max(axis=(0, 1)), 1.0)  # (n,)
+        row = info.max(axis=1) / scale[None, :]  # (D, n)
+        return np.all(row <= UNINFORMED_TOL, axis=1)
 
     def _warn(self, data, best, at_bound, pd):
         subj = data.subjects
