@@ -45,7 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from .io import write_simulation
-from .results import OUTPUT_ATTR, atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover
+from .results import (
+    FINGERPRINT_ATTR, OUTPUT_ATTR, atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover,
+    trials_fingerprint,
+)
 from .results import nc_groups as _nc_groups
 from .results import nc_root_attrs as _nc_root_attrs
 from .results import open_group as _open_group
@@ -361,8 +364,14 @@ def _cmd_fit(args) -> int:
             raise
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
+        held = dict(getattr(est, "fixed_by_default_", {}) or {})
+        if held:
+            print(f"{label}: {', '.join(f'{k} = {v:g}' for k, v in held.items())} held fixed (it does not affect "
+                  "choices, so choices cannot estimate it; fix it yourself with fix.PARAM=VALUE)")
+        fixed = {**fixed, **held}
         spec = {"name": name, "options": options, "fixed": fixed, "rt": args.rt, "covariates": covariates,
-                "method": args.method, "label": label, "spec": _spec_string(name, {**options, "fixed": fixed})}
+                "method": args.method, "label": label, "spec": _spec_string(name, {**options, "fixed": fixed}),
+                "fixed_by_default": held}
         res = est.result_.copy()
         res.attrs["neurorl_model"] = json.dumps(spec)
         res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
@@ -375,7 +384,8 @@ def _cmd_fit(args) -> int:
     groups["trials"] = trials
     if truth is not None:
         groups["truth"] = truth
-    attrs = {OUTPUT_ATTR: "fit", "data": str(args.data), "method": args.method, "models": json.dumps(
+    attrs = {OUTPUT_ATTR: "fit", FINGERPRINT_ATTR: trials_fingerprint(trials), "data": str(args.data),
+             "method": args.method, "models": json.dumps(
         [r[0] for r in rows]), "command": _command_line(args)}
     _write_groups(out, groups, attrs)
     _print_fit_table(rows)
@@ -414,6 +424,16 @@ def _cmd_compare(args) -> int:
 
     out = _check_out(args.out, inputs=args.fits)
     fits = [read_fit(p) for p in args.fits]
+    prints = {}
+    for f in fits:
+        prints.setdefault(f["fingerprint"], []).append(f)
+    if len(prints) > 1:
+        desc = "; ".join(f"{', '.join(str(f['path']) for f in fs)}: {fs[0]['trials'].sizes['subject']} subjects, "
+                         f"{int(fs[0]['trials']['valid'].sum())} valid trials, "
+                         f"{int(fs[0]['trials'].attrs['n_actions'])} actions (fingerprint {k})"
+                         for k, fs in prints.items())
+        raise UsageError(f"the fits were made on different data and cannot be compared: {desc}. Refit every model "
+                         "on the same trials")
     models, trials_of = {}, {}
     for f in fits:
         for lab, m in f["models"].items():
@@ -433,7 +453,8 @@ def _cmd_compare(args) -> int:
                       UserWarning, stacklevel=2)
         evidence = {k: e.drop_vars("laplace_log_evidence", errors="ignore") for k, e in evidence.items()}
     try:
-        table = compare_table(evidence)
+        table = compare_table(evidence, pointwise={k: m["pointwise"]["loglik"] for k, m in models.items()}
+                              if all("pointwise" in m for m in models.values()) else None)
     except ValueError as exc:
         raise UsageError(f"{', '.join(map(str, args.fits))}: {exc}") from None
     loo = loo_table = None
@@ -446,7 +467,7 @@ def _cmd_compare(args) -> int:
                                  covariates=m["spec"].get("covariates") or None, n_draws=args.draws,
                                  rng=args.seed, progress=not args.quiet)
         try:
-            loo_table = loo_compare(loo)
+            loo_table = loo_compare(loo, equivalent=json.loads(table.attrs["equivalent"]))
         except ValueError as exc:
             raise UsageError(f"LOO: {exc}") from None
     criterion = args.evidence
@@ -469,7 +490,7 @@ def _cmd_compare(args) -> int:
         j, s = np.argwhere(bad)[0]
         raise UsageError(f"--evidence {criterion}: not finite for model {str(L.model.values[j])!r}, subject "
                          f"{L.subject.values[s]!r} (a Hessian that is not positive definite?); use --evidence bic")
-    res = bms(L.transpose("model", "subject"))
+    res = bms(L.transpose("model", "subject"), stop=args.bms_stop)
     groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion)}
     if loo is not None:
         groups["loo"] = loo_table
@@ -488,6 +509,8 @@ def _cmd_compare(args) -> int:
 
 
 def _print_compare(table, res, loo_table, criterion):
+    from .fitting.compare import MIN_DELTA_IC
+
     names = [str(m) for m in table.model.values]
     cols = ["loglik", "BIC", "dBIC"] + (["Laplace", "dLap"] if "laplace_log_evidence" in table else []) + \
         (["elpd_loo", "se", "d_elpd", "se_d"] if loo_table is not None else []) + ["freq", "pxp"]
@@ -501,8 +524,10 @@ def _print_compare(table, res, loo_table, criterion):
                      float(loo_table.se_delta[i])]
         vals += [float(res.frequencies[i]), float(res.pxp[i])]
         print(f"{nm:<24}" + "".join(f"{v:>11.2f}" for v in vals))
-    print(f"random-effects BMS on {criterion} log evidence: BOR = {res.bor:.3g}; best by BIC: "
-          f"{table.attrs['best_bic']}" + (f"; best by LOO: {loo_table.attrs['best']}" if loo_table is not None else ""))
+    print(f"random-effects BMS on {criterion} log evidence: BOR = {res.bor:.3g}; by BIC (differences under "
+          f"{MIN_DELTA_IC:g} not distinguishable): {table.attrs['best_bic']}"
+          + (f"; by LOO (differences under one SE not distinguishable): {loo_table.attrs['best']}"
+             if loo_table is not None else ""))
 
 
 # ============================================================================ recover
@@ -1017,6 +1042,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--evidence", choices=["auto", "laplace", "bic", "aic", "loo"], default="auto",
                     help="per-subject log evidence for BMS (default auto: Laplace for MAP/EM-MAP fits, else -BIC/2; "
                          "loo: each subject's summed elpd, needs --loo)")
+    sp.add_argument("--bms-stop", choices=["fixed-point", "vba"], default="fixed-point",
+                    help="BMS stopping rule: fixed-point (default; iterate until the Dirichlet counts settle) or "
+                         "vba (VBA_groupBMC's free-energy rule, 32 iterations: reproduces published numbers)")
     sp.add_argument("--loo", action="store_true", help="also compute Laplace PSIS-LOO (neurorl.fitting.loo)")
     sp.add_argument("--draws", type=int, default=1000, help="LOO draws per subject (default 1000)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the LOO draws (default 0)")

@@ -542,14 +542,15 @@ def headline(directory) -> str:
         c = read_compare(p)
         t, b = c["table"], c["bms"]
         names = [str(m) for m in t.model.values]
-        lines.append(f"  best by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
+        lines.append(f"  by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
             f"{n} {float(v):.2f}" for n, v in zip(names, b["pxp"].values)) + f" (BOR {float(b['bor']):.2f})")
         if c["loo"] is not None:
             lo = c["loo"]
             poor = lo["n_poor_approx"].values if "n_poor_approx" in lo else np.zeros(lo.sizes["model"])
             lines.append("  LOO Δelpd (± SE): " + ", ".join(
                 f"{str(m)} {float(d):.1f}±{float(s):.1f}" + (" (unreliable)" if p > 0 else "")
-                for m, d, s, p in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor)))
+                for m, d, s, p in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor))
+                + (f"; by LOO: {lo.attrs['best']}" if "best" in lo.attrs else ""))
     for p in found["recover"][:1]:
         r = read_recover(p)
         if r["model_recovery"] is not None:

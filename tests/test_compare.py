@@ -200,7 +200,7 @@ def _reference_vba(L, a0, max_iter=32, tol=1e-4):
 def test_matches_plain_loop_vba(seed, K, N):
     L = np.random.default_rng(seed).normal(-50.0, 4.0, size=(K, N))
     a_ref, r_ref, F_ref, F0_ref = _reference_vba(L.tolist(), [1.0] * K)
-    res = bms(L)
+    res = bms(L, stop="vba")
     np.testing.assert_allclose(res.alpha.values, a_ref, atol=1e-10)
     np.testing.assert_allclose(res.r.values, r_ref, atol=1e-10)
     np.testing.assert_allclose(res.free_energy, F_ref, atol=1e-8)
