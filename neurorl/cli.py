@@ -303,12 +303,20 @@ def _select(trials, subjects=None, max_trials=None, where=""):
 
 
 # ============================================================================ fit
-def _estimator(method: str, agent, args_starts, seed, covariates, optimizer, progress):
+def _estimator(method: str, agent, args_starts, seed, covariates, optimizer, progress, max_iter=None,
+               max_em_iter=None):
     from . import fitting
 
     cls = getattr(fitting, METHODS[method])
+    extra = {}
+    if max_iter is not None:
+        extra["max_iter"] = int(max_iter)
+    if max_em_iter is not None:
+        if method != "emmap":
+            raise UsageError("--max-em-iter applies to --method emmap")
+        extra["max_em_iter"] = int(max_em_iter)
     return cls(agent, n_starts=args_starts, covariates=covariates or None, optimizer=optimizer, rng=seed,
-               progress=progress)
+               progress=progress, **extra)
 
 
 def _policy_dataset(est, trials):
@@ -357,7 +365,8 @@ def _cmd_fit(args) -> int:
     groups, rows = {}, []
     for label, name, options, fixed, agent in specs:
         t0 = time.perf_counter()
-        est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show)
+        est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show,
+                         args.max_iter, args.max_em_iter)
         try:
             est.fit(trials)
         except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
@@ -722,11 +731,9 @@ def _cmd_decode(args) -> int:
     groups = {}
     rng = np.random.default_rng(args.seed)
     rows = []
-    iterator = wanted
-    if not args.quiet:
-        from tqdm.auto import tqdm
+    from .progress import iterate
 
-        iterator = tqdm(wanted, desc="decode subjects", leave=False)
+    iterator = iterate(wanted, not args.quiet, "decode subjects", unit="subjects")
     for s in iterator:
         lab = by_str[s]
         nd = neural.sel(subject=_neural_label(neural, s)) if "subject" in neural.dims else neural
@@ -1014,6 +1021,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--starts", type=int, default=5, help="starting points per subject (default 5)")
     sp.add_argument("--optimizer", choices=["auto", "newton", "quasi-newton", "L-BFGS-B"], default="auto",
                     help="optimiser (default auto: Newton up to 3 parameters, quasi-Newton above)")
+    sp.add_argument("--max-iter", type=int, default=None,
+                    help="optimiser iterations per start (default 100)")
+    sp.add_argument("--max-em-iter", type=int, default=None,
+                    help="with --method emmap: EM iterations (default 100)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the starting points (default 0)")
     sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
     sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")

@@ -227,9 +227,9 @@ def _pointwise(agent, layout, data, mode, draws, progress):
     out = np.empty((S, T, n))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=S, desc=f"LOO {agent.name}", leave=False)
+        bar = progress_bar(True, f"LOO {agent.name}", S, unit="draws")
     try:
         for s0 in range(0, S, per_call):
             k = min(per_call, S - s0)

@@ -450,9 +450,8 @@ def _newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
     for _ in range(max_iter):
         pg, free = _projected(theta, np.where(alive, g, 0.0), bound)
         act = alive & ~stalled & ~flat & (np.abs(pg).max(axis=0) > gtol)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(active=int(act.sum()))
+        if progress is not None:  # work done: problems (subject x start) that have stopped
+            progress.set_done(m - int(act.sum()))
         if not act.any():
             break
         a = np.flatnonzero(act)
@@ -517,9 +516,8 @@ def _quasi_newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progre
     for _ in range(max_iter):
         pg, free = _projected(theta, g, bound)
         act = alive & ~stalled & (np.abs(pg).max(axis=0) > gtol)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(active=int(act.sum()))
+        if progress is not None:  # work done: problems (subject x start) that have stopped
+            progress.set_done(m - int(act.sum()))
         if not act.any():
             break
         a = np.flatnonzero(act)
@@ -595,11 +593,11 @@ def _lbfgsb(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
                        bounds=[(-bound, bound)] * (D * todo.size),
                        options={"maxiter": max_iter * 10, "ftol": 1e-15, "gtol": gtol, "maxcor": 20})
         theta[:, todo] = res.x.reshape(D, todo.size)
-        if progress is not None:
-            progress.update(1)
         g = obj(theta[:, todo], r_sub, 1)[1]
         pg, _ = _projected(theta[:, todo], g, bound)
         todo = todo[np.abs(pg).max(axis=0) > gtol]
+        if progress is not None:
+            progress.set_done(m - todo.size)
         if todo.size == m:  # nothing gained by refitting everything alone
             break
     f, g, _, pw = obj(theta, rows, 1)
@@ -613,12 +611,10 @@ def _lbfgsb(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
 
 
 # ============================================================================ estimators
-def _progress_bar(enabled, desc, total):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+def _progress_bar(enabled, desc, total, unit="fits"):
+    from ..progress import progress_bar
 
-    return tqdm(total=total, desc=desc, leave=False)
+    return progress_bar(enabled, desc, total, unit=unit)
 
 
 class MLE:
@@ -813,12 +809,16 @@ class MLE:
         f, g, H, pw = obj(best["theta"], rows, 2)
         return {**best, "f": f, "g": g, "H": H, "pointwise": pw}
 
-    def _optimise(self, obj, theta0, rows, desc):
+    def _optimise(self, obj, theta0, rows, desc, quiet=False):
         show = self.progress if self.progress is not None else rows.size * obj.data.T > 10_000_000
-        bar = _progress_bar(show, desc, 3 if self.optimizer == "L-BFGS-B" else self.max_iter)
+        show = bool(show) and not quiet
+        bar = _progress_bar(show, desc, int(rows.size))  # one unit per (subject, start) problem
         run = {"newton": _newton, "quasi-newton": _quasi_newton, "L-BFGS-B": _lbfgsb}[self._resolved_optimizer(obj)]
         try:
-            return run(obj, theta0, rows, bound=self.bound, gtol=self.gtol, max_iter=self.max_iter, progress=bar)
+            out = run(obj, theta0, rows, bound=self.bound, gtol=self.gtol, max_iter=self.max_iter, progress=bar)
+            if bar is not None:
+                bar.set_done(int(rows.size))  # the ones stopped by max_iter are done too
+            return out
         finally:
             if bar is not None:
                 bar.close()
@@ -966,45 +966,53 @@ class MLE:
 
     def _warn(self, data, best, at_bound, pd):
         subj = data.subjects
+        who = f"{self._estimator} {self.agent_.name}"  # every warning names the estimator and the model
+        use_map = "Use MAP (a prior) for such subjects" if self._estimator == "MLE" else \
+            "Give the prior more weight (prior=...), fix the parameter (fixed={...}; CLI fix.PARAM=VALUE)"
         ch = data.trials["choice"].values
         single = [i for i in range(data.n) if np.unique(ch[i][data.valid[i]]).size == 1]
         if single:
             warnings.warn(
-                f"{self._estimator}: subject(s) {_names(subj, single)} made one and the same choice on every valid "
+                f"{who}: subject(s) {_names(subj, single)} made one and the same choice on every valid "
                 "trial; the maximum-likelihood estimate lies at the edge of the parameter space (e.g. inverse "
                 "temperature -> infinity), so the reported values are arbitrary along that direction (they stop "
-                "at the box bound or where the likelihood becomes flat). Use MAP (a prior) for such subjects, or "
-                "exclude them", FitWarning, stacklevel=4)
+                "at the box bound or where the likelihood becomes flat). " + use_map + ", or exclude them",
+                FitWarning, stacklevel=4)
         nan = np.flatnonzero(best["nan"])
         if nan.size:
             warnings.warn(
-                f"{self._estimator}: the log-likelihood (or its gradient) was NaN at some parameter values for "
+                f"{who}: the log-likelihood (or its gradient) was NaN at some parameter values for "
                 f"subject(s) {_names(subj, nan)}; those points were rejected (starts dropped, steps shortened). "
                 "Check these subjects' data (e.g. extreme rewards) and the agent's numerical range; the estimates "
                 "may be unreliable", FitWarning, stacklevel=4)
         nc = np.flatnonzero(~best["converged"])
         if nc.size:
             warnings.warn(
-                f"{self._estimator}: {nc.size} subject(s) did not converge (projected gradient > gtol="
-                f"{self.gtol}): {_names(subj, nc)}. Increase max_iter or n_starts, check those subjects' data, or "
-                "use MAP", FitWarning, stacklevel=4)
+                f"{who}: {nc.size} subject(s) did not converge (projected gradient > gtol="
+                f"{self.gtol}): {_names(subj, nc)}. Increase max_iter or n_starts (CLI --max-iter, --starts), "
+                "or check those subjects' data" + ("; or use MAP" if self._estimator == "MLE" else ""),
+                FitWarning, stacklevel=4)
         others = np.flatnonzero(at_bound & ~np.isin(np.arange(data.n), single))
         if others.size:
             warnings.warn(
-                f"{self._estimator}: the estimate of subject(s) {_names(subj, others)} lies on the box bound "
+                f"{who}: the estimate of subject(s) {_names(subj, others)} lies on the box bound "
                 f"(|theta| = {self.bound} on the unconstrained scale): the likelihood keeps increasing toward the "
-                "edge of the parameter space. Use MAP with a prior, or a simpler model", FitWarning, stacklevel=4)
+                "edge of the parameter space. " + ("Use MAP with a prior, or a simpler model"
+                                                   if self._estimator == "MLE"
+                                                   else "Use a narrower prior or a simpler model"),
+                FitWarning, stacklevel=4)
         ni = np.flatnonzero(~best["identifiable"])
         if ni.size:
             warnings.warn(
-                f"{self._estimator}: subject(s) {_names(subj, ni)} reached equally good optima (objective within "
+                f"{who}: subject(s) {_names(subj, ni)} reached equally good optima (objective within "
                 f"{self.tol_value}) at parameters more than {self.tol_param} apart from different starts: the "
-                "parameters are not identifiable from their data. Inspect starts_, use MAP/EMMAP, or simplify "
-                "the model", FitWarning, stacklevel=4)
+                "parameters are not identifiable from their data. Inspect starts_, "
+                + ("use MAP/EMMAP, " if self._estimator == "MLE" else "") + "or simplify the model",
+                FitWarning, stacklevel=4)
         npd = np.flatnonzero(~pd & best["converged"] & ~at_bound)
         if npd.size:
             warnings.warn(
-                f"{self._estimator}: the Hessian is not positive definite at the optimum of subject(s) "
+                f"{who}: the Hessian is not positive definite at the optimum of subject(s) "
                 f"{_names(subj, npd)}; their standard errors (and Laplace evidence) are NaN", FitWarning,
                 stacklevel=4)
 
@@ -1167,14 +1175,14 @@ class EMMAP(MLE):
         L_prev = -np.inf
         converged = False
         show = self.progress if self.progress is not None else n * data.T > 1_000_000
-        bar = _progress_bar(show, f"EMMAP {agent.name}", self.max_em_iter)
+        bar = _progress_bar(show, f"EMMAP {agent.name}", None, unit="EM iterations")  # done, not the limit
         try:
             for it in range(int(self.max_em_iter)):
                 obj.set_prior((mu, sd))
                 if best is None:
                     best = self._multistart(obj, agent, layout, data, rng, (mu, sd))
                 else:
-                    out = self._with_hessian(obj, self._optimise(obj, best["theta"], np.arange(n), "E-step"))
+                    out = self._with_hessian(obj, self._optimise(obj, best["theta"], np.arange(n), "E-step", quiet=True))
                     best = {"theta": out["theta"], "f": out["f"], "g": out["g"], "H": out["H"],
                             "pointwise": out["pointwise"],
                             "gnorm": out["gnorm"], "converged": out["converged"],
@@ -1211,8 +1219,9 @@ class EMMAP(MLE):
             if bar is not None:
                 bar.close()
         if not converged:
-            warnings.warn(f"EMMAP: the total log posterior still changed by {abs(hist_L[-1] - hist_L[-2]):.3g} "
-                          f"(tol={self.tol}) after {self.max_em_iter} EM iterations; increase max_em_iter",
+            warnings.warn(f"EMMAP {self.agent_.name}: the total log posterior still changed by {abs(hist_L[-1] - hist_L[-2]):.3g} "
+                          f"(tol={self.tol}) after {self.max_em_iter} EM iterations; increase "
+                          "max_em_iter (CLI --max-em-iter)",
                           FitWarning, stacklevel=2)
         self.n_em_iter_ = len(hist_L)
         log_ev_i, ibic = self._ibic(obj, layout, data, mu, sd, rng)
