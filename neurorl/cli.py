@@ -284,7 +284,7 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None,
     except UsageError:
         raise
     except (ValueError, TypeError, KeyError, OSError) as exc:
-        raise UsageError(f"{str(path)!r}: {exc}") from None
+        raise UsageError(str(exc) if str(path) in str(exc) else f"{str(path)!r}: {exc}") from None
 
 
 def _select(trials, subjects=None, max_trials=None, where=""):

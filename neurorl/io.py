@@ -98,7 +98,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .results import atomic_output
+from .results import atomic_output, reading
 from .schema import (
     ACTION,
     CORE_VARIABLES,
@@ -987,17 +987,22 @@ def read_trials(path, **from_table_options) -> xr.Dataset:
     if suffix in _NC_SUFFIXES:
         if from_table_options:
             raise TypeError(f"read_trials: options {sorted(from_table_options)} apply to tables, not netCDF")
-        with xr.open_dataset(path, engine="netcdf4") as f:
-            ds = netcdf_restored(f.load())
-        return validate_trials(ds)
+        with reading(path, "read_trials"):
+            with xr.open_dataset(path, engine="netcdf4") as f:
+                ds = netcdf_restored(f.load())
+            return validate_trials(ds)
     side_path = _sidecar(path)
-    side = json.loads(side_path.read_text()) if side_path.exists() else None
+    with reading(side_path, "read_trials (sidecar)"):
+        side = json.loads(side_path.read_text()) if side_path.exists() else None
+        if side is not None and not isinstance(side, dict):
+            raise ValueError("not a neurorl sidecar (a JSON object is expected)")
     if side is not None and "neurorl_trials" not in side:
         side = None
-    df = _read_table(path, "\t" if suffix in _TAB_SUFFIXES else ",", side)
-    if side is not None:
-        df.attrs[_META] = side["meta"]
-    return validate_trials(from_table(df, **from_table_options))
+    with reading(path, "read_trials"):
+        df = _read_table(path, "\t" if suffix in _TAB_SUFFIXES else ",", side)
+        if side is not None:
+            df.attrs[_META] = side["meta"]
+        return validate_trials(from_table(df, **from_table_options))
 
 
 def write_latents(latents: xr.Dataset, path) -> Path:
@@ -1020,8 +1025,11 @@ def read_latents(path) -> xr.Dataset:
     path = Path(path)
     if path.suffix.lower() not in _NC_SUFFIXES:
         raise ValueError(f"read_latents: use a .nc file, got {str(path)!r}")
-    with xr.open_dataset(path, engine="netcdf4") as f:
-        ds = netcdf_restored(f.load())
+    if not path.exists():
+        raise FileNotFoundError(f"read_latents: no file {str(path)!r}")
+    with reading(path, "read_latents"):
+        with xr.open_dataset(path, engine="netcdf4") as f:
+            ds = netcdf_restored(f.load())
     if SUBJECT not in ds.dims or TRIAL not in ds.dims:
         raise ValueError(f"read_latents: {str(path)!r} has dims {dict(ds.sizes)}; latents need 'subject' and 'trial'")
     return ds
@@ -1049,7 +1057,14 @@ def read_simulation(path):
     if not path.exists():
         raise FileNotFoundError(f"read_simulation: no file {str(path)!r}")
     parts = {}
-    for group in ("trials", "latents", "params"):
-        with xr.open_dataset(path, group=group, engine="netcdf4") as f:
-            parts[group] = netcdf_restored(f.load())
-    return Simulation(validate_trials(parts["trials"]), parts["latents"], parts["params"])
+    with reading(path, "read_simulation"):
+        for group in ("trials", "latents", "params"):
+            try:
+                with xr.open_dataset(path, group=group, engine="netcdf4") as f:
+                    parts[group] = netcdf_restored(f.load())
+            except OSError as exc:
+                if "group not found" in str(exc).lower():
+                    raise ValueError(f"no group {group!r}: not a simulation file (write_simulation writes "
+                                     "groups trials, latents, params) or an incomplete one") from None
+                raise
+        return Simulation(validate_trials(parts["trials"]), parts["latents"], parts["params"])

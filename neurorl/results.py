@@ -37,7 +37,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 __all__ = [
-    "OUTPUT_ATTR", "atomic_output", "check_not_input", "trials_fingerprint", "write_groups", "nc_groups",
+    "OUTPUT_ATTR", "atomic_output", "check_not_input", "reading", "trials_fingerprint", "write_groups", "nc_groups",
     "nc_root_attrs", "open_group", "read_fit", "read_compare", "read_recover", "read_decode",
 ]
 
@@ -96,6 +96,41 @@ def atomic_output(path, *, directory: bool = False) -> Iterator[Path]:
         else:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+@contextlib.contextmanager
+def reading(path, what: str) -> Iterator[None]:
+    """Turn the bare errors of file parsers into a ``ValueError`` naming the file.
+
+    Empty files (``pandas.errors.EmptyDataError``), unparsable tables (``ParserError``), undecodable text
+    (``UnicodeDecodeError``), bad JSON (``JSONDecodeError``) and unreadable or foreign binary files (``OSError``
+    other than a missing file, e.g. netCDF's "NetCDF: Unknown file format") become ``ValueError("what: 'path':
+    ...")``. A ``ValueError`` that does not name the file yet gets the file prepended.
+    """
+    import pandas as pd
+
+    name = str(path)
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{what}: {name!r} is empty (no columns to read)") from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{what}: {name!r} is not a readable table ({str(exc).strip()})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what}: {name!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+                         "UTF-8 (or it is a binary file)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what}: {name!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what}: {name!r} is a directory, not a file") from None
+    except OSError as exc:
+        raise ValueError(f"{what}: {name!r} cannot be read as this kind of file ({exc})") from None
+    except ValueError as exc:
+        if name in str(exc):
+            raise
+        raise ValueError(f"{what}: {name!r}: {exc}") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -559,13 +559,16 @@ def read_neural(path, *, name: str | None = None):
     if not path.exists():
         raise FileNotFoundError(f"read_neural: no file {str(path)!r}")
     _, restore = _io_helpers()
-    if fmt == "netcdf":
-        with xr.open_dataset(path, engine="netcdf4") as f:
-            ds = f.load()
-    else:
-        _need_zarr()
-        with xr.open_zarr(path, consolidated=False) as f:
-            ds = f.load()
+    from ..results import reading
+
+    with reading(path, "read_neural"):
+        if fmt == "netcdf":
+            with xr.open_dataset(path, engine="netcdf4") as f:
+                ds = f.load()
+        else:
+            _need_zarr()
+            with xr.open_zarr(path, consolidated=False) as f:
+                ds = f.load()
     ds = restore(ds)
     for var in ds.variables.values():  # zarr/netCDF encodings are not part of the data
         var.encoding = {}
