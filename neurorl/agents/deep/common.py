@@ -312,7 +312,10 @@ def save_checkpoint(path, model, optimizer=None, config=None, step: int = 0, **e
         "extra": _plain(extra),
         "torch_version": str(torch.__version__),
     }
-    torch.save(blob, path)
+    from ...results import atomic_output
+
+    with atomic_output(path) as tmp:
+        torch.save(blob, tmp)
     return path
 
 
@@ -575,7 +578,10 @@ def write_result(path, title: str, args=None, sections: Mapping[str, str] | None
         lines += [f"| {k} | {v} |" for k, v in _plain(args).items()] + [""]
     for head, body in (sections or {}).items():
         lines += [f"## {head}", "", body.rstrip(), ""]
-    path.write_text("\n".join(lines))
+    from ...results import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines))
     return path
 
 
