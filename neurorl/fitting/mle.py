@@ -942,13 +942,14 @@ class MLE:
         self.converged_ = self.result_["converged"]
         self.trials_ = data.trials
         self._data = data
-        self._warn(data, best, at_bound, pd)
+        self._warn(data, best, at_bound, pd | uninformed.any())  # a singular Hessian is explained below
         if uninformed.any():
             names = [layout.names[j] for j in np.flatnonzero(uninformed)]
             warnings.warn(
                 f"{self._estimator} {agent.name}: the data carry no information about parameter(s) {names} (Fisher "
                 f"information below {UNINFORMED_TOL:g} of the largest at the optimum of every subject): their "
-                "estimates are the prior's or the starting values, and they are not counted in n_params (AIC/BIC). "
+                "estimates are the prior's or the starting values, they are not counted in n_params (AIC/BIC), and "
+                "without a prior the Hessian is singular (standard errors NaN). "
                 "Fix them (fixed={...}; CLI fix.PARAM=VALUE)", FitWarning, stacklevel=3)
 
     @staticmethod
