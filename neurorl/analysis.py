@@ -149,10 +149,12 @@ class AnalysisOutput:
         """Save ``fig`` as ``out/<name>.png`` (and ``docs/img/<script>_<name>.png``) and close it."""
         import matplotlib.pyplot as plt
 
+        from .results import atomic_output
+
         out, docs = self.dirs()
-        fig.savefig(out / f"{name}.png", dpi=self.dpi)
-        if docs is not None:
-            fig.savefig(docs / "img" / f"{self.name}_{name}.png", dpi=self.dpi)
+        for path in [out / f"{name}.png"] + ([docs / "img" / f"{self.name}_{name}.png"] if docs is not None else []):
+            with atomic_output(path) as tmp:
+                fig.savefig(tmp, format="png", dpi=self.dpi)
         plt.close(fig)
 
     def command(self) -> str:
@@ -191,6 +193,10 @@ class AnalysisOutput:
                       if k not in ("out_root", "docs_dir")]
             return "\n".join(lines) + "\n"
 
-        (out / "result.md").write_text(render(""))
-        if docs is not None:
-            (docs / f"{self.name}.md").write_text(render(f"img/{self.name}_"))
+        from .results import atomic_output
+
+        pages = [(out / "result.md", "")] + ([(docs / f"{self.name}.md", f"img/{self.name}_")] if docs is not None
+                                             else [])
+        for path, prefix in pages:
+            with atomic_output(path) as tmp:
+                tmp.write_text(render(prefix))

@@ -45,6 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from .io import write_simulation
+from .results import (
+    FINGERPRINT_ATTR, OUTPUT_ATTR, atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover,
+    trials_fingerprint,
+)
+from .results import nc_groups as _nc_groups
+from .results import nc_root_attrs as _nc_root_attrs
+from .results import open_group as _open_group
+from .results import write_groups as _write_groups
 
 __all__ = ["main", "build_parser", "DEMO_TASK", "DEMO_AGENTS", "UsageError", "read_fit", "parse_agent_spec"]
 
@@ -68,7 +76,6 @@ EXTRA_SIM_PARAMS = {
     "rflr": ({}, {}),  # Beron et al. 2022 80-20 fit (the agent's defaults)
 }
 METHODS = {"mle": "MLE", "map": "MAP", "emmap": "EMMAP"}
-OUTPUT_ATTR = "neurorl_output"
 
 
 class UsageError(Exception):
@@ -225,67 +232,21 @@ def _parse_params(items, what="--param"):
 
 
 # ============================================================================ files
-def _nc_groups(path: Path) -> list[str]:
-    """Names of the groups (recursively, '/'-joined) of a netCDF file."""
-    import netCDF4
-
-    out = []
-    with netCDF4.Dataset(path) as f:
-        def walk(g, prefix):
-            for name, sub in g.groups.items():
-                full = f"{prefix}{name}"
-                out.append(full)
-                walk(sub, full + "/")
-        walk(f, "")
-    return out
-
-
-def _nc_root_attrs(path: Path) -> dict:
-    import netCDF4
-
-    with netCDF4.Dataset(path) as f:
-        return {k: f.getncattr(k) for k in f.ncattrs()}
-
-
-def _open_group(path: Path, group: str | None = None):
-    import xarray as xr
-
-    from .io import netcdf_restored
-
-    with xr.open_dataset(path, group=group, engine="netcdf4") as f:
-        return netcdf_restored(f.load())
-
-
-def _write_groups(path: Path, groups: dict, root_attrs: dict | None = None, compress: bool = True) -> Path:
-    """Write ``{group: Dataset}`` to one netCDF file (the root gets ``root_attrs``); numeric variables zlib."""
-    import xarray as xr
-
-    from .io import netcdf_safe
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = xr.Dataset(attrs=dict(root_attrs or {}))
-    netcdf_safe(root).to_netcdf(path, mode="w", engine="netcdf4")
-    for name, ds in groups.items():
-        ds = netcdf_safe(ds)
-        enc = {}
-        if compress:
-            enc = {k: {"zlib": True, "complevel": 4} for k, v in ds.variables.items()
-                   if v.dtype.kind in "biuf" and v.ndim > 0}
-        ds.to_netcdf(path, group=name, mode="a", engine="netcdf4", encoding=enc)
-    return path
-
-
-def _check_out(path, what="-o", suffixes=(".nc",)) -> Path:
+def _check_out(path, what="-o", suffixes=(".nc",), inputs=()) -> Path:
+    """The output path, checked: its suffix, not a directory, and not one of the ``inputs`` (nor a link to one)."""
     p = Path(path)
     if p.suffix.lower() not in suffixes:
         raise UsageError(f"{what} {str(p)!r}: use a {' or '.join(suffixes)} file")
     if p.exists() and p.is_dir():
         raise UsageError(f"{what} {str(p)!r} is a directory; give a file name")
+    try:
+        check_not_input(p, inputs, what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return p
 
 
-def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None):
+def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None, rt_unit=None):
     """Trials from a CSV/TSV (with or without its JSON sidecar) or a netCDF file, and the true parameters if the
     file is a simulation (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
     import neurorl as nr
@@ -298,9 +259,9 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None)
     suffix = path.suffix.lower()
     try:
         if suffix in (".nc", ".nc4", ".netcdf"):
-            if columns or one_based or task is not None or n_actions is not None:
-                raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions apply to CSV tables, "
-                                 "not netCDF files")
+            if columns or one_based or task is not None or n_actions is not None or rt_unit is not None:
+                raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions/--rt-unit apply to CSV "
+                                 "tables, not netCDF files")
             groups = _nc_groups(path)
             if "trials" in groups:
                 trials = nr.validate_trials(_open_group(path, "trials"))
@@ -317,11 +278,13 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None)
             opts["task"] = task
         if n_actions is not None:
             opts["n_actions"] = n_actions
+        if rt_unit is not None:
+            opts["rt_unit"] = rt_unit
         return nr.read_trials(path, **opts), None
     except UsageError:
         raise
     except (ValueError, TypeError, KeyError, OSError) as exc:
-        raise UsageError(f"{str(path)!r}: {exc}") from None
+        raise UsageError(str(exc) if str(path) in str(exc) else f"{str(path)!r}: {exc}") from None
 
 
 def _select(trials, subjects=None, max_trials=None, where=""):
@@ -340,12 +303,20 @@ def _select(trials, subjects=None, max_trials=None, where=""):
 
 
 # ============================================================================ fit
-def _estimator(method: str, agent, args_starts, seed, covariates, optimizer, progress):
+def _estimator(method: str, agent, args_starts, seed, covariates, optimizer, progress, max_iter=None,
+               max_em_iter=None):
     from . import fitting
 
     cls = getattr(fitting, METHODS[method])
+    extra = {}
+    if max_iter is not None:
+        extra["max_iter"] = int(max_iter)
+    if max_em_iter is not None:
+        if method != "emmap":
+            raise UsageError("--max-em-iter applies to --method emmap")
+        extra["max_em_iter"] = int(max_em_iter)
     return cls(agent, n_starts=args_starts, covariates=covariates or None, optimizer=optimizer, rng=seed,
-               progress=progress)
+               progress=progress, **extra)
 
 
 def _policy_dataset(est, trials):
@@ -357,11 +328,11 @@ def _policy_dataset(est, trials):
 
 
 def _cmd_fit(args) -> int:
-    out = _check_out(args.out)
+    out = _check_out(args.out, inputs=[args.data])
     columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
     task = _make_task(args.task) if args.task else None
     trials, truth = read_data(args.data, columns=columns, one_based=args.one_based, task=task,
-                              n_actions=args.n_actions)
+                              n_actions=args.n_actions, rt_unit=args.rt_unit)
     trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
     covariates = {}
     for item in args.covariate or []:
@@ -394,15 +365,22 @@ def _cmd_fit(args) -> int:
     groups, rows = {}, []
     for label, name, options, fixed, agent in specs:
         t0 = time.perf_counter()
-        est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show)
+        est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show,
+                         args.max_iter, args.max_em_iter)
         try:
             est.fit(trials)
         except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
             raise
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
+        held = dict(getattr(est, "fixed_by_default_", {}) or {})
+        if held:
+            print(f"{label}: {', '.join(f'{k} = {v:g}' for k, v in held.items())} held fixed (it does not affect "
+                  "choices, so choices cannot estimate it; fix it yourself with fix.PARAM=VALUE)")
+        fixed = {**fixed, **held}
         spec = {"name": name, "options": options, "fixed": fixed, "rt": args.rt, "covariates": covariates,
-                "method": args.method, "label": label, "spec": _spec_string(name, {**options, "fixed": fixed})}
+                "method": args.method, "label": label, "spec": _spec_string(name, {**options, "fixed": fixed}),
+                "fixed_by_default": held}
         res = est.result_.copy()
         res.attrs["neurorl_model"] = json.dumps(spec)
         res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
@@ -415,7 +393,8 @@ def _cmd_fit(args) -> int:
     groups["trials"] = trials
     if truth is not None:
         groups["truth"] = truth
-    attrs = {OUTPUT_ATTR: "fit", "data": str(args.data), "method": args.method, "models": json.dumps(
+    attrs = {OUTPUT_ATTR: "fit", FINGERPRINT_ATTR: trials_fingerprint(trials), "data": str(args.data),
+             "method": args.method, "models": json.dumps(
         [r[0] for r in rows]), "command": _command_line(args)}
     _write_groups(out, groups, attrs)
     _print_fit_table(rows)
@@ -442,36 +421,6 @@ def _print_fit_table(rows):
         print(f"{'':<4}mean estimates: {means}")
 
 
-def read_fit(path) -> dict:
-    """Read a file written by ``neurorl fit``.
-
-    Returns
-    -------
-    dict
-        ``trials`` (Dataset), ``truth`` (Dataset or None), ``attrs`` (root attributes) and ``models``: an ordered
-        dict ``label -> {"result", "evidence", "params", "pointwise", "predicted", "spec"}``.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{str(path)!r}: no such file")
-    try:
-        attrs = _nc_root_attrs(path)
-        groups = _nc_groups(path)
-    except OSError as exc:
-        raise UsageError(f"{str(path)!r}: not a netCDF file ({exc})") from None
-    if attrs.get(OUTPUT_ATTR) != "fit":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl fit` (no {OUTPUT_ATTR}='fit' attribute)")
-    labels = json.loads(attrs["models"])
-    models = {}
-    for lab in labels:
-        m = {k: _open_group(path, f"models/{lab}/{k}") for k in ("result", "evidence", "params", "pointwise",
-                                                                  "predicted") if f"models/{lab}/{k}" in groups}
-        m["spec"] = json.loads(m["result"].attrs["neurorl_model"])
-        models[lab] = m
-    return {"trials": _open_group(path, "trials"), "truth": _open_group(path, "truth") if "truth" in groups else None,
-            "attrs": attrs, "models": models, "path": path}
-
-
 def _agent_of(spec: dict):
     return _make_agent(spec["name"], spec.get("options") or {}, spec.get("fixed") or {}, spec.get("rt"))
 
@@ -482,8 +431,18 @@ def _cmd_compare(args) -> int:
 
     from .fitting.compare import bms, compare_table
 
-    out = _check_out(args.out)
+    out = _check_out(args.out, inputs=args.fits)
     fits = [read_fit(p) for p in args.fits]
+    prints = {}
+    for f in fits:
+        prints.setdefault(f["fingerprint"], []).append(f)
+    if len(prints) > 1:
+        desc = "; ".join(f"{', '.join(str(f['path']) for f in fs)}: {fs[0]['trials'].sizes['subject']} subjects, "
+                         f"{int(fs[0]['trials']['valid'].sum())} valid trials, "
+                         f"{int(fs[0]['trials'].attrs['n_actions'])} actions (fingerprint {k})"
+                         for k, fs in prints.items())
+        raise UsageError(f"the fits were made on different data and cannot be compared: {desc}. Refit every model "
+                         "on the same trials")
     models, trials_of = {}, {}
     for f in fits:
         for lab, m in f["models"].items():
@@ -503,7 +462,8 @@ def _cmd_compare(args) -> int:
                       UserWarning, stacklevel=2)
         evidence = {k: e.drop_vars("laplace_log_evidence", errors="ignore") for k, e in evidence.items()}
     try:
-        table = compare_table(evidence)
+        table = compare_table(evidence, pointwise={k: m["pointwise"]["loglik"] for k, m in models.items()}
+                              if all("pointwise" in m for m in models.values()) else None)
     except ValueError as exc:
         raise UsageError(f"{', '.join(map(str, args.fits))}: {exc}") from None
     loo = loo_table = None
@@ -516,7 +476,7 @@ def _cmd_compare(args) -> int:
                                  covariates=m["spec"].get("covariates") or None, n_draws=args.draws,
                                  rng=args.seed, progress=not args.quiet)
         try:
-            loo_table = loo_compare(loo)
+            loo_table = loo_compare(loo, equivalent=json.loads(table.attrs["equivalent"]))
         except ValueError as exc:
             raise UsageError(f"LOO: {exc}") from None
     criterion = args.evidence
@@ -539,7 +499,7 @@ def _cmd_compare(args) -> int:
         j, s = np.argwhere(bad)[0]
         raise UsageError(f"--evidence {criterion}: not finite for model {str(L.model.values[j])!r}, subject "
                          f"{L.subject.values[s]!r} (a Hessian that is not positive definite?); use --evidence bic")
-    res = bms(L.transpose("model", "subject"))
+    res = bms(L.transpose("model", "subject"), stop=args.bms_stop)
     groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion)}
     if loo is not None:
         groups["loo"] = loo_table
@@ -558,6 +518,8 @@ def _cmd_compare(args) -> int:
 
 
 def _print_compare(table, res, loo_table, criterion):
+    from .fitting.compare import MIN_DELTA_IC
+
     names = [str(m) for m in table.model.values]
     cols = ["loglik", "BIC", "dBIC"] + (["Laplace", "dLap"] if "laplace_log_evidence" in table else []) + \
         (["elpd_loo", "se", "d_elpd", "se_d"] if loo_table is not None else []) + ["freq", "pxp"]
@@ -571,21 +533,10 @@ def _print_compare(table, res, loo_table, criterion):
                      float(loo_table.se_delta[i])]
         vals += [float(res.frequencies[i]), float(res.pxp[i])]
         print(f"{nm:<24}" + "".join(f"{v:>11.2f}" for v in vals))
-    print(f"random-effects BMS on {criterion} log evidence: BOR = {res.bor:.3g}; best by BIC: "
-          f"{table.attrs['best_bic']}" + (f"; best by LOO: {loo_table.attrs['best']}" if loo_table is not None else ""))
-
-
-def read_compare(path) -> dict:
-    """Read a file written by ``neurorl compare``: ``{"table", "bms", "loo" (or None), "loo_pointwise", "attrs"}``."""
-    path = Path(path)
-    attrs = _nc_root_attrs(path)
-    if attrs.get(OUTPUT_ATTR) != "compare":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl compare`")
-    groups = _nc_groups(path)
-    return {"table": _open_group(path, "table"), "bms": _open_group(path, "bms"),
-            "loo": _open_group(path, "loo") if "loo" in groups else None,
-            "loo_pointwise": _open_group(path, "loo_pointwise") if "loo_pointwise" in groups else None,
-            "attrs": attrs, "path": path}
+    print(f"random-effects BMS on {criterion} log evidence: BOR = {res.bor:.3g}; by BIC (differences under "
+          f"{MIN_DELTA_IC:g} not distinguishable): {table.attrs['best_bic']}"
+          + (f"; by LOO (differences under one SE not distinguishable): {loo_table.attrs['best']}"
+             if loo_table is not None else ""))
 
 
 # ============================================================================ recover
@@ -671,20 +622,6 @@ def _cmd_recover(args) -> int:
     return 0
 
 
-def read_recover(path) -> dict:
-    """Read a file written by ``neurorl recover``: ``{"model_recovery" (or None), "parameter_recovery": {label:
-    Dataset}, "attrs"}``."""
-    path = Path(path)
-    attrs = _nc_root_attrs(path)
-    if attrs.get(OUTPUT_ATTR) != "recover":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl recover`")
-    groups = _nc_groups(path)
-    return {"model_recovery": _open_group(path, "model_recovery") if "model_recovery" in groups else None,
-            "parameter_recovery": {g.split("/", 1)[1]: _open_group(path, g) for g in groups
-                                   if g.startswith("parameter_recovery/")},
-            "attrs": attrs, "path": path}
-
-
 # ============================================================================ decode
 def _read_neural_file(path):
     import xarray as xr
@@ -719,7 +656,7 @@ def _cmd_decode(args) -> int:
     from .decoding.nulls import pseudosession_latents
     from .simulate import replay
 
-    out = _check_out(args.out)
+    out = _check_out(args.out, inputs=[args.neural, args.trials, args.fit])
     neural = _read_neural_file(args.neural)
     fit = read_fit(args.fit) if args.fit else None
     if args.trials:
@@ -794,11 +731,9 @@ def _cmd_decode(args) -> int:
     groups = {}
     rng = np.random.default_rng(args.seed)
     rows = []
-    iterator = wanted
-    if not args.quiet:
-        from tqdm.auto import tqdm
+    from .progress import iterate
 
-        iterator = tqdm(wanted, desc="decode subjects", leave=False)
+    iterator = iterate(wanted, not args.quiet, "decode subjects", unit="subjects")
     for s in iterator:
         lab = by_str[s]
         nd = neural.sel(subject=_neural_label(neural, s)) if "subject" in neural.dims else neural
@@ -860,16 +795,6 @@ def _print_decode(rows, cands):
           "two-sided pseudosession p)")
 
 
-def read_decode(path) -> dict:
-    """Read a file written by ``neurorl decode``: ``{"subjects": {label: Dataset}, "attrs"}``."""
-    path = Path(path)
-    attrs = _nc_root_attrs(path)
-    if attrs.get(OUTPUT_ATTR) != "decode":
-        raise UsageError(f"{str(path)!r} is not a file written by `neurorl decode`")
-    labels = json.loads(attrs["subjects"])
-    return {"subjects": {s: _open_group(path, f"subjects/{s}") for s in labels}, "attrs": attrs, "path": path}
-
-
 # ============================================================================ simulate / list
 def summarize(sim) -> dict:
     """A few behavioural and latent summaries of one simulation."""
@@ -928,7 +853,8 @@ def _cmd_simulate(args) -> int:
     path = write_simulation(sim, out)
     print(f"wrote {path} (groups: trials, latents, params)")
     if args.csv:
-        p = nr.write_trials(sim.trials, _check_out(args.csv, "--csv", (".csv", ".tsv", ".txt")))
+        p = nr.write_trials(sim.trials, _check_out(args.csv, "--csv", (".csv", ".tsv", ".txt"),
+                                                      inputs=[out]))
         print(f"wrote {p} (+ {p.name}.json sidecar)")
     for k, v in summarize(sim).items():
         print(f"  {k:<14} {v:.4g}" if isinstance(v, float) else f"  {k:<14} {v}")
@@ -990,9 +916,10 @@ def _cmd_demo(args) -> int:
     timings = []
     for i, (title, argv) in enumerate(plan, 1):
         if i == len(plan):  # before the report stage, so that the report shows them
-            (out / "demo_timings.json").write_text(json.dumps(
-                {"stages": timings, "total_s": time.perf_counter() - t_all, "quick": args.quick,
-                 "commands": [["neurorl", *a] for _, a in plan]}, indent=1))
+            with atomic_output(out / "demo_timings.json") as tmp:
+                tmp.write_text(json.dumps(
+                    {"stages": timings, "total_s": time.perf_counter() - t_all, "quick": args.quick,
+                     "commands": [["neurorl", *a] for _, a in plan]}, indent=1))
         if args.quiet:
             argv = argv + ["--quiet"]
         print(f"\n[{i}/{len(plan)}] {title}\n$ neurorl {' '.join(shlex.quote(a) for a in argv)}", flush=True)
@@ -1118,6 +1045,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--starts", type=int, default=5, help="starting points per subject (default 5)")
     sp.add_argument("--optimizer", choices=["auto", "newton", "quasi-newton", "L-BFGS-B"], default="auto",
                     help="optimiser (default auto: Newton up to 3 parameters, quasi-Newton above)")
+    sp.add_argument("--max-iter", type=int, default=None,
+                    help="optimiser iterations per start (default 100)")
+    sp.add_argument("--max-em-iter", type=int, default=None,
+                    help="with --method emmap: EM iterations (default 100)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the starting points (default 0)")
     sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
     sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")
@@ -1127,7 +1058,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
     sp.add_argument("--task", default=None, metavar="SPEC",
                     help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
-    sp.add_argument("--n-actions", type=int, default=None, help="CSV without sidecar: number of actions")
+    sp.add_argument("--n-actions", type=int, default=None,
+                    help="CSV without sidecar: number of actions (needed when an action is never chosen)")
+    sp.add_argument("--rt-unit", choices=["s", "ms"], default=None,
+                    help="CSV: unit of the rt column (ms is converted to seconds; default seconds, and a median "
+                         "RT above 10 s stops the read)")
     _finish(sp, _cmd_fit, out="fit.nc", figures="the PNG figures")
 
     # ---- compare
@@ -1142,6 +1077,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--evidence", choices=["auto", "laplace", "bic", "aic", "loo"], default="auto",
                     help="per-subject log evidence for BMS (default auto: Laplace for MAP/EM-MAP fits, else -BIC/2; "
                          "loo: each subject's summed elpd, needs --loo)")
+    sp.add_argument("--bms-stop", choices=["fixed-point", "vba"], default="fixed-point",
+                    help="BMS stopping rule: fixed-point (default; iterate until the Dirichlet counts settle) or "
+                         "vba (VBA_groupBMC's free-energy rule, 32 iterations: reproduces published numbers)")
     sp.add_argument("--loo", action="store_true", help="also compute Laplace PSIS-LOO (neurorl.fitting.loo)")
     sp.add_argument("--draws", type=int, default=1000, help="LOO draws per subject (default 1000)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the LOO draws (default 0)")

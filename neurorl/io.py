@@ -98,6 +98,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .results import atomic_output, reading
 from .schema import (
     ACTION,
     CORE_VARIABLES,
@@ -107,6 +108,7 @@ from .schema import (
     TABLE_VARIABLES,
     TRIAL,
     EnvSpec,
+    check_rt_seconds,
     env_spec,
     make_trials,
     validate_trials,
@@ -420,8 +422,31 @@ def _resolve_columns(df, columns):
     for ours in _REQUIRED:
         if ours not in out:
             raise ValueError(f"column {ours!r} is required but missing; table columns: {list(df.columns)} "
-                             f"(map yours with columns={{{ours!r}: 'your_name'}})")
+                             f"(map yours with columns={{{ours!r}: 'your_name'}}; CLI: --columns {ours}=YOUR_NAME)")
     return out
+
+
+def _check_inferred_codes(chosen, column, one_based):
+    """With ``n_actions`` inferred from the data: every code from 0 to the largest must be chosen."""
+    codes = np.unique(chosen.astype(np.int64))
+    if codes.size == 0:
+        return
+    off = int(one_based)
+    never = sorted(set(range(int(codes.max()) + 1)) - set(codes.tolist()))
+    if not never:
+        return
+    shown = [k + off for k in never]
+    have = [int(k) + off for k in codes]
+    if never == list(range(int(codes.min()))) and not one_based:
+        raise ValueError(f"{_colname(column, 'choice')}: the choice codes are {have[:10]}, so code 0 is never "
+                         "chosen: codes that start at 1 (hBayesDM files)? Read with one_based=True (CLI: "
+                         "--one-based); if action 0 exists but was never chosen, give the number of actions with "
+                         "n_actions= (CLI: --n-actions)")
+    raise ValueError(f"{_colname(column, 'choice')}: action code(s) {shown[:10]} are never chosen (codes chosen: "
+                     f"{have[:10]}{' ...' if len(have) > 10 else ''}; a stray code?), so the number of actions "
+                     "cannot be inferred from the data; fix the codes, or give the number of actions with "
+                     "n_actions= (CLI: --n-actions)" + ("" if one_based else " or read 1-based codes with "
+                                                         "one_based=True (CLI: --one-based)"))
 
 
 def _env_from_meta(meta):
@@ -439,6 +464,7 @@ def from_table(
     env: EnvSpec | None = None,
     one_based: bool = False,
     task=None,
+    rt_unit: str | None = None,
 ) -> xr.Dataset:
     """Build a trials dataset from a tidy table (one row per trial).
 
@@ -466,6 +492,19 @@ def from_table(
     task : str or Task, optional
         A registered task (or instance) whose ``env`` to use; its name and
         options are recorded in the attributes. Not together with ``env``.
+    rt_unit : {"s", "ms"}, optional
+        The unit of the ``rt`` column; ``"ms"`` divides by 1000. Default:
+        seconds, and a median RT above 10 s stops the read (RTs in
+        milliseconds?); an explicit ``"s"`` keeps the values as they are.
+
+    Notes
+    -----
+    Data checks (docs/getting-started.md, "What the reader checks"): when
+    ``n_actions`` comes from the data (no ``n_actions``, ``env``, ``task``
+    or metadata), every action code from 0 to the largest must be chosen at
+    least once -- codes that start at 1 (hBayesDM files) or a code that is
+    never chosen stop the read, offering ``one_based=True`` and
+    ``n_actions=``. Reaction times must be plausible in seconds (above).
 
     Returns
     -------
@@ -598,6 +637,8 @@ def from_table(
         rows.fail(c, "choice", present & (choice >= n_actions),
                   lambda i: f"choice {choice[i] + one_based:g} is out of range for n_actions = {n_actions}{size_src}"
                   + (hint or " (1-based codes? use one_based=True)"))
+    if n_actions is None:
+        _check_inferred_codes(choice[present], c, one_based)
     n_actions = int(n_actions) if n_actions is not None else max(2, int(np.nanmax(choice, initial=-1)) + 1)
     choice = np.where(present, choice, -1).astype(np.int64)
     if "valid" in cols:
@@ -616,13 +657,19 @@ def from_table(
     if bad.any():
         rows.fail(rcol, "reward", bad, lambda i: ("missing (NaN)" if np.isnan(reward[i]) else "infinite")
                   + " reward on a valid trial")
+    if rt_unit not in (None, "s", "ms"):
+        raise ValueError(f"rt_unit must be 's' or 'ms', got {rt_unit!r}")
     if "rt" in cols:
         tcol = cols["rt"]
         rt = _numeric(df[tcol], tcol, "rt", rows)
         bad = ~np.isnan(rt) & ((rt < 0) | np.isinf(rt))
         if bad.any():
             rows.fail(tcol, "rt", bad, lambda i: f"{'negative' if rt[i] < 0 else 'infinite'} reaction time "
-                      f"{rt[i]:g} (seconds)")
+                      f"{rt[i]:g} ({'milliseconds' if rt_unit == 'ms' else 'seconds'})")
+        if rt_unit == "ms":
+            rt = rt / 1000.0
+        elif rt_unit is None:
+            check_rt_seconds(rt, valid, where=_colname(tcol, "rt"))
     else:
         rt = np.full(len(df), np.nan)
 
@@ -880,13 +927,17 @@ def write_trials(trials: xr.Dataset, path) -> Path:
     suffix = _suffix(path, "write_trials")
     validate_trials(trials)
     if suffix in _NC_SUFFIXES:
-        netcdf_safe(trials).to_netcdf(path, engine="netcdf4")
+        with atomic_output(path) as tmp:
+            netcdf_safe(trials).to_netcdf(tmp, engine="netcdf4")
         return path
     df = to_table(trials)
     meta = df.attrs[_META]
-    df.to_csv(path, sep="\t" if suffix in _TAB_SUFFIXES else ",", index=False, na_rep="")
     side = {"neurorl_trials": _META_VERSION, "columns": {str(c): _kind(df[c]) for c in df.columns}, "meta": meta}
-    _sidecar(path).write_text(json.dumps(side, indent=1))
+    # the sidecar first: a table is never left beside a sidecar of other data
+    with atomic_output(_sidecar(path)) as tmp:
+        tmp.write_text(json.dumps(side, indent=1))
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, sep="\t" if suffix in _TAB_SUFFIXES else ",", index=False, na_rep="")
     return path
 
 
@@ -936,17 +987,22 @@ def read_trials(path, **from_table_options) -> xr.Dataset:
     if suffix in _NC_SUFFIXES:
         if from_table_options:
             raise TypeError(f"read_trials: options {sorted(from_table_options)} apply to tables, not netCDF")
-        with xr.open_dataset(path, engine="netcdf4") as f:
-            ds = netcdf_restored(f.load())
-        return validate_trials(ds)
+        with reading(path, "read_trials"):
+            with xr.open_dataset(path, engine="netcdf4") as f:
+                ds = netcdf_restored(f.load())
+            return validate_trials(ds)
     side_path = _sidecar(path)
-    side = json.loads(side_path.read_text()) if side_path.exists() else None
+    with reading(side_path, "read_trials (sidecar)"):
+        side = json.loads(side_path.read_text()) if side_path.exists() else None
+        if side is not None and not isinstance(side, dict):
+            raise ValueError("not a neurorl sidecar (a JSON object is expected)")
     if side is not None and "neurorl_trials" not in side:
         side = None
-    df = _read_table(path, "\t" if suffix in _TAB_SUFFIXES else ",", side)
-    if side is not None:
-        df.attrs[_META] = side["meta"]
-    return validate_trials(from_table(df, **from_table_options))
+    with reading(path, "read_trials"):
+        df = _read_table(path, "\t" if suffix in _TAB_SUFFIXES else ",", side)
+        if side is not None:
+            df.attrs[_META] = side["meta"]
+        return validate_trials(from_table(df, **from_table_options))
 
 
 def write_latents(latents: xr.Dataset, path) -> Path:
@@ -959,7 +1015,8 @@ def write_latents(latents: xr.Dataset, path) -> Path:
         raise ValueError(f"write_latents: use a .nc file, got {str(path)!r}")
     if not isinstance(latents, xr.Dataset):
         raise TypeError(f"latents must be an xarray.Dataset, got {type(latents).__name__}")
-    netcdf_safe(latents).to_netcdf(path, engine="netcdf4")
+    with atomic_output(path) as tmp:
+        netcdf_safe(latents).to_netcdf(tmp, engine="netcdf4")
     return path
 
 
@@ -968,8 +1025,11 @@ def read_latents(path) -> xr.Dataset:
     path = Path(path)
     if path.suffix.lower() not in _NC_SUFFIXES:
         raise ValueError(f"read_latents: use a .nc file, got {str(path)!r}")
-    with xr.open_dataset(path, engine="netcdf4") as f:
-        ds = netcdf_restored(f.load())
+    if not path.exists():
+        raise FileNotFoundError(f"read_latents: no file {str(path)!r}")
+    with reading(path, "read_latents"):
+        with xr.open_dataset(path, engine="netcdf4") as f:
+            ds = netcdf_restored(f.load())
     if SUBJECT not in ds.dims or TRIAL not in ds.dims:
         raise ValueError(f"read_latents: {str(path)!r} has dims {dict(ds.sizes)}; latents need 'subject' and 'trial'")
     return ds
@@ -980,12 +1040,12 @@ def write_simulation(sim, path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in _NC_SUFFIXES:
         raise ValueError(f"write_simulation: use a .nc file, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     validate_trials(sim.trials)
-    mode = "w"
-    for group in ("trials", "latents", "params"):
-        netcdf_safe(getattr(sim, group)).to_netcdf(path, group=group, mode=mode, engine="netcdf4")
-        mode = "a"
+    with atomic_output(path) as tmp:
+        mode = "w"
+        for group in ("trials", "latents", "params"):
+            netcdf_safe(getattr(sim, group)).to_netcdf(tmp, group=group, mode=mode, engine="netcdf4")
+            mode = "a"
     return path
 
 
@@ -997,7 +1057,14 @@ def read_simulation(path):
     if not path.exists():
         raise FileNotFoundError(f"read_simulation: no file {str(path)!r}")
     parts = {}
-    for group in ("trials", "latents", "params"):
-        with xr.open_dataset(path, group=group, engine="netcdf4") as f:
-            parts[group] = netcdf_restored(f.load())
-    return Simulation(validate_trials(parts["trials"]), parts["latents"], parts["params"])
+    with reading(path, "read_simulation"):
+        for group in ("trials", "latents", "params"):
+            try:
+                with xr.open_dataset(path, group=group, engine="netcdf4") as f:
+                    parts[group] = netcdf_restored(f.load())
+            except OSError as exc:
+                if "group not found" in str(exc).lower():
+                    raise ValueError(f"no group {group!r}: not a simulation file (write_simulation writes "
+                                     "groups trials, latents, params) or an incomplete one") from None
+                raise
+        return Simulation(validate_trials(parts["trials"]), parts["latents"], parts["params"])

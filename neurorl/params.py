@@ -188,6 +188,9 @@ class ParamModel:
             raise ValueError(f"{self.name}: cannot fix unknown parameter(s) {unknown}; parameters are {names}")
         self.fixed = {k: float(v) for k, v in fixed.items()}
         for p in spec:
+            if p.name in self.fixed and not np.isfinite(self.fixed[p.name]):
+                raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} is not a finite number (bounds "
+                                 f"[{p.lower}, {p.upper}])")
             if p.name in self.fixed and not p.lower <= self.fixed[p.name] <= p.upper:
                 raise ValueError(f"{self.name}: fixed {p.name}={self.fixed[p.name]} outside [{p.lower}, {p.upper}]")
         self.all_params = spec

@@ -1,7 +1,7 @@
 """Figures of the ``neurorl`` command's outputs, and the self-contained HTML report (``neurorl report``).
 
 Every figure is drawn from the netCDF files written by ``neurorl fit``, ``compare``, ``recover`` and ``decode``
-(read with :func:`neurorl.cli.read_fit` and friends), so a report can be rebuilt from a directory of outputs at any
+(read with :func:`neurorl.results.read_fit` and friends), so a report can be rebuilt from a directory of outputs at any
 time. Figures are :class:`matplotlib.figure.Figure` objects made without ``pyplot`` (no GUI backend, no global
 state); the report embeds them as base64 PNG in one HTML file with inline CSS and no external assets.
 
@@ -55,9 +55,11 @@ def save(fig, path) -> list[Path]:
     """Write a figure as PNG; returns ``[path]`` (``[]`` when ``fig`` is None)."""
     if fig is None:
         return []
+    from .results import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return [path]
 
 
@@ -350,7 +352,8 @@ def fig_decoding(dec):
 # ============================================================================ report
 def find_outputs(directory) -> dict:
     """``{"fit": [...], "compare": [...], "recover": [...], "decode": [...]}`` paths of the outputs in a directory."""
-    from .cli import OUTPUT_ATTR, _nc_root_attrs
+    from .results import OUTPUT_ATTR
+    from .results import nc_root_attrs as _nc_root_attrs
 
     found = {"fit": [], "compare": [], "recover": [], "decode": []}
     for p in sorted(Path(directory).glob("*.nc")):
@@ -517,7 +520,7 @@ def _decode_section(dec) -> list[str]:
 
 def headline(directory) -> str:
     """The headline numbers of a directory of outputs (best models, recovery, decoding) as plain text."""
-    from .cli import read_compare, read_decode, read_fit, read_recover
+    from .results import read_compare, read_decode, read_fit, read_recover
 
     found = find_outputs(directory)
     lines = ["headline results:"]
@@ -539,14 +542,15 @@ def headline(directory) -> str:
         c = read_compare(p)
         t, b = c["table"], c["bms"]
         names = [str(m) for m in t.model.values]
-        lines.append(f"  best by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
+        lines.append(f"  by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
             f"{n} {float(v):.2f}" for n, v in zip(names, b["pxp"].values)) + f" (BOR {float(b['bor']):.2f})")
         if c["loo"] is not None:
             lo = c["loo"]
             poor = lo["n_poor_approx"].values if "n_poor_approx" in lo else np.zeros(lo.sizes["model"])
             lines.append("  LOO Δelpd (± SE): " + ", ".join(
                 f"{str(m)} {float(d):.1f}±{float(s):.1f}" + (" (unreliable)" if p > 0 else "")
-                for m, d, s, p in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor)))
+                for m, d, s, p in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor))
+                + (f"; by LOO: {lo.attrs['best']}" if "best" in lo.attrs else ""))
     for p in found["recover"][:1]:
         r = read_recover(p)
         if r["model_recovery"] is not None:
@@ -584,7 +588,8 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
     title : str, optional
     """
     from . import __version__
-    from .cli import UsageError, read_compare, read_decode, read_fit, read_recover
+    from .cli import UsageError
+    from .results import atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover
 
     directory = Path(directory)
     found = find_outputs(directory)
@@ -592,6 +597,10 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
         raise UsageError(f"{str(directory)!r} holds no outputs of neurorl fit/compare/recover/decode (*.nc files "
                          "with a neurorl_output attribute)")
     out = Path(out) if out is not None else directory / "report.html"
+    try:
+        check_not_input(out, [p for kind in found.values() for p in kind] + [directory / "demo_timings.json"])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     timings = None
     tpath = directory / "demo_timings.json"
     if tpath.exists():
@@ -618,7 +627,7 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
     cmds = []
     for kind in ("fit", "compare", "recover", "decode"):
         for p in found[kind]:
-            from .cli import _nc_root_attrs
+            from .results import nc_root_attrs as _nc_root_attrs
 
             c = _nc_root_attrs(p).get("command")
             if c:
@@ -632,6 +641,6 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
     parts.append("<p class='note'>Files in the output directory: " + ", ".join(
         f"<code>{html.escape(f)}</code>" for f in files) + "</p>")
     parts.append("</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts), encoding="utf-8")
+    with atomic_output(out) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
     return out

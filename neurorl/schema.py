@@ -236,6 +236,32 @@ def make_trials(
     return validate_trials(ds) if validate else ds
 
 
+#: Largest plausible median reaction time (seconds); a larger median means the RTs are in other units.
+MAX_MEDIAN_RT = 10.0
+
+
+def check_rt_seconds(rt, valid=None, *, where: str = "'rt'") -> None:
+    """Raise ``ValueError`` when reaction times are implausible in seconds (median above :data:`MAX_MEDIAN_RT`).
+
+    Parameters
+    ----------
+    rt : array_like
+        Reaction times (NaN where absent).
+    valid : array_like of bool, optional
+        Only these trials count.
+    where : str
+        How the RTs are named in the message (file, column).
+    """
+    rt = np.asarray(rt, float)
+    if valid is not None:
+        rt = rt[np.asarray(valid, bool)]
+    rt = rt[np.isfinite(rt)]
+    if rt.size and float(np.median(rt)) > MAX_MEDIAN_RT:
+        raise ValueError(f"{where}: the median reaction time is {float(np.median(rt)):g} s, implausible in seconds "
+                         f"(above {MAX_MEDIAN_RT:g} s); RTs in milliseconds? Read the table with rt_unit='ms' "
+                         "(CLI: --rt-unit ms), or rt_unit='s' to keep the values as they are")
+
+
 def _first_bad(ds, mask, name, what):
     """Raise a ValueError naming the variable and the first (subject, trial) where ``mask`` holds."""
     idx = np.argwhere(np.asarray(mask))[0]

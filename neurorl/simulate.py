@@ -93,9 +93,9 @@ def _keep(agent: Agent, lat: dict) -> dict:
 def _progress(iterable, enabled, desc):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from .progress import iterate
 
-    return tqdm(iterable, desc=desc, leave=False)
+    return iterate(iterable, True, desc, unit="trials")
 
 
 def simulate(

@@ -101,6 +101,8 @@ class Agent(ParamModel):
     null_policy_params: ClassVar[dict[str, float]] = {}
     #: latents that depend on per-simulation random draws (not reproduced by replay)
     simulation_only: ClassVar[tuple[str, ...]] = ()
+    #: parameters that never affect choices: estimators fitting choices only hold them at their defaults
+    choice_irrelevant: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, fixed: dict | None = None, **options):
         self.options = dict(options)
@@ -230,6 +232,16 @@ def make_agent(name: str | Agent, **options: Any) -> Agent:
         cls = AGENTS[name]
     except KeyError:
         raise ValueError(f"unknown agent {name!r}; registered agents: {sorted(AGENTS)}") from None
+    import inspect
+
+    sig = inspect.signature(cls.__init__)
+    accepted = [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY
+                or p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+    if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(f"agent {name!r} has no option(s) {unknown}; its options are {accepted} (parameters "
+                            f"are fixed with fixed={{...}}, CLI fix.PARAM=VALUE)")
     return cls(**options)
 
 

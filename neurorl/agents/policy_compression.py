@@ -58,6 +58,7 @@ Also here: :func:`blahut_arimoto` (the optimal policy of a known ``Q`` at a give
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -192,6 +193,7 @@ class BlahutArimotoResult(NamedTuple):
     information: float  #: I(S; A) in nats, beta V - sum_s p(s) log Z(s)
     value: float  #: V = sum_s p(s) sum_a pi(a|s) Q(s, a)
     n_iter: int  #: iterations run
+    converged: bool = True  #: whether the marginal settled (changed by at most ``tol``) within ``max_iter``
 
 
 def _check_q_p(Q, p_state):
@@ -206,13 +208,16 @@ def _check_q_p(Q, p_state):
     return Q, p
 
 
-def blahut_arimoto(Q, p_state, beta, max_iter: int = 50, tol: float = 1e-3) -> BlahutArimotoResult:
+def blahut_arimoto(Q, p_state, beta, max_iter: int = 100_000, tol: float = 1e-10) -> BlahutArimotoResult:
     """Optimal capacity-limited policy of known action values (agents.md §4).
 
     Starting from a uniform marginal, iterate ``pi(a|s) ∝ P(a) exp(beta Q(s,
-    a))`` and ``P <- sum_s p(s) pi(.|s)`` until the value ``V = sum_s p(s)
-    sum_a pi Q`` changes by less than ``tol`` or ``max_iter`` iterations have
-    run (the defaults of sjgershm/reward-complexity ``blahut_arimoto.m`` [S]).
+    a))`` and ``P <- sum_s p(s) pi(.|s)`` until no entry of the marginal ``P``
+    changes by more than ``tol`` (the fixed point), or ``max_iter``
+    iterations have run -- then a ``RuntimeWarning`` says so and
+    ``converged`` is False. (sjgershm/reward-complexity ``blahut_arimoto.m``
+    [S] stops when the value changes by less than 1e-3 or after 50
+    iterations, which can be far from the fixed point for small ``beta``.)
     The returned policy is computed from the returned marginal, and
     ``I = beta V - sum_s p(s) log Z(s)``, ``Z(s) = sum_a P(a) exp(beta Q(s, a))``,
     which is ``sum_s p(s) sum_a pi log(pi / P)``; at convergence
@@ -241,27 +246,33 @@ def blahut_arimoto(Q, p_state, beta, max_iter: int = 50, tol: float = 1e-3) -> B
         raise ValueError(f"blahut_arimoto: max_iter must be >= 1, got {max_iter}")
     n_actions = Q.shape[1]
     log_marg = np.full(n_actions, -np.log(n_actions))
-    v_old = np.inf
     it = 0
+    converged = False
+    change = np.inf
     for it in range(1, int(max_iter) + 1):
         F = beta * Q + log_marg
         log_pi = F - logsumexp(F, axis=1, keepdims=True)
         pi = np.exp(log_pi)
-        v = float(np.sum(p[:, None] * pi * Q))
+        old = np.exp(log_marg)
         with np.errstate(divide="ignore"):
             log_marg = np.log(p @ pi)
-        if abs(v - v_old) < tol:
+        change = float(np.max(np.abs(np.exp(log_marg) - old)))
+        if change <= tol:
+            converged = True
             break
-        v_old = v
+    if not converged:
+        warnings.warn(f"blahut_arimoto: beta = {beta:g}: the marginal still changed by {change:.3g} > tol = {tol:g} "
+                      f"after max_iter = {max_iter} iterations; the policy is not the optimum -- increase max_iter",
+                      RuntimeWarning, stacklevel=2)
     F = beta * Q + log_marg
     log_z = logsumexp(F, axis=1)
     pi = np.exp(F - log_z[:, None])
     v = float(np.sum(p[:, None] * pi * Q))
     info = float(beta * v - np.sum(p * log_z))
-    return BlahutArimotoResult(pi, np.exp(log_marg), info, v, it)
+    return BlahutArimotoResult(pi, np.exp(log_marg), info, v, it, converged)
 
 
-def reward_complexity_curve(Q, p_state, betas=None, *, max_iter: int = 50, tol: float = 1e-3):
+def reward_complexity_curve(Q, p_state, betas=None, *, max_iter: int = 100_000, tol: float = 1e-10):
     """The reward-complexity frontier: :func:`blahut_arimoto` over a grid of ``beta``.
 
     Parameters

@@ -78,6 +78,9 @@ class SoftQ(Agent):
     family = "soft_q"
     latent_dims = {**VALUE_LATENTS, "rpe_true": (), "chosen_value_true": ()}
     null_policy_params = {"tau": 1e10}
+    #: the true critic never feeds the policy: a choice-only fit holds eta_true at its default (its value only
+    #: changes the decoded true values)
+    choice_irrelevant = ("eta_true",)
 
     def __init__(self, *, gamma: float = 0.98, q0: float = 0.0, fixed=None):
         if not 0.0 <= float(gamma) <= 1.0:

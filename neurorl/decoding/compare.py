@@ -35,12 +35,20 @@ positions of the neural trials. Real nuisance columns are kept in every draw.
 ``p = (1 + #{|null - mean(null)| >= |obs - mean(null)|}) / (1 + n)``.
 [A] ``best``: the candidate with the largest ``excess`` (without a null: the
 largest score).
+[A] Data rules: NaN or inf activity is an error naming the unit and trial
+(drop such trials or units explicitly first). A unit whose activity is the
+same on every trial (silent or constant) is excluded with a warning naming it
+(attribute ``excluded_constant_units``); all units constant is an error. In a
+constant (unit, time) bin of a kept unit the R² is NaN (0/0, never -inf) and
+that bin is left out of the population means.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -105,6 +113,41 @@ def _zscore(x, axis=-1, owner="compare_latents", what="column"):
     return (x - x.mean(axis=axis, keepdims=True)) / sd
 
 
+def _check_finite(neural: xr.DataArray, owner: str) -> None:
+    """NaN or inf activity is an error naming the first unit and trial (exclude such trials explicitly)."""
+    vals = np.asarray(neural.values, float)
+    bad = ~np.isfinite(vals)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        where = ", ".join(f"{d} {_py(neural[d].values[k]) if d in neural.coords else int(k)!r}"
+                          for d, k in zip(neural.dims, idx))
+        raise ValueError(f"{owner}: neural data are {vals[tuple(idx)]} at {where} ({int(bad.sum())} value(s) "
+                         "in all); NaN and inf are not scored -- drop those trials or units explicitly first "
+                         "(e.g. neural.dropna('trial', how='any'))")
+
+
+def _drop_constant_units(act: xr.DataArray, owner: str) -> xr.DataArray:
+    """Units whose activity is the same on every trial (in every time bin) carry no signal: excluded, with a
+    warning naming them. All units constant is an error."""
+    vals = np.asarray(act.values, float).reshape(act.sizes["trial"], act.sizes["unit"], -1)
+    const = np.all(np.ptp(vals, axis=0) == 0, axis=-1)  # (unit,)
+    if not const.any():
+        return act
+    names = [_py(u) for u in act["unit"].values[const]] if "unit" in act.coords else np.flatnonzero(const).tolist()
+    if const.all():
+        raise ValueError(f"{owner}: every unit is constant over the trials (units {names[:10]}); nothing to decode")
+    warnings.warn(f"{owner}: unit(s) {names[:20]}{' ...' if len(names) > 20 else ''} ({len(names)} of "
+                  f"{const.size}) have the same activity on every trial (silent or constant); they are excluded "
+                  "from the scores and the population means", UserWarning, stacklevel=3)
+    out = act.isel(unit=np.flatnonzero(~const))
+    out.attrs["excluded_constant_units"] = [str(u) for u in names]
+    return out
+
+
+def _py(x):
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def cv_r2_designs(designs: np.ndarray, Y: np.ndarray, splits) -> np.ndarray:
     """Cross-validated R² of OLS for a batch of designs on the same folds.
 
@@ -135,7 +178,9 @@ def cv_r2_designs(designs: np.ndarray, Y: np.ndarray, splits) -> np.ndarray:
     yt = Y[tested]
     sst = ((yt - yt.mean(axis=0)) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 - sse / sst
+        out = 1.0 - sse / sst
+    out[:, sst == 0] = np.nan  # R² is undefined for a constant target (never -inf)
+    return out
 
 
 def _nuisance(nuisance, trials, n, owner):
@@ -232,14 +277,14 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
     has_time = "time" in neural.dims
     if time == "resolved" and not has_time:
         raise ValueError(f"{owner}: time='resolved' needs a 'time' dim")
+    _check_finite(neural, owner)
     act = neural.sum("time") if (has_time and time == "pooled") else neural
     tdims = ("time",) if time == "resolved" else ()
     act = act.transpose("trial", "unit", *tdims)
+    act = _drop_constant_units(act, owner)
     trials = np.asarray(act["trial"].values)
     n = trials.size
     Y = np.asarray(act.values, float).reshape(n, -1)
-    if not np.all(np.isfinite(Y)):
-        raise ValueError(f"{owner}: neural data contains NaN or inf")
     tshape = act.shape[1:]
     tcoords = {d: act[d].values for d in act.dims[1:]}
 
@@ -272,9 +317,11 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
         return xr.DataArray(arr.reshape((arr.shape[0],) + tshape), dims=(lead_dim,) + act.dims[1:],
                             coords={lead_dim: lead_coords, **tcoords})
 
-    def pop(arr):  # (..., m) -> (..., [time]) mean over units
+    def pop(arr):  # (..., m) -> (..., [time]) mean over units; constant (unit, time) bins (NaN) left out
         a = arr.reshape(arr.shape[:-1] + tshape)
-        return a.mean(axis=-1 - len(tdims))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(a, axis=-1 - len(tdims))
 
     corr = np.corrcoef(Zc.T)
     try:
@@ -337,9 +384,11 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
         best_from = excess
     else:
         best_from = score
-    best = np.asarray(labels_c)[np.argmax(best_from, axis=0)]
+    undefined = np.all(np.isnan(best_from), axis=0)
+    best = np.where(undefined, "", np.asarray(labels_c)[np.argmax(np.nan_to_num(best_from, nan=-np.inf), axis=0)])
     ds["best"] = xr.DataArray(best.reshape(tshape), dims=act.dims[1:], coords=tcoords)
     ds = ds.assign_coords({k: c for k, c in act.coords.items() if c.dims == ("unit",)})
     ds.attrs.update(model="OLS y ~ 1 + nuisance + candidate, cross-validated R2", time_mode=time,
-                    n_folds=len(splits), n_nuisance=int(N.shape[1]))
+                    n_folds=len(splits), n_nuisance=int(N.shape[1]),
+                    excluded_constant_units=json.dumps(act.attrs.get("excluded_constant_units", [])))
     return ds

@@ -527,13 +527,19 @@ def write_neural(neural, path) -> Path:
     sanitize, _ = _io_helpers()
     out = sanitize(ds)
     if fmt == "netcdf":
-        out.to_netcdf(path, engine="netcdf4")
+        from ..results import atomic_output
+
+        with atomic_output(path) as tmp:
+            out.to_netcdf(tmp, engine="netcdf4")
     else:
         _need_zarr()
         for k in list(out.variables):  # fixed-width unicode has no zarr v3 spec; variable-length strings do
             if out[k].dtype.kind == "U":
                 out[k] = out[k].astype(object)
-        out.to_zarr(path, mode="w", consolidated=False)
+        from ..results import atomic_output
+
+        with atomic_output(path, directory=True) as tmp:
+            out.to_zarr(tmp, mode="w", consolidated=False)
     return path
 
 
@@ -553,13 +559,16 @@ def read_neural(path, *, name: str | None = None):
     if not path.exists():
         raise FileNotFoundError(f"read_neural: no file {str(path)!r}")
     _, restore = _io_helpers()
-    if fmt == "netcdf":
-        with xr.open_dataset(path, engine="netcdf4") as f:
-            ds = f.load()
-    else:
-        _need_zarr()
-        with xr.open_zarr(path, consolidated=False) as f:
-            ds = f.load()
+    from ..results import reading
+
+    with reading(path, "read_neural"):
+        if fmt == "netcdf":
+            with xr.open_dataset(path, engine="netcdf4") as f:
+                ds = f.load()
+        else:
+            _need_zarr()
+            with xr.open_zarr(path, consolidated=False) as f:
+                ds = f.load()
     ds = restore(ds)
     for var in ds.variables.values():  # zarr/netCDF encodings are not part of the data
         var.encoding = {}

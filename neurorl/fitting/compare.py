@@ -37,11 +37,14 @@ Assumptions and choices
 -----------------------
 [A1] The iteration follows ``VBA_groupBMC``: the posterior starts at the prior
      (``a = a0``, ``r_.n = a0 / sum(a0)``) and its free energy is F(1); each
-     step updates ``r`` then ``a`` and appends F; it stops when
-     ``|F(it) - F(it-1)| <= tol`` or ``it >= max_iter``. ``max_iter`` therefore
-     counts free-energy evaluations, the initial one included (at most
-     ``max_iter - 1`` updates), as VBA's ``MaxIter``. Stopping at ``max_iter``
-     without meeting ``tol`` warns (VBA stops silently).
+     step updates ``r`` then ``a`` and appends F. By default it runs to the
+     fixed point: it stops when no Dirichlet count changes by more than
+     ``tol = 1e-10`` (at most 100000 evaluations). ``stop="vba"`` keeps VBA's
+     rule, ``|F(it) - F(it-1)| <= 1e-4`` or ``it >= 32``, which can stop short
+     of the fixed point on weak evidence. ``max_iter`` counts free-energy
+     evaluations, the initial one included (at most ``max_iter - 1``
+     updates), as VBA's ``MaxIter``. Stopping at ``max_iter`` without meeting
+     ``tol`` warns (VBA stops silently).
 [A2] The prior is ``a0 = ones(K)`` (one count per model); with families
      ``a0_k = 1 / |family of k|`` (one count per family), never normalised.
      This avoids defect (1) of PyPI ``groupBMC`` 1.0 (``a0 = 1/K``) and the null
@@ -80,6 +83,7 @@ Assumptions and choices
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -97,7 +101,12 @@ MODEL = "model"
 FAMILY = "family"
 
 __all__ = ["MODEL", "FAMILY", "BMSResult", "bms", "dirichlet_exceedance", "compare_table", "plot_bms",
-           "COMPARE_INPUT"]
+           "COMPARE_INPUT", "equivalence_classes", "verdict", "EQUIVALENCE_ATOL", "MIN_DELTA_IC"]
+
+#: Models whose pointwise log-likelihoods agree to this (nats, on every trial) form one equivalence class.
+EQUIVALENCE_ATOL = 1e-6
+#: Smaller differences of total AIC/BIC are "not distinguishable".
+MIN_DELTA_IC = 2.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,7 +402,12 @@ def _bor(F1: float, F0: float) -> float:
     return float(math.exp(-d) / (1.0 + math.exp(-d))) if d > 0 else float(1.0 / (1.0 + math.exp(d)))
 
 
-def bms(log_evidence: Any, *, families: Any = None, max_iter: int = 32, tol: float = 1e-4) -> BMSResult:
+#: Stopping rules of :func:`bms`: ``name -> (default max_iter, default tol)``.
+BMS_STOP = {"fixed-point": (100_000, 1e-10), "vba": (32, 1e-4)}
+
+
+def bms(log_evidence: Any, *, families: Any = None, stop: str = "fixed-point", max_iter: int | None = None,
+        tol: float | None = None) -> BMSResult:
     """Random-effects Bayesian model selection, as ``VBA_groupBMC``.
 
     Treats each subject's generating model as a random draw from group
@@ -415,11 +429,19 @@ def bms(log_evidence: Any, *, families: Any = None, max_iter: int = 32, tol: flo
         ``model`` coordinate label or by position. Sets the prior to one count
         per family (``a0_k = 1 / |family of k|``) and adds a family-level
         result (:attr:`BMSResult.families`).
-    max_iter : int, default 32
-        Maximum number of free-energy evaluations, the initial one included
-        (VBA's ``MaxIter``).
-    tol : float, default 1e-4
-        Stop when the free energy changes by at most ``tol`` (VBA's ``TolFun``).
+    stop : {"fixed-point", "vba"}, default "fixed-point"
+        ``"fixed-point"``: iterate to the fixed point -- stop when no
+        Dirichlet count changes by more than ``tol`` (default 1e-10) in an
+        update, at most ``max_iter`` (default 100000) free-energy evaluations.
+        ``"vba"``: VBA's own rule, to reproduce numbers published with it --
+        stop when the free energy changes by at most ``tol`` (default 1e-4,
+        VBA's ``TolFun``) or after ``max_iter`` (default 32, VBA's
+        ``MaxIter``) evaluations; on weak evidence it can stop visibly short
+        of the fixed point (exceedance probabilities off by ~1e-3).
+    max_iter : int, optional
+        Maximum number of free-energy evaluations, the initial one included.
+    tol : float, optional
+        Tolerance of the stopping rule (see ``stop``).
 
     Returns
     -------
@@ -447,6 +469,10 @@ def bms(log_evidence: Any, *, families: Any = None, max_iter: int = 32, tol: flo
     >>> float(res.frequencies.sum())
     1.0
     """
+    if stop not in BMS_STOP:
+        raise ValueError(f"bms: stop must be one of {sorted(BMS_STOP)}, got {stop!r}")
+    max_iter = BMS_STOP[stop][0] if max_iter is None else max_iter
+    tol = BMS_STOP[stop][1] if tol is None else tol
     if int(max_iter) != max_iter or max_iter < 2:
         raise ValueError(f"bms: max_iter must be an integer >= 2 (it counts the initial free energy), got {max_iter}")
     if not (np.isfinite(tol) and tol >= 0):
@@ -471,17 +497,19 @@ def bms(log_evidence: Any, *, families: Any = None, max_iter: int = 32, tol: flo
         tmp = L + E[:, None]
         g = np.exp(tmp - tmp.max(axis=0, keepdims=True))
         r = g / g.sum(axis=0, keepdims=True)
-        a = a0 + r.sum(axis=1)
+        a_prev, a = a, a0 + r.sum(axis=1)
         F.append(_free_energy(L, r, a, a0))
-        if abs(F[-1] - F[-2]) <= tol:
+        change = abs(F[-1] - F[-2]) if stop == "vba" else float(np.max(np.abs(a - a_prev)))
+        if change <= tol:
             converged = True
             break
         if len(F) >= max_iter:
             break
     if not converged:
+        what = "free energy" if stop == "vba" else "largest Dirichlet count"
         warnings.warn(
-            f"bms: the free energy changed by {abs(F[-1] - F[-2]):.3g} > tol = {tol:g} at the last of "
-            f"max_iter = {max_iter} evaluations; increase max_iter", RuntimeWarning, stacklevel=2)
+            f"bms: the {what} changed by {change:.3g} > tol = {tol:g} at the last of max_iter = {max_iter} "
+            f"evaluations (stop={stop!r}); increase max_iter", RuntimeWarning, stacklevel=2)
 
     F1 = F[-1]
     lse = logsumexp(L, axis=0)
@@ -564,7 +592,85 @@ def _model_input(name: Any, ds: Any) -> dict[str, Any]:
     return out
 
 
-def compare_table(results: Mapping[Any, xr.Dataset]) -> xr.Dataset:
+def equivalence_classes(pointwise: Mapping[Any, Any], atol: float = EQUIVALENCE_ATOL) -> list[list[Any]]:
+    """Group models whose pointwise log-likelihoods agree to ``atol`` on every trial.
+
+    Parameters
+    ----------
+    pointwise : mapping
+        ``model name -> array`` of per-trial (or per-subject) log-likelihoods, all of one shape; NaN entries
+        (invalid trials) must coincide.
+    atol : float
+        Largest absolute difference (nats) between two models on any trial for them to be equivalent.
+
+    Returns
+    -------
+    list of list
+        The classes (transitive closure of the pairwise relation), each in the given model order, in the order of
+        their first model.
+    """
+    names = list(pointwise)
+    vals = [np.asarray(getattr(pointwise[n], "values", pointwise[n]), dtype=float) for n in names]
+    parent = list(range(len(names)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = vals[i], vals[j]
+            if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+                continue
+            ok = ~np.isnan(a)
+            if ok.any() and float(np.max(np.abs(a[ok] - b[ok]))) <= atol:
+                parent[root(j)] = root(i)
+    classes: dict[int, list[Any]] = {}
+    for i, n in enumerate(names):
+        classes.setdefault(root(i), []).append(n)
+    return list(classes.values())
+
+
+def verdict(scores: Mapping[Any, float], *, classes: Sequence[Sequence[Any]] | None = None,
+            higher_is_better: bool = False, margin: float | Mapping[Any, float] = MIN_DELTA_IC) -> str:
+    """The best model, or why there is none: ``"NAME"``, ``"A = B (equivalent)"`` or ``"not distinguishable:
+    A, B = C"``.
+
+    Parameters
+    ----------
+    scores : mapping
+        ``model -> total score`` (AIC/BIC: lower is better; elpd: higher).
+    classes : sequence of sequences, optional
+        Equivalence classes (:func:`equivalence_classes`); members are reported together, joined by ``=``.
+    higher_is_better : bool
+    margin : float or mapping
+        A model whose score is within ``margin`` of the best is not distinguishable from it (a mapping gives each
+        model its own margin, e.g. the standard error of its difference to the best).
+    """
+    names = list(scores)
+    sign = -1.0 if higher_is_better else 1.0
+    val = {n: sign * float(scores[n]) for n in names}
+    best = min(names, key=lambda n: val[n])
+    cls = {n: [n] for n in names}
+    for c in classes or []:
+        members = [m for m in c if m in val]
+        for m in members:
+            cls[m] = members
+    tied = [n for n in names if n in cls[best] or val[n] - val[best] < (margin.get(n, 0.0) if isinstance(
+        margin, Mapping) else margin)]
+    groups: list[list[Any]] = []
+    for n in tied:
+        g = [m for m in cls[n]]
+        if g not in groups:
+            groups.append(g)
+    text = [" = ".join(str(m) for m in g) for g in groups]
+    if len(groups) == 1:
+        return text[0] + (" (equivalent: identical pointwise log-likelihoods)" if len(groups[0]) > 1 else "")
+    return "not distinguishable: " + ", ".join(text)
+
+
+def compare_table(results: Mapping[Any, xr.Dataset], *, pointwise: Mapping[Any, Any] | None = None) -> xr.Dataset:
     """AIC and BIC per subject and summed over subjects, with deltas to the best model.
 
     Parameters
@@ -588,7 +694,13 @@ def compare_table(results: Mapping[Any, xr.Dataset]) -> xr.Dataset:
         ``laplace_log_evidence`` in every model: that variable, its
         ``laplace_log_evidence_total`` and ``delta_laplace_total`` (best minus
         value, >= 0). With ``ibic`` in every model: ``ibic`` and ``delta_ibic``.
-        ``attrs`` name the best model by AIC and by BIC. ``-table["bic"] / 2``
+        ``equivalence_class`` (model): models in one class have the same
+        pointwise log-likelihoods (to :data:`EQUIVALENCE_ATOL`). ``attrs``
+        ``best_aic`` and ``best_bic`` give the verdict of :func:`verdict`: the
+        best model only when every model outside its equivalence class is at
+        least :data:`MIN_DELTA_IC` worse, else ``"not distinguishable: ..."``;
+        ``attrs["equivalent"]`` lists the classes of several models (JSON).
+        ``-table["bic"] / 2``
         can be passed to :func:`bms`; ``table[[...]].to_dataframe()`` gives a
         pandas table.
 
@@ -600,6 +712,13 @@ def compare_table(results: Mapping[Any, xr.Dataset]) -> xr.Dataset:
         subjects than the first model.
     TypeError
         If an entry is not an ``xarray.Dataset``.
+
+    Other Parameters
+    ----------------
+    pointwise : mapping, optional
+        ``model name -> (subject, trial)`` per-trial log-likelihoods (NaN on
+        invalid trials) to find equivalent models; default: the per-subject
+        ``loglik``.
 
     Notes
     -----
@@ -663,8 +782,24 @@ def compare_table(results: Mapping[Any, xr.Dataset]) -> xr.Dataset:
     elif any(have_ibic):
         warnings.warn(f"compare_table: ibic is missing for {[nm for nm, h in zip(names, have_ibic) if not h]}; "
                       "it is left out of the table", UserWarning, stacklevel=2)
-    ds.attrs["best_aic"] = str(names[int(np.argmin(ds["aic_total"].values))])
-    ds.attrs["best_bic"] = str(names[int(np.argmin(ds["bic_total"].values))])
+    if pointwise is not None:
+        if set(pointwise) != set(names):
+            raise ValueError(f"compare_table: pointwise has models {list(pointwise)}, results {names}")
+        pw = {}
+        for nm in names:
+            da = pointwise[nm]
+            if isinstance(da, xr.DataArray) and SUBJECT in da.dims:
+                da = da.sel({SUBJECT: ref})
+            pw[nm] = np.asarray(getattr(da, "values", da), dtype=float)
+    else:
+        pw = {nm: ds["loglik"].sel({MODEL: nm}).values for nm in names}
+    classes = equivalence_classes(pw)
+    cls_index = {nm: i for i, c in enumerate(classes) for nm in c}
+    ds["equivalence_class"] = (MODEL, np.array([cls_index[nm] for nm in names]))
+    ds.attrs["equivalent"] = json.dumps([[str(m) for m in c] for c in classes if len(c) > 1])
+    for crit in ("aic", "bic"):
+        ds.attrs[f"best_{crit}"] = verdict({nm: float(v) for nm, v in zip(names, ds[f"{crit}_total"].values)},
+                                           classes=classes)
     ds.attrs["criteria"] = "AIC = -2 log L + 2 d; BIC = -2 log L + d ln n (n = choices); totals sum over subjects"
     return ds
 

@@ -222,8 +222,11 @@ class WithRT(Agent):
 
     def check_data(self, trials) -> None:
         """Raise (or, for missing log-normal RTs, warn) about RTs this model cannot score ([A3])."""
+        from ..schema import check_rt_seconds
+
         self.agent.check_data(trials)
         rt, valid = trials["rt"].values, trials["valid"].values.astype(bool)
+        check_rt_seconds(rt, valid, where=f"{self.name}: trials['rt']")
         if self.wiener:
             t0 = self.fixed.get(self.rt_names["t0"])
             self.rt_model.check_data(rt, t0=t0, response=np.where(valid, trials["choice"].values, 0), valid=valid)

@@ -227,9 +227,9 @@ def _pointwise(agent, layout, data, mode, draws, progress):
     out = np.empty((S, T, n))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=S, desc=f"LOO {agent.name}", leave=False)
+        bar = progress_bar(True, f"LOO {agent.name}", S, unit="draws")
     try:
         for s0 in range(0, S, per_call):
             k = min(per_call, S - s0)
@@ -410,7 +410,7 @@ def laplace_loo(fit, trials: xr.Dataset | None = None, *, agent: Agent | str | N
     return LOOResult(elpd, se, p_loo, S, N, good_k, pointwise, elpd_data, pointwise.attrs["method"])
 
 
-def loo_compare(results: Mapping[str, LOOResult]) -> xr.Dataset:
+def loo_compare(results: Mapping[str, LOOResult], *, equivalent=None) -> xr.Dataset:
     """Rank models by ``elpd_loo``, with paired standard errors of the differences.
 
     Parameters
@@ -424,8 +424,18 @@ def loo_compare(results: Mapping[str, LOOResult]) -> xr.Dataset:
         On dim ``model`` (in the given order): ``elpd_loo``, ``se``, ``p_loo``, ``delta_elpd`` (best minus model,
         >= 0), ``se_delta`` (``sqrt(N var_t(elpd_best,t - elpd_model,t))``, 0 for the best), ``n_high_k`` (trials
         with Pareto k above ``good_k``), ``n_poor_approx`` (subjects with ``k_approx > 0.7``: the model's LOO is
-        unreliable when it is not 0); attribute ``best``.
+        unreliable when it is not 0); attribute ``best``: the best model only when every other model (outside its
+        equivalence class) is worse by more than the standard error of the difference, else ``"not
+        distinguishable: ..."`` (:func:`neurorl.fitting.compare.verdict`).
+
+    Other Parameters
+    ----------------
+    equivalent : sequence of sequences, optional
+        Equivalence classes of the models (identical pointwise log-likelihoods;
+        :func:`neurorl.fitting.compare.equivalence_classes`), reported together.
     """
+    from .compare import verdict
+
     if not isinstance(results, Mapping) or len(results) < 1:
         raise ValueError("loo_compare: pass a non-empty mapping model name -> LOOResult")
     names = list(results)
@@ -452,4 +462,7 @@ def loo_compare(results: Mapping[str, LOOResult]) -> xr.Dataset:
          "p_loo": ("model", [results[nm].p_loo for nm in names]), "delta_elpd": ("model", elpd[best] - elpd),
          "se_delta": ("model", se_delta), "n_high_k": ("model", n_high),
          "n_poor_approx": ("model", [int(np.sum(results[nm].pointwise["k_approx"].values > 0.7)) for nm in names])},
-        coords={"model": names}, attrs={"best": str(names[best]), "method": results[names[best]].method})
+        coords={"model": names},
+        attrs={"best": verdict(dict(zip(names, elpd)), classes=equivalent, higher_is_better=True,
+                               margin=dict(zip(names, se_delta))),
+               "method": results[names[best]].method})

@@ -143,6 +143,7 @@ Assumptions and choices
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -163,6 +164,9 @@ PARAM = "param"
 PARAM2 = "param_"
 #: ``optimizer="auto"`` uses exact-Hessian Newton up to this many rows of theta, quasi-Newton above
 AUTO_NEWTON_MAX_PARAMS = 3
+#: a parameter whose Fisher information row is below this fraction of the largest entry for every subject is
+#: reported as not informed by the data
+UNINFORMED_TOL = 1e-8
 LOG2PI = math.log(2.0 * math.pi)
 
 
@@ -447,9 +451,8 @@ def _newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
     for _ in range(max_iter):
         pg, free = _projected(theta, np.where(alive, g, 0.0), bound)
         act = alive & ~stalled & ~flat & (np.abs(pg).max(axis=0) > gtol)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(active=int(act.sum()))
+        if progress is not None:  # work done: problems (subject x start) that have stopped
+            progress.set_done(m - int(act.sum()))
         if not act.any():
             break
         a = np.flatnonzero(act)
@@ -514,9 +517,8 @@ def _quasi_newton(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progre
     for _ in range(max_iter):
         pg, free = _projected(theta, g, bound)
         act = alive & ~stalled & (np.abs(pg).max(axis=0) > gtol)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(active=int(act.sum()))
+        if progress is not None:  # work done: problems (subject x start) that have stopped
+            progress.set_done(m - int(act.sum()))
         if not act.any():
             break
         a = np.flatnonzero(act)
@@ -592,11 +594,11 @@ def _lbfgsb(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
                        bounds=[(-bound, bound)] * (D * todo.size),
                        options={"maxiter": max_iter * 10, "ftol": 1e-15, "gtol": gtol, "maxcor": 20})
         theta[:, todo] = res.x.reshape(D, todo.size)
-        if progress is not None:
-            progress.update(1)
         g = obj(theta[:, todo], r_sub, 1)[1]
         pg, _ = _projected(theta[:, todo], g, bound)
         todo = todo[np.abs(pg).max(axis=0) > gtol]
+        if progress is not None:
+            progress.set_done(m - todo.size)
         if todo.size == m:  # nothing gained by refitting everything alone
             break
     f, g, _, pw = obj(theta, rows, 1)
@@ -610,12 +612,10 @@ def _lbfgsb(obj: _Objective, theta, rows, *, bound, gtol, max_iter, progress=Non
 
 
 # ============================================================================ estimators
-def _progress_bar(enabled, desc, total):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+def _progress_bar(enabled, desc, total, unit="fits"):
+    from ..progress import progress_bar
 
-    return tqdm(total=total, desc=desc, leave=False)
+    return progress_bar(enabled, desc, total, unit=unit)
 
 
 class MLE:
@@ -734,9 +734,23 @@ class MLE:
         if not self.bound > 0:
             raise ValueError(f"bound must be positive, got {self.bound}")
 
+    def _choice_only_agent(self, agent):
+        """``agent`` with its choice-irrelevant free parameters (``Agent.choice_irrelevant``) fixed at their
+        defaults: choices carry no information about them. Sets ``fixed_by_default_``."""
+        spec = {p.name: p for p in agent.params}
+        hold = {k: float(spec[k].default) for k in getattr(agent, "choice_irrelevant", ()) if k in spec}
+        self.fixed_by_default_ = hold
+        if not hold:
+            return agent
+        return type(agent)(fixed={**agent.fixed, **hold}, **agent.options)
+
     def _setup(self, trials):
         self._check_options()
         agent = with_rt(self.agent, self.rt)
+        if self.rt is None and not hasattr(agent, "rt_model"):
+            agent = self._choice_only_agent(agent)
+        else:
+            self.fixed_by_default_ = {}
         agent.check_data(trials)
         self.agent_ = agent
         cov = _normalise_covariates(self.covariates)
@@ -796,12 +810,16 @@ class MLE:
         f, g, H, pw = obj(best["theta"], rows, 2)
         return {**best, "f": f, "g": g, "H": H, "pointwise": pw}
 
-    def _optimise(self, obj, theta0, rows, desc):
+    def _optimise(self, obj, theta0, rows, desc, quiet=False):
         show = self.progress if self.progress is not None else rows.size * obj.data.T > 10_000_000
-        bar = _progress_bar(show, desc, 3 if self.optimizer == "L-BFGS-B" else self.max_iter)
+        show = bool(show) and not quiet
+        bar = _progress_bar(show, desc, int(rows.size))  # one unit per (subject, start) problem
         run = {"newton": _newton, "quasi-newton": _quasi_newton, "L-BFGS-B": _lbfgsb}[self._resolved_optimizer(obj)]
         try:
-            return run(obj, theta0, rows, bound=self.bound, gtol=self.gtol, max_iter=self.max_iter, progress=bar)
+            out = run(obj, theta0, rows, bound=self.bound, gtol=self.gtol, max_iter=self.max_iter, progress=bar)
+            if bar is not None:
+                bar.set_done(int(rows.size))  # the ones stopped by max_iter are done too
+            return out
         finally:
             if bar is not None:
                 bar.close()
@@ -876,6 +894,7 @@ class MLE:
             cov[pd] = np.einsum("nij,nj,nkj->nik", vec[pd], 1.0 / eig[pd], vec[pd])
         se_theta = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))  # (n, D)
         at_bound = np.any(np.abs(theta) >= self.bound - 1e-6, axis=0)
+        uninformed = self._uninformed(H, obj, layout)
         spec = {p.name: p for p in agent.params}
         estimate = theta.T.copy()
         se = se_theta.copy()
@@ -883,7 +902,7 @@ class MLE:
             p = spec[name]
             estimate[:, base] = p.to_constrained(theta[base])
             se[:, base] = np.exp(p.log_jacobian(theta[base])) * se_theta[:, base]
-        k = D
+        k = D - int(uninformed.sum())  # parameters the data cannot inform do not count in AIC/BIC
         nt = data.n_trials
         dims = (SUBJECT, PARAM)
         coords = {SUBJECT: data.subjects, PARAM: list(layout.names), PARAM2: list(layout.names)}
@@ -893,7 +912,8 @@ class MLE:
             "loglik": (SUBJECT, loglik), "n_trials": (SUBJECT, nt), "n_params": ((), k),
             "aic": (SUBJECT, -2 * loglik + 2 * k), "bic": (SUBJECT, -2 * loglik + k * np.log(nt)),
             "converged": (SUBJECT, best["converged"]), "at_bound": (SUBJECT, at_bound),
-            "identifiable": (SUBJECT, best["identifiable"]), "hessian_pd": (SUBJECT, pd),
+            "identifiable": (SUBJECT, best["identifiable"] & ~uninformed.any()), "hessian_pd": (SUBJECT, pd),
+            "informed": (PARAM, ~uninformed),
             "grad_norm": (SUBJECT, best["gnorm"]), "n_starts_at_best": (SUBJECT, best["n_at_best"]),
         }
         if prior is not None:
@@ -908,7 +928,8 @@ class MLE:
         res.update(extra or {})
         attrs = {"estimator": self._estimator, "agent": agent.name, "agent_options": repr(agent),
                  "optimizer": self.optimizer, "n_starts": int(self.n_starts), "bound": float(self.bound),
-                 "covariates": repr(dict(_covariate_names(_normalise_covariates(self.covariates))))}
+                 "covariates": repr(dict(_covariate_names(_normalise_covariates(self.covariates)))),
+                 "n_params_free": int(D), "fixed_by_default": json.dumps(getattr(self, "fixed_by_default_", {}))}
         self.result_ = xr.Dataset(res, coords=coords, attrs=attrs)
         self.params_ = xr.Dataset(
             {name: (SUBJECT, estimate[:, base]) for name, base, _ in layout.terms},
@@ -922,49 +943,78 @@ class MLE:
         self.converged_ = self.result_["converged"]
         self.trials_ = data.trials
         self._data = data
-        self._warn(data, best, at_bound, pd)
+        self._warn(data, best, at_bound, pd | uninformed.any())  # a singular Hessian is explained below
+        if uninformed.any():
+            names = [layout.names[j] for j in np.flatnonzero(uninformed)]
+            warnings.warn(
+                f"{self._estimator} {agent.name}: the data carry no information about parameter(s) {names} (Fisher "
+                f"information below {UNINFORMED_TOL:g} of the largest at the optimum of every subject): their "
+                "estimates are the prior's or the starting values, they are not counted in n_params (AIC/BIC), and "
+                "without a prior the Hessian is singular (standard errors NaN). "
+                "Fix them (fixed={...}; CLI fix.PARAM=VALUE)", FitWarning, stacklevel=3)
+
+    @staticmethod
+    def _uninformed(H, obj, layout):
+        """``(D,)`` bool: rows of the observed Fisher information (Hessian of the negative log-likelihood at the
+        estimates, the prior's precision removed) that are (near) zero for every subject."""
+        if H is None:
+            return np.zeros(layout.n_rows, bool)
+        if obj.prec is not None:
+            H = H - (np.eye(H.shape[0]) * obj.prec)[:, :, None]
+        info = np.abs(np.nan_to_num(H, nan=np.inf))  # (D, D, n); NaN counts as information (unknown)
+        scale = np.maximum(info.max(axis=(0, 1)), 1.0)  # (n,)
+        row = info.max(axis=1) / scale[None, :]  # (D, n)
+        return np.all(row <= UNINFORMED_TOL, axis=1)
 
     def _warn(self, data, best, at_bound, pd):
         subj = data.subjects
+        who = f"{self._estimator} {self.agent_.name}"  # every warning names the estimator and the model
+        use_map = "Use MAP (a prior) for such subjects" if self._estimator == "MLE" else \
+            "Give the prior more weight (prior=...), fix the parameter (fixed={...}; CLI fix.PARAM=VALUE)"
         ch = data.trials["choice"].values
         single = [i for i in range(data.n) if np.unique(ch[i][data.valid[i]]).size == 1]
         if single:
             warnings.warn(
-                f"{self._estimator}: subject(s) {_names(subj, single)} made one and the same choice on every valid "
+                f"{who}: subject(s) {_names(subj, single)} made one and the same choice on every valid "
                 "trial; the maximum-likelihood estimate lies at the edge of the parameter space (e.g. inverse "
                 "temperature -> infinity), so the reported values are arbitrary along that direction (they stop "
-                "at the box bound or where the likelihood becomes flat). Use MAP (a prior) for such subjects, or "
-                "exclude them", FitWarning, stacklevel=4)
+                "at the box bound or where the likelihood becomes flat). " + use_map + ", or exclude them",
+                FitWarning, stacklevel=4)
         nan = np.flatnonzero(best["nan"])
         if nan.size:
             warnings.warn(
-                f"{self._estimator}: the log-likelihood (or its gradient) was NaN at some parameter values for "
+                f"{who}: the log-likelihood (or its gradient) was NaN at some parameter values for "
                 f"subject(s) {_names(subj, nan)}; those points were rejected (starts dropped, steps shortened). "
                 "Check these subjects' data (e.g. extreme rewards) and the agent's numerical range; the estimates "
                 "may be unreliable", FitWarning, stacklevel=4)
         nc = np.flatnonzero(~best["converged"])
         if nc.size:
             warnings.warn(
-                f"{self._estimator}: {nc.size} subject(s) did not converge (projected gradient > gtol="
-                f"{self.gtol}): {_names(subj, nc)}. Increase max_iter or n_starts, check those subjects' data, or "
-                "use MAP", FitWarning, stacklevel=4)
+                f"{who}: {nc.size} subject(s) did not converge (projected gradient > gtol="
+                f"{self.gtol}): {_names(subj, nc)}. Increase max_iter or n_starts (CLI --max-iter, --starts), "
+                "or check those subjects' data" + ("; or use MAP" if self._estimator == "MLE" else ""),
+                FitWarning, stacklevel=4)
         others = np.flatnonzero(at_bound & ~np.isin(np.arange(data.n), single))
         if others.size:
             warnings.warn(
-                f"{self._estimator}: the estimate of subject(s) {_names(subj, others)} lies on the box bound "
+                f"{who}: the estimate of subject(s) {_names(subj, others)} lies on the box bound "
                 f"(|theta| = {self.bound} on the unconstrained scale): the likelihood keeps increasing toward the "
-                "edge of the parameter space. Use MAP with a prior, or a simpler model", FitWarning, stacklevel=4)
+                "edge of the parameter space. " + ("Use MAP with a prior, or a simpler model"
+                                                   if self._estimator == "MLE"
+                                                   else "Use a narrower prior or a simpler model"),
+                FitWarning, stacklevel=4)
         ni = np.flatnonzero(~best["identifiable"])
         if ni.size:
             warnings.warn(
-                f"{self._estimator}: subject(s) {_names(subj, ni)} reached equally good optima (objective within "
+                f"{who}: subject(s) {_names(subj, ni)} reached equally good optima (objective within "
                 f"{self.tol_value}) at parameters more than {self.tol_param} apart from different starts: the "
-                "parameters are not identifiable from their data. Inspect starts_, use MAP/EMMAP, or simplify "
-                "the model", FitWarning, stacklevel=4)
+                "parameters are not identifiable from their data. Inspect starts_, "
+                + ("use MAP/EMMAP, " if self._estimator == "MLE" else "") + "or simplify the model",
+                FitWarning, stacklevel=4)
         npd = np.flatnonzero(~pd & best["converged"] & ~at_bound)
         if npd.size:
             warnings.warn(
-                f"{self._estimator}: the Hessian is not positive definite at the optimum of subject(s) "
+                f"{who}: the Hessian is not positive definite at the optimum of subject(s) "
                 f"{_names(subj, npd)}; their standard errors (and Laplace evidence) are NaN", FitWarning,
                 stacklevel=4)
 
@@ -1127,14 +1177,14 @@ class EMMAP(MLE):
         L_prev = -np.inf
         converged = False
         show = self.progress if self.progress is not None else n * data.T > 1_000_000
-        bar = _progress_bar(show, f"EMMAP {agent.name}", self.max_em_iter)
+        bar = _progress_bar(show, f"EMMAP {agent.name}", None, unit="EM iterations")  # done, not the limit
         try:
             for it in range(int(self.max_em_iter)):
                 obj.set_prior((mu, sd))
                 if best is None:
                     best = self._multistart(obj, agent, layout, data, rng, (mu, sd))
                 else:
-                    out = self._with_hessian(obj, self._optimise(obj, best["theta"], np.arange(n), "E-step"))
+                    out = self._with_hessian(obj, self._optimise(obj, best["theta"], np.arange(n), "E-step", quiet=True))
                     best = {"theta": out["theta"], "f": out["f"], "g": out["g"], "H": out["H"],
                             "pointwise": out["pointwise"],
                             "gnorm": out["gnorm"], "converged": out["converged"],
@@ -1171,8 +1221,9 @@ class EMMAP(MLE):
             if bar is not None:
                 bar.close()
         if not converged:
-            warnings.warn(f"EMMAP: the total log posterior still changed by {abs(hist_L[-1] - hist_L[-2]):.3g} "
-                          f"(tol={self.tol}) after {self.max_em_iter} EM iterations; increase max_em_iter",
+            warnings.warn(f"EMMAP {self.agent_.name}: the total log posterior still changed by {abs(hist_L[-1] - hist_L[-2]):.3g} "
+                          f"(tol={self.tol}) after {self.max_em_iter} EM iterations; increase "
+                          "max_em_iter (CLI --max-em-iter)",
                           FitWarning, stacklevel=2)
         self.n_em_iter_ = len(hist_L)
         log_ev_i, ibic = self._ibic(obj, layout, data, mu, sd, rng)

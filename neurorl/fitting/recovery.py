@@ -525,9 +525,9 @@ def model_recovery(
     fit_rngs = rng.spawn(K)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=2 * K, desc="model recovery", leave=False)
+        bar = progress_bar(True, "model recovery", 2 * K, unit="steps")
     sims = []
     for i, (lab, a) in enumerate(zip(labels, objs)):
         d_rng, s_rng = gen_rngs[i].spawn(2)

@@ -235,7 +235,8 @@ def wiener_logpdf(rt, response, v, a, w, t0, ops=NUMPY, *, sv=0.0, err=1e-10, mi
         ``ERR_RANGE``); the number of terms is fixed and accurate to double precision (module docstring).
     min_logp : float, optional
         Floor of the returned log density; for ``rt <= t0`` the value is
-        ``min_logp + OUTSIDE_SLOPE * (rt - t0)`` (finite, decreasing with the violation) instead of ``-inf``.
+        ``min_logp + OUTSIDE_SLOPE * (rt - t0)`` (finite, decreasing with the violation) instead of ``-inf``;
+        for ``rt = inf`` (density 0) it is ``min_logp``.
 
     Returns
     -------
@@ -252,7 +253,8 @@ def wiener_logpdf(rt, response, v, a, w, t0, ops=NUMPY, *, sv=0.0, err=1e-10, mi
     w_e = ops.where(upper, 1.0 - w, w)
     tau = rt - t0
     inside = tau > 0
-    tau_s = ops.where(inside, tau, 1.0)
+    endless = tau >= np.inf  # rt = +inf: density 0, the log density its floor
+    tau_s = ops.where(inside & (tau < np.inf), tau, 1.0)
     u = ops.maximum(tau_s / (a * a), U_MIN)
     sv2t = sv * sv * tau_s
     logp = (
@@ -261,14 +263,15 @@ def wiener_logpdf(rt, response, v, a, w, t0, ops=NUMPY, *, sv=0.0, err=1e-10, mi
         - 0.5 * ops.log1p(sv2t)
         + ((a * w_e * sv) ** 2 - 2.0 * a * v_e * w_e - v_e * v_e * tau_s) / (2.0 * (sv2t + 1.0))
     )
-    logp = ops.maximum(logp, min_logp)
+    logp = ops.where(endless, min_logp, ops.maximum(logp, min_logp))
     return ops.where(inside, logp, min_logp + OUTSIDE_SLOPE * ops.minimum(tau, 0.0))
 
 
 def wiener_pdf(rt, response, v, a, w, t0, ops=NUMPY, **kwargs):
-    """``exp(wiener_logpdf(...))``; exactly 0 for ``rt <= t0`` (NumPy convenience, e.g. for integration)."""
+    """``exp(wiener_logpdf(...))``; exactly 0 for ``rt <= t0`` and ``rt = inf`` (NumPy convenience, e.g. for
+    integration)."""
     out = ops.exp(wiener_logpdf(rt, response, v, a, w, t0, ops, **kwargs))
-    return ops.where(rt - t0 > 0, out, 0.0)
+    return ops.where((rt - t0 > 0) & (rt - t0 < np.inf), out, 0.0)
 
 
 def wiener_log_p_upper(v, a, w, ops=NUMPY):

@@ -12,7 +12,7 @@ Contents
 * :class:`ReplayBuffer` (transitions) and :class:`EpisodeBuffer` (whole episodes), both
   sampled uniformly with a numpy Generator.
 * :func:`save_checkpoint` / :func:`load_checkpoint`.
-* :func:`progress` -- a tqdm progress bar that can be switched off.
+* :func:`progress` -- a progress bar that can be switched off (plain lines off a terminal).
 * :func:`policy_epsilon_greedy`, :func:`policy_softmax`, :func:`value_latents` -- the
   shared value latents of a Q-network in NumPy.
 * :func:`pad_ragged`, :func:`to_trials`, :func:`to_latents`, :func:`latents_to_neural` --
@@ -312,7 +312,10 @@ def save_checkpoint(path, model, optimizer=None, config=None, step: int = 0, **e
         "extra": _plain(extra),
         "torch_version": str(torch.__version__),
     }
-    torch.save(blob, path)
+    from ...results import atomic_output
+
+    with atomic_output(path) as tmp:
+        torch.save(blob, tmp)
     return path
 
 
@@ -339,12 +342,13 @@ def load_checkpoint(path, model, optimizer=None) -> dict:
 
 # --------------------------------------------------------------------------- progress
 def progress(iterable: Iterable, enabled: bool = True, desc: str | None = None, total: int | None = None):
-    """Wrap ``iterable`` in a tqdm progress bar when ``enabled``."""
+    """Wrap ``iterable`` in a progress bar when ``enabled`` (:func:`neurorl.progress.iterate`: plain lines when
+    stderr is not a terminal)."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from ...progress import iterate
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+    return iterate(iterable, True, desc or "progress", total=total)
 
 
 # --------------------------------------------------------------------------- value latents
@@ -574,7 +578,10 @@ def write_result(path, title: str, args=None, sections: Mapping[str, str] | None
         lines += [f"| {k} | {v} |" for k, v in _plain(args).items()] + [""]
     for head, body in (sections or {}).items():
         lines += [f"## {head}", "", body.rstrip(), ""]
-    path.write_text("\n".join(lines))
+    from ...results import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines))
     return path
 
 
