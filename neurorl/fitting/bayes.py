@@ -40,13 +40,13 @@ subject] (unconstrained), and for every free parameter ``p`` its subject values 
 
 Sampling
 --------
-``sampler="auto"`` (default) uses nutpie (Rust NUTS, with the model compiled by PyTensor's numba backend: the scan
-becomes a compiled loop) when nutpie is installed, else PyMC's own NUTS (C backend). ``"nutpie"``, ``"pymc"`` and
-``"numpyro"`` (``pm.sample(nuts_sampler="numpyro")``, JAX) can be asked for. Value tables are indexed with advanced
-indexing under numba/JAX and with one-hot products under the C backend (whichever that backend runs faster; same
-values, :func:`neurorl.fitting.graph.fit_ops`). numba's first compilation of a model costs about a minute (LLVM;
-reported as ``compile_seconds_``, separately from ``sample_seconds_``); PyMC's C compilation is part of
-``pm.sample`` and takes a few seconds with a warm PyTensor cache.
+``sampler="auto"`` (default) is ``"pymc"``: PyMC's own NUTS, with the likelihood and its exact gradient computed by
+one Op (:class:`neurorl.backend.pytensor_op.LoglikOp`) that calls the compiled JAX function of the estimators --
+built once per machine, loaded from the on-disk cache by later processes -- so PyTensor compiles only the priors and
+transforms (seconds). ``"nutpie"`` (Rust NUTS) and ``"numpyro"`` (``pm.sample(nuts_sampler="numpyro")``) compile the
+whole model, the rule as a PyTensor scan (:func:`neurorl.fitting.graph.loglik_jet_graph`), in every process:
+numba's first compilation costs about a minute (reported as ``compile_seconds_``, separately from
+``sample_seconds_``).
 
 Evidence
 --------
@@ -598,6 +598,10 @@ class HierarchicalBayes:
             shape = (len(self.layout_.names), self._data.n)
             initvals = [{**self._init, "offset": init_rng.uniform(-1.0, 1.0, shape)} for _ in range(chains)]
             kw.setdefault("init", "adapt_diag")  # jitter only the offsets, above ([A9])
+            if self.sampler_ == "pymc" and cores > 1:
+                # chains in new processes, not forks: the likelihood runs on JAX, which is multithreaded (a fork
+                # can deadlock); each process loads the compiled likelihood from the on-disk cache
+                kw.setdefault("mp_ctx", "spawn")
             kw.setdefault("initvals", initvals)
             with self.model_, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*Potential.*")
