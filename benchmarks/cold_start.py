@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,8 +131,9 @@ def main(argv=None):
             for _ in range(2)]
     print(f"plain scipy script, fresh process: first {base[0]:.2f} s, second {base[1]:.2f} s")
     plain = base[1]
-    exe = shutil.which("neurorl")
-    neurorl = [exe] if exe else [sys.executable, "-c", "from neurorl.cli import main; main()"]
+    # the console script beside this interpreter (not a shell shim that may stand first on PATH)
+    exe = Path(sys.executable).parent / "neurorl"
+    neurorl = [str(exe)] if exe.exists() else [sys.executable, "-m", "neurorl.cli"]
 
     if args.agents == ["all"]:
         import neurorl as nr
