@@ -1,5 +1,10 @@
 """The agent's learning rule as a PyTensor graph (``scan`` over trials).
 
+Since the likelihood moved to JAX (:mod:`neurorl.backend.compiled`, built once per machine), the estimators use
+these PyTensor graphs only when asked (``mode="pytensor"`` or ``"NUMBA"``); the nutpie and numpyro samplers of
+:mod:`neurorl.fitting.bayes` and the symbolic checks of the tests still use them. The figures below are those of the
+PyTensor path; docs/architecture.md compares the two.
+
 :func:`choice_loglik_graph` feeds the time-major observation arrays of
 :func:`neurorl.simulate.observations` to ``pytensor.scan`` and runs the
 agent's own ``decide``/``learn`` with the PyTensor backend, so the likelihood,
@@ -67,6 +72,8 @@ import numpy as np
 
 from ..agents.base import Agent
 from ..backend import get_pytensor_ops
+from ..backend.compiled import OBS_DTYPES as _OBS_DTYPES
+from ..backend.compiled import _env_key
 from ..backend.layout import ThetaLayout, params_of as _params_of
 from ..schema import EnvSpec
 
@@ -367,13 +374,6 @@ def loglik_jet_graph(agent: Agent, env: EnvSpec, obs_tm: dict, theta, *, order: 
 
 
 # ----------------------------------------------------------------------------- compiled + cached
-_OBS_DTYPES = {
-    "state": "int64", "items": "int64", "avail": "bool", "known": "bool", "known_value": "float64",
-    "valid": "bool", "choice": "int64", "chosen_item": "int64", "reward": "float64", "done": "float64",
-    "next_state": "int64", "next_items": "int64", "next_avail": "bool", "next_known": "bool",
-    "next_known_value": "float64", "rt": "float64",
-}
-
 _CACHE: dict = {}
 
 
@@ -383,11 +383,6 @@ def clear_cache() -> None:
 
     _CACHE.clear()
     clear_memory_cache()
-
-
-def _env_key(env: EnvSpec):
-    return (env.n_states, env.n_actions, env.n_items, np.asarray(env.item).tobytes(),
-            np.asarray(env.available).tobytes(), np.asarray(env.known_value, float).tobytes())
 
 
 def _agent_key(agent: Agent):
