@@ -4,7 +4,7 @@ Every file neurorl writes -- trials, latents, simulations, the outputs of ``neur
 ``decode``, figures and reports -- goes through :func:`atomic_output`: the writer writes a temporary file in the
 target's folder, and only a complete file is renamed onto the target (``os.replace``, atomic on POSIX and Windows
 within one file system). An interrupted writer therefore leaves the previous file intact and, at worst, a hidden
-``.NAME.XXXXXXXX.part`` file beside it. :func:`check_not_input` refuses an output path that is one of the inputs
+``.NAME.<random>.part`` file beside it. :func:`check_not_input` refuses an output path that is one of the inputs
 (also through symbolic links, hard links and relative paths).
 
 Output files carry the root attribute ``neurorl_output`` (``"fit"``, ``"compare"``, ``"recover"``, ``"decode"``);
@@ -63,7 +63,7 @@ def atomic_output(path, *, directory: bool = False) -> Iterator[Path]:
     Yields
     ------
     pathlib.Path
-        A path in the same folder (``.NAME.XXXXXXXX.part``; it does not exist yet). Write the whole file there;
+        A path in the same folder (``.NAME.<random>.part``; it does not exist yet). Write the whole file there;
         writers that choose a format by suffix must be told the format explicitly.
 
     Notes

@@ -88,67 +88,60 @@ class Ops:
         return self.where(x > 30, x, self.log1p(self.exp(self.minimum(x, 30.0))))
 
 
-class NumpyOps(Ops):
+#: operations that NumPy and jax.numpy spell the same way (bound from the array module by ArrayModuleOps)
+_SAME_NAME = ("exp", "log", "log1p", "expm1", "sqrt", "abs", "sign", "maximum", "minimum", "clip", "isfinite",
+              "squeeze", "stack", "concatenate", "cos", "where")
+
+
+class ArrayModuleOps(Ops):
+    """A backend over an array module with NumPy's API (``numpy`` or ``jax.numpy``), vectorised over the leading
+    (subject) axis. Subclasses supply ``erfc``/``erfcx`` and ``scatter_add`` (in place for NumPy, functional for
+    JAX)."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        for name in _SAME_NAME:
+            if not hasattr(type(self), name):  # a subclass's own version wins
+                setattr(self, name, getattr(xp, name))
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self.xp.sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x, axis=None, keepdims=False):
+        return self.xp.max(x, axis=axis, keepdims=keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        return self.xp.mean(x, axis=axis, keepdims=keepdims)
+
+    def asarray(self, x, dtype="float64"):
+        return self.xp.asarray(x, dtype=dtype)
+
+    def zeros(self, shape):
+        return self.xp.zeros(shape)
+
+    def ones(self, shape):
+        return self.xp.ones(shape)
+
+    def onehot(self, idx, n):
+        """``onehot(idx, n)[..., k] = 1.0 if idx == k``."""
+        return (self.xp.asarray(idx)[..., None] == self.xp.arange(n)).astype(self.xp.float64)
+
+    def gather(self, table, idx):
+        """``table[i, idx[i, ...]]`` for each row i (table: (n, m))."""
+        idx = self.xp.asarray(idx)
+        flat = idx.reshape(idx.shape[0], -1)
+        return self.xp.take_along_axis(table, flat, axis=1).reshape(idx.shape)
+
+
+class NumpyOps(ArrayModuleOps):
     """NumPy backend: eager, vectorised over the leading (subject) axis."""
 
     name = "numpy"
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-    log1p = staticmethod(np.log1p)
-    expm1 = staticmethod(np.expm1)
-    sqrt = staticmethod(np.sqrt)
-    abs = staticmethod(np.abs)
-    sign = staticmethod(np.sign)
-    maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
-    clip = staticmethod(np.clip)
-    isfinite = staticmethod(np.isfinite)
     erfc = staticmethod(_sp.erfc)
     erfcx = staticmethod(_sp.erfcx)
-    squeeze = staticmethod(np.squeeze)
-    stack = staticmethod(np.stack)
-    concatenate = staticmethod(np.concatenate)
-    cos = staticmethod(np.cos)
 
-    @staticmethod
-    def where(c, a, b):
-        return np.where(c, a, b)
-
-    @staticmethod
-    def sum(x, axis=None, keepdims=False):
-        return np.sum(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def max(x, axis=None, keepdims=False):
-        return np.max(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def mean(x, axis=None, keepdims=False):
-        return np.mean(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def asarray(x, dtype=float):
-        return np.asarray(x, dtype=dtype)
-
-    @staticmethod
-    def zeros(shape):
-        return np.zeros(shape)
-
-    @staticmethod
-    def ones(shape):
-        return np.ones(shape)
-
-    @staticmethod
-    def onehot(idx, n):
-        """``onehot(idx, n)[..., k] = 1.0 if idx == k``."""
-        return (np.asarray(idx)[..., None] == np.arange(n)).astype(float)
-
-    @staticmethod
-    def gather(table, idx):
-        """``table[i, idx[i, ...]]`` for each row i (table: (n, m))."""
-        idx = np.asarray(idx)
-        flat = idx.reshape(idx.shape[0], -1)
-        return np.take_along_axis(table, flat, axis=1).reshape(idx.shape)
+    def __init__(self):
+        super().__init__(np)
 
     @staticmethod
     def scatter_add(table, idx, value):

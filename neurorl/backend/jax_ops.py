@@ -16,7 +16,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 from jax.scipy import special as jsp
 
-from . import Ops
+from . import ArrayModuleOps
 
 __all__ = ["JAX", "JaxOps"]
 
@@ -33,24 +33,15 @@ def _erfcx(x):
     return jnp.where(small, jnp.exp(xs * xs) * jsp.erfc(xs), large)
 
 
-class JaxOps(Ops):
+class JaxOps(ArrayModuleOps):
     """JAX backend: traced, differentiable (forward and reverse mode), scan-compatible."""
 
     name = "jax"
-    exp = staticmethod(jnp.exp)
-    log = staticmethod(jnp.log)
-    log1p = staticmethod(jnp.log1p)
-    expm1 = staticmethod(jnp.expm1)
-    sqrt = staticmethod(jnp.sqrt)
-    abs = staticmethod(jnp.abs)
-    sign = staticmethod(jnp.sign)
-    maximum = staticmethod(jnp.maximum)
-    minimum = staticmethod(jnp.minimum)
-    clip = staticmethod(jnp.clip)
-    isfinite = staticmethod(jnp.isfinite)
     erfc = staticmethod(jsp.erfc)
     erfcx = staticmethod(_erfcx)
-    cos = staticmethod(jnp.cos)
+
+    def __init__(self):
+        super().__init__(jnp)
 
     @staticmethod
     def norm_logcdf(x):
@@ -58,55 +49,8 @@ class JaxOps(Ops):
         return jsp.log_ndtr(x)
 
     @staticmethod
-    def squeeze(x, axis):
-        return jnp.squeeze(x, axis=axis)
-
-    @staticmethod
     def stack(xs, axis=0):
         return jnp.stack([jnp.asarray(x, dtype=float) if isinstance(x, float) else x for x in xs], axis=axis)
-
-    @staticmethod
-    def concatenate(xs, axis=0):
-        return jnp.concatenate(xs, axis=axis)
-
-    @staticmethod
-    def where(c, a, b):
-        return jnp.where(c, a, b)
-
-    @staticmethod
-    def sum(x, axis=None, keepdims=False):
-        return jnp.sum(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def max(x, axis=None, keepdims=False):
-        return jnp.max(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def mean(x, axis=None, keepdims=False):
-        return jnp.mean(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def asarray(x, dtype="float64"):
-        return jnp.asarray(x, dtype=dtype)
-
-    @staticmethod
-    def zeros(shape):
-        return jnp.zeros(shape)
-
-    @staticmethod
-    def ones(shape):
-        return jnp.ones(shape)
-
-    @staticmethod
-    def onehot(idx, n):
-        return (jnp.asarray(idx)[..., None] == jnp.arange(n)).astype(jnp.float64)
-
-    @staticmethod
-    def gather(table, idx):
-        """``table[i, idx[i, ...]]`` for each row i (table: (n, m))."""
-        idx = jnp.asarray(idx)
-        flat = idx.reshape(idx.shape[0], -1)
-        return jnp.take_along_axis(table, flat, axis=1).reshape(idx.shape)
 
     @staticmethod
     def scatter_add(table, idx, value):

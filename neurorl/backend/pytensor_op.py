@@ -58,12 +58,14 @@ class LoglikOp(Op):
         outputs[1][0] = np.asarray(out["grad"], dtype=float)
 
     def grad(self, inputs, output_grads):
-        from pytensor.gradient import DisconnectedType, disconnected_type
+        from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
 
         theta, valid = inputs
         g_ll, g_grad = output_grads
         if not isinstance(g_grad.type, DisconnectedType):
-            raise NotImplementedError("the likelihood's gradient output is not differentiable (no Hessian here)")
+            # second derivatives are not provided by this Op: a symbolic marker that fails only if evaluated
+            return [grad_not_implemented(self, 0, theta, "the gradient output has no derivative (no Hessian)"),
+                    disconnected_type()]
         _, grad = self(theta, valid)
         return [g_ll[None, :] * grad, disconnected_type()]
 
