@@ -28,6 +28,7 @@ class LoglikOp(Op):
     def __init__(self, agent, env, layout, uniform: dict, obs: dict, x=None, *, quiet=None):
         self.agent, self.env, self.layout, self.uniform = agent, env, layout, dict(uniform)
         self.obs = {k: np.ascontiguousarray(v) for k, v in obs.items() if k != "valid"}
+        self.valid0 = np.ascontiguousarray(obs["valid"], dtype=bool)  # the trials the data have (K-fold removes some)
         self.x = x
         self.quiet = quiet
         self.token = id(self)  # one Op per model: PyTensor must not merge two models' likelihoods
@@ -71,3 +72,32 @@ class LoglikOp(Op):
 
     def connection_pattern(self, node):
         return [[True, True], [False, False]]
+
+    def jax_function(self):
+        """The Op as a pure JAX function ``(theta, valid) -> (loglik, grad)`` for samplers that compile the model
+        in JAX (:mod:`neurorl.backend.traced`; the gradient output is dropped by XLA when unused)."""
+        from .traced import traced_loglik
+
+        f = traced_loglik(self.agent, self.env, self.layout, self.uniform,
+                          {**self.obs, "valid": self.valid0}, self.x)
+
+        def loglik_and_grad(theta, valid):
+            ll = f(theta, valid)
+            return ll, f.value_and_grad(theta, valid)[1]
+
+        return loglik_and_grad
+
+
+def _register_jax():
+    """Teach PyTensor's JAX linker (numpyro/blackjax sampling in PyMC, nutpie's JAX backend) this Op."""
+    try:
+        from pytensor.link.jax.dispatch import jax_funcify
+    except ImportError:  # pragma: no cover - PyTensor without its JAX linker
+        return
+
+    @jax_funcify.register(LoglikOp)
+    def _jax_loglik_op(op, node=None, **kwargs):
+        return op.jax_function()
+
+
+_register_jax()

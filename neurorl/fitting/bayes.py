@@ -536,8 +536,9 @@ class HierarchicalBayes:
             for name, base, _ in layout.terms:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
                 pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm[base], ops))
-            if sampler == "pymc":
-                # the compiled JAX likelihood (built once per machine) as one Op: value and exact gradient
+            if sampler in ("pymc", "numpyro"):
+                # the compiled JAX likelihood (built once per machine) as one Op: value and exact gradient; under
+                # numpyro the Op becomes a pure JAX function traced into the sampler (neurorl.backend.traced)
                 op = LoglikOp(agent, data.env, layout, uniform, data.obs, data.x, quiet=self.progress is False)
                 loglik = op(theta, shared["valid"])[0]
             else:
@@ -593,7 +594,17 @@ class HierarchicalBayes:
             sh.set_value(np.asarray(valid, dtype=old.dtype))
         try:
             t0 = time.perf_counter()
-            extra = {"nuts_sampler": "numpyro"} if self.sampler_ == "numpyro" else {}
+            extra = {}
+            if self.sampler_ == "numpyro":
+                import jax
+
+                extra["nuts_sampler"] = "numpyro"
+                nkw = dict(kw.pop("nuts_sampler_kwargs", {}))
+                if jax.local_device_count() < chains:
+                    # one CPU device: chains in one vectorised program (a step's width is nearly free on a CPU)
+                    # rather than numpyro's fallback of one chain after the other
+                    nkw.setdefault("chain_method", "vectorized")
+                extra["nuts_sampler_kwargs"] = nkw
             init_rng = np.random.default_rng(seed)
             shape = (len(self.layout_.names), self._data.n)
             initvals = [{**self._init, "offset": init_rng.uniform(-1.0, 1.0, shape)} for _ in range(chains)]
