@@ -54,8 +54,8 @@ def test_model_prior_density_and_transforms(prl_trials):
     np.testing.assert_allclose(logp, want, rtol=1e-8)
     sd = np.array([sn[0], sc[0], sn[1]])
     raw = gm[:, None] + sd[:, None] * off
-    f = model.compile_fn([model["eta"], model["alpha"], model["beta"], model["beta_group"]], inputs=model.value_vars,
-                         on_unused_input="ignore")
+    outs = model.replace_rvs_by_values([model["eta"], model["alpha"], model["beta"], model["beta_group"]])
+    f = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
     eta, alpha, beta, beta_group = f(point)
     np.testing.assert_allclose(eta, phi_approx(raw[0]), rtol=1e-10)
     np.testing.assert_allclose(alpha, raw[1], rtol=1e-12)
