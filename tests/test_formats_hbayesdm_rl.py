@@ -106,3 +106,17 @@ def test_bad_input_names_column_and_row():
     bad = pd.DataFrame({"subjID": [1], "type": [17], "choice": [1], "reward": [1]})
     with pytest.raises(ValueError, match="'type'"):
         hb.pst(bad)
+
+
+def test_read_records_the_coding(tmp_path):
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"subjID": np.repeat(["a", "b"], 30), "choice": rng.integers(1, 5, 60),
+                       "gain": rng.choice([50, 100], 60), "loss": rng.choice([0, -250], 60)})
+    trials = hb.read("igt", df, payscale=50)
+    assert trials.attrs["hbayesdm_layout"] == "igt"
+    assert "(gain - |loss|) / 50" in trials.attrs["hbayesdm_codings"]
+    np.testing.assert_allclose(trials["reward"].values.ravel(), (df["gain"] - df["loss"].abs()) / 50)
+    with pytest.raises(ValueError, match="unknown hBayesDM task layout"):
+        hb.read("bart", df)
+    for task, (reader, columns, agents) in hb.TASKS.items():
+        assert columns[0] == "subjID" and all(a in nr.list_agents() for a in agents), task

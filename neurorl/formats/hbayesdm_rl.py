@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..schema import EnvSpec
 
-__all__ = ["HBayesDMTable", "prl", "prl_multiple_blocks", "igt", "bandit4arm2", "pst", "TASKS"]
+__all__ = ["HBayesDMTable", "prl", "prl_multiple_blocks", "igt", "bandit4arm2", "pst", "TASKS", "read"]
 
 
 class HBayesDMTable(NamedTuple):
@@ -173,5 +173,32 @@ def pst(df: pd.DataFrame) -> HBayesDMTable:
                                              "state_of_type": {int(k): i for i, k in enumerate(types)}})
 
 
-#: hBayesDM model name prefix -> reader
-TASKS = {"prl": prl, "prl_multipleB": prl_multiple_blocks, "igt": igt, "bandit4arm2": bandit4arm2, "pst": pst}
+#: hBayesDM task -> (reader, required columns, agents that fit it): what a preset registration needs
+TASKS = {
+    "prl": (prl, ("subjID", "choice", "outcome"),
+            ("prl_rp", "prl_fictitious", "prl_fictitious_rp", "prl_fictitious_woa", "prl_fictitious_rp_woa",
+             "prl_ewa")),
+    "prl_multipleB": (prl_multiple_blocks, ("subjID", "block", "choice", "outcome"),
+                      ("prl_rp", "prl_fictitious", "prl_fictitious_woa", "prl_ewa")),
+    "igt": (igt, ("subjID", "choice", "gain", "loss"), ("igt_pvl_delta", "igt_pvl_decay", "igt_vpp", "igt_orl")),
+    "bandit4arm2": (bandit4arm2, ("subjID", "choice", "outcome"), ("bandit4arm2_kalman_filter",)),
+    "pst": (pst, ("subjID", "type", "choice", "reward"), ("pst_Q", "pst_gainloss_Q")),
+}
+
+
+def read(task: str, df: pd.DataFrame, **options):
+    """A trials dataset from a table in hBayesDM's layout of ``task`` (a key of :data:`TASKS`).
+
+    ``options`` go to the task's function (``payscale`` for ``igt``). The codings applied are recorded in the
+    dataset's attributes (``hbayesdm_layout``, ``hbayesdm_codings``).
+    """
+    from ..io import from_table
+
+    if task not in TASKS:
+        raise ValueError(f"unknown hBayesDM task layout {task!r}; choose from {sorted(TASKS)}")
+    tab = TASKS[task][0](df, **options)
+    trials = from_table(tab.table, **tab.options)
+    trials.attrs["hbayesdm_layout"] = task
+    trials.attrs["hbayesdm_codings"] = "; ".join(f"{k}: {v}" for k, v in tab.info.items() if k == "reward"
+                                                 or k == "action_0")
+    return trials
