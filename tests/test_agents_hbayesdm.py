@@ -112,7 +112,7 @@ def ref_kalman(par, choice, outcome, s_o=4.0):
         k = s2[c] / (s2[c] + s_o ** 2)
         mu[c] += k * (x - mu[c])
         s2[c] *= 1 - k
-        mu = [m * par["lambda"] + (1 - par["lambda"]) * par["theta"] for m in mu]
+        mu = [m * par["lambda"] + (1 - par["lambda"]) * par["decay_center"] for m in mu]  # hBayesDM's theta
         s2 = [v * par["lambda"] ** 2 + par["sD"] ** 2 for v in s2]
     return np.array(out)
 

@@ -84,6 +84,20 @@ def test_prior_predictive_of_a_learning_rate():
     assert stats.ks_2samp(other["Arew"].values[..., 0].ravel(), ref).pvalue < 1e-6
 
 
+def test_every_hbayesdm_port_has_a_full_prior():
+    """Every agent that declares hBayesDM priors covers all its parameters, and no parameter name clashes with
+    the model's own variables (hBayesDM's Kalman ``theta`` is ``decay_center`` for that reason)."""
+    from neurorl.fitting.bayes import _RESERVED
+
+    ports = [a for a in nr.list_agents() if getattr(nr.make_agent(a), "hbayesdm_priors", None)]
+    assert len(ports) >= 16
+    for name in ports:
+        agent = nr.make_agent(name)
+        tab = HierarchicalBayes(name, priors="hbayesdm").prior_table()
+        assert list(tab["param"].values) == [p.name for p in agent.params], name
+        assert not {p.name for p in agent.params} & set(_RESERVED), name
+
+
 def test_hbayesdm_priors_need_an_hbayesdm_model(prl_trials):
     with pytest.raises(ValueError, match="not one of hBayesDM's models"):
         HierarchicalBayes("q_learning", priors="hbayesdm").prior_table()

@@ -6,7 +6,7 @@ mean ``mu`` and variance ``s2``, starting at ``mu0`` and ``s0^2``::
 
     P(a) = softmax(beta mu)
     k = s2[a] / (s2[a] + sO^2);   mu[a] += k (x - mu[a]);   s2[a] *= 1 - k
-    mu = lambda mu + (1 - lambda) theta;   s2 = lambda^2 s2 + sD^2   (every arm)
+    mu = lambda mu + (1 - lambda) decay_center;   s2 = lambda^2 s2 + sD^2   (every arm)
 
 with the observation sd ``sO = 4`` (hBayesDM's constant; option ``sigma_o``)
 and the outcome ``x`` the trial's reward (payoffs 1-100 in the task;
@@ -23,12 +23,15 @@ docs/agents.md).
 Assumptions and choices
 -----------------------
 [S] Names and bounds are hBayesDM's: ``lambda`` (0, 1), ``theta`` (0, 100),
-    ``beta`` (0, 1), ``mu0`` (0, 100), ``s0`` (0, 15), ``sD`` (0, 15).
+    ``beta`` (0, 1), ``mu0`` (0, 100), ``s0`` (0, 15), ``sD`` (0, 15) -- except
+    that hBayesDM's ``theta`` (the decay centre) is ``decay_center`` here:
+    ``theta`` names the subjects' unconstrained parameters in every fit
+    (:data:`HBAYESDM_NAMES`).
 [A] One state (the arms are the actions), any number of arms >= 2.
 [A] Shared latents: ``q = mu`` (before the trial's update), ``q_soft = q``,
     ``tau = 1 / beta``; ``rpe = x - mu[a]``, ``chosen_value = mu[a]``. Model
     latents: ``sd`` (posterior sd per arm) and ``gain`` (the Kalman gain k).
-[A] Defaults (simulation starting points): lambda 0.9, theta 50, beta 0.2,
+[A] Defaults (simulation starting points): lambda 0.9, decay_center 50, beta 0.2,
     mu0 50, s0 5, sD 3.
 """
 
@@ -38,7 +41,10 @@ from ..params import Param
 from ._hbayesdm import HBPrior
 from .base import VALUE_LATENTS, Agent, register_agent, shared_latents, softmax_policy, take
 
-__all__ = ["Bandit4ArmKalmanFilter"]
+__all__ = ["Bandit4ArmKalmanFilter", "HBAYESDM_NAMES"]
+
+#: hBayesDM parameter name -> neurorl parameter name (the others are the same)
+HBAYESDM_NAMES = {"theta": "decay_center"}
 
 #: hBayesDM's Kalman model puts half-Cauchy(0, 5) on every group sd
 _KF = HBPrior("phi", "cauchy", 5.0)
@@ -61,7 +67,7 @@ class Bandit4ArmKalmanFilter(Agent):
     tasks = ("restless_bandit", "bandit")
     latent_dims = {**VALUE_LATENTS, "sd": ("action",), "gain": ()}
     null_policy_params = {"beta": 1e-12}
-    hbayesdm_priors = {"lambda": _KF, "theta": _KF, "beta": _KF, "mu0": _KF, "s0": _KF, "sD": _KF}
+    hbayesdm_priors = {"lambda": _KF, "decay_center": _KF, "beta": _KF, "mu0": _KF, "s0": _KF, "sD": _KF}
 
     def __init__(self, *, sigma_o=4.0, fixed=None):
         sigma_o = float(sigma_o)
@@ -71,7 +77,7 @@ class Bandit4ArmKalmanFilter(Agent):
 
     def param_spec(self):
         return [Param("lambda", 0.0, 1.0, 0.9, doc="decay of the means toward theta"),
-                Param("theta", 0.0, 100.0, 50.0, doc="decay centre"),
+                Param("decay_center", 0.0, 100.0, 50.0, doc="decay centre (hBayesDM's theta)"),
                 Param("beta", 0.0, 1.0, 0.2, doc="inverse temperature"),
                 Param("mu0", 0.0, 100.0, 50.0, doc="initial mean of every arm"),
                 Param("s0", 0.0, 15.0, 5.0, doc="initial sd of every arm"),
@@ -101,6 +107,6 @@ class Bandit4ArmKalmanFilter(Agent):
         mu = s["mu"] + a1h * (k * pe)[:, None]
         s2 = s["s2"] - a1h * (k * s2_a)[:, None]
         lam = p["lambda"][:, None]
-        mu = lam * mu + (1.0 - lam) * p["theta"][:, None]
+        mu = lam * mu + (1.0 - lam) * p["decay_center"][:, None]
         s2 = lam ** 2 * s2 + (p["sD"] ** 2)[:, None]
         return {"mu": mu, "s2": s2}, {"rpe": pe, "chosen_value": mu_a, "gain": k}
