@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HBPrior", "PHI", "EXP", "REAL_CAUCHY1", "phi_approx"]
+__all__ = ["HBPrior", "PHI", "EXP", "REAL_CAUCHY1"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,3 @@ EXP = HBPrior("exp")
 #: unbounded parameter (indecision point, perseverance weights), group sd half-Cauchy(0, 1)
 REAL_CAUCHY1 = HBPrior("identity", "cauchy", 1.0)
 
-
-def phi_approx(x, ops=None):
-    """Stan's ``Phi_approx(x) = inv_logit(0.07056 x^3 + 1.5976 x)`` (NumPy, or a backend's ``ops``)."""
-    import numpy as np
-
-    y = 0.07056 * x ** 3 + 1.5976 * x
-    if ops is None:
-        return 1.0 / (1.0 + np.exp(-y))
-    return ops.sigmoid(y)
