@@ -348,9 +348,11 @@ class HierarchicalBayes:
         likelihood is the joint density of choices and RTs ("lognormal", "wiener" or an instance).
     covariates : dict, optional
         Trial-wise covariates of parameters, ``{"alpha": "block"}`` or ``{"a": [signal_da, "cond"]}`` ([A8]).
-    priors : dict, optional
+    priors : dict or "hbayesdm", optional
         Per row (parameter or slope ``f"{param}_{covariate}"``): ``{"mu": (loc, scale), "sigma": sd_scale}``
-        (either key may be left out) or ``(loc, scale)`` for the group mean ([A1]).
+        (either key may be left out) or ``(loc, scale)`` for the group mean ([A1]). ``"hbayesdm"``: hBayesDM's
+        hierarchy (Phi_approx, N(0, 1) group means, half-N(0, 0.2) group sds, non-centred) for the agents that
+        declare it (:mod:`neurorl.fitting.hbayesdm`); ``group_mean``/``group_sd`` are then on hBayesDM's raw scale.
     draws, tune, chains : int
         Posterior draws and tuning steps per chain, number of chains ([A3]).
     cores : int, optional
@@ -392,8 +394,9 @@ class HierarchicalBayes:
         log-likelihood and total wall times.
     """
 
-    def __init__(self, agent: Agent | str, *, rt=None, covariates: dict | None = None, priors: dict | None = None,
-                 draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
+    def __init__(self, agent: Agent | str, *, rt=None, covariates: dict | None = None,
+                 priors: dict | str | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+                 cores: int | None = None,
                  sampler: str = "auto", target_accept: float = 0.8, random_seed=None, progress: bool = True,
                  log_likelihood: bool = True, name: str | None = None, sampler_kwargs: dict | None = None):
         self.agent = agent
@@ -446,6 +449,15 @@ class HierarchicalBayes:
         if layout is None:
             cov = _normalise_covariates(self.covariates)
             layout = ThetaLayout.with_covariates(agent, _covariate_names(cov)) if cov else ThetaLayout.plain(agent)
+        if self._hbayesdm:  # hBayesDM's hierarchy on its raw scale (neurorl.fitting.hbayesdm)
+            from .hbayesdm import hbayesdm_rows
+
+            hb = hbayesdm_rows(agent, layout)
+            return xr.Dataset({"mu_loc": (PARAM, np.zeros(len(hb))), "mu_scale": (PARAM, np.ones(len(hb))),
+                               "sd_scale": (PARAM, np.array([h.sigma_scale for h in hb])),
+                               "sd_dist": (PARAM, [f"half-{h.sigma_dist}" for h in hb]),
+                               "transform": (PARAM, [h.transform for h in hb])},
+                              coords={PARAM: list(layout.names)}, attrs={"priors": "hbayesdm"})
         spec = {p.name: p for p in agent.params}
         R = layout.n_rows
         loc, scale, sd = np.zeros(R), np.zeros(R), np.full(R, GROUP_SD_SCALE)
@@ -478,6 +490,14 @@ class HierarchicalBayes:
                                  f"{loc[i]}, scale={scale[i]}, sigma={sd[i]}")
         return xr.Dataset({"mu_loc": (PARAM, loc), "mu_scale": (PARAM, scale), "sd_scale": (PARAM, sd)},
                           coords={PARAM: list(layout.names)})
+
+    @property
+    def _hbayesdm(self) -> bool:
+        if isinstance(self.priors, str):
+            if self.priors != "hbayesdm":
+                raise ValueError(f"priors must be a dict of overrides or 'hbayesdm', got {self.priors!r}")
+            return True
+        return False
 
     def _setup(self, trials):
         self._check_options()
@@ -529,13 +549,22 @@ class HierarchicalBayes:
         spec = {p.name: p for p in agent.params}
         coords = {PARAM: list(layout.names), SUBJECT: list(data.subjects)}
         with pm.Model(coords=coords) as model:
-            gm = pm.Normal("group_mean", mu=pri["mu_loc"].values, sigma=pri["mu_scale"].values, dims=PARAM)
-            gs = pm.HalfNormal("group_sd", sigma=pri["sd_scale"].values, dims=PARAM)
-            off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM, SUBJECT))
-            theta = pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=(PARAM, SUBJECT))
+            if self._hbayesdm:  # hBayesDM's raw scale, mapped onto ours (neurorl.fitting.hbayesdm)
+                from .hbayesdm import group_block
+
+                gm, gs, theta, theta_of, init = group_block(agent, layout, ops)
+                gm_theta = theta_of(gm[:, None])[:, 0]
+            else:
+                gm = pm.Normal("group_mean", mu=pri["mu_loc"].values, sigma=pri["mu_scale"].values, dims=PARAM)
+                gs = pm.HalfNormal("group_sd", sigma=pri["sd_scale"].values, dims=PARAM)
+                off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM, SUBJECT))
+                theta = pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=(PARAM, SUBJECT))
+                gm_theta = gm
+                init = {"group_mean": pri["mu_loc"].values.copy(),
+                        "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
             for name, base, _ in layout.terms:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
-                pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm[base], ops))
+                pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm_theta[base], ops))
             if sampler in ("pymc", "numpyro"):
                 # the compiled JAX likelihood (built once per machine) as one Op: value and exact gradient; under
                 # numpyro the Op becomes a pure JAX function traced into the sampler (neurorl.backend.traced)
@@ -555,7 +584,7 @@ class HierarchicalBayes:
                                           uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()}
                                           )["loglik"]
             pm.Potential(LL_VAR, loglik.sum())
-        self._init = {"group_mean": pri["mu_loc"].values.copy(), "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
+        self._init = init
         return model, shared
 
     # -- sampling ---------------------------------------------------------------------------
@@ -862,6 +891,10 @@ class HierarchicalBayes:
             raise ValueError(f"n_inner must be >= 1, got {n_inner}")
         z = rng.standard_normal((S * M, R, held.size))
         th = np.repeat(gm, M, axis=0)[:, :, None] + np.repeat(gs, M, axis=0)[:, :, None] * z
+        if self._hbayesdm:  # group parameters on hBayesDM's raw scale
+            from .hbayesdm import theta_of_numpy
+
+            th = theta_of_numpy(self.agent_, self.layout_, th)
         ll = self.subject_loglik(th, held).sum(axis=2)  # (S M, m)
         elpd = _logmeanexp(ll, axis=0)
         w = np.exp(ll - ll.max(axis=0, keepdims=True))
@@ -987,7 +1020,7 @@ class HierarchicalBayes:
 
 # ============================================================================ one call
 def fit_bayes(agent: Agent | str, trials: xr.Dataset, *, rt=None, covariates: dict | None = None,
-              priors: dict | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+              priors: dict | str | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
               sampler: str = "auto", random_seed=None, progress: bool = True, **options) -> HierarchicalBayes:
     """Fit a hierarchical Bayesian model of ``agent`` to ``trials`` with NUTS; returns the fitted estimator.
 
@@ -1000,8 +1033,9 @@ def fit_bayes(agent: Agent | str, trials: xr.Dataset, *, rt=None, covariates: di
         Model reaction times too (``neurorl.fitting.joint.WithRT``).
     covariates : dict, optional
         ``{param: trials variable name | (subject, trial) DataArray | list of them}`` ([A8]).
-    priors : dict, optional
-        Group-prior overrides ([A1]).
+    priors : dict or "hbayesdm", optional
+        Group-prior overrides ([A1]), or ``"hbayesdm"``: hBayesDM's hierarchy for its models
+        (:mod:`neurorl.fitting.hbayesdm`; docs/bayes.md).
     draws, tune, chains : int
         Defaults 1000, 1000, 4.
     sampler : {"auto", "nutpie", "pymc", "numpyro"}
