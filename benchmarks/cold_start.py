@@ -17,11 +17,14 @@ of a new Python process (``subprocess``), import and file reading included:
 ``neurorl fit`` runs its defaults (5 starts per subject, Laplace evidence and standard errors, a netCDF result);
 the baseline runs one start. With ``--pytensor`` the same fit through the previous PyTensor (C) backend runs too,
 first ever (empty compile folder) and later, for comparison. ``--rt`` adds ``q_learning --rt wiener`` (RL-DDM) on
-simulated RTs.
+simulated RTs. ``--bayes [SAMPLER ...]`` adds hierarchical ``fit_bayes`` runs (2 chains x 50 + 50 draws) of each
+agent in fresh processes, first ever and later, and prints the setup time (wall minus sampling).
 
 Run:  python benchmarks/cold_start.py [--subjects 20] [--trials 100] [--agents q_learning soft_q dra ...]
+                                      [--rt] [--pytensor] [--bayes pymc numpyro]
 Targets (issue "Fast from the first call", idle 2-core machine): q_learning later <= 1.5x plain scipy and < 3 s,
-first ever < 8 s; every tabular agent first ever < 15 s, RL-DDM < 25 s; later processes < 3 s of overhead.
+first ever < 8 s; every tabular agent first ever < 15 s, RL-DDM < 25 s; later processes < 3 s of overhead;
+fit_bayes setup < 20 s first ever, < 5 s later.
 """
 
 from __future__ import annotations
@@ -99,6 +102,32 @@ def warm_time(csv: Path, agent: str, env, rt=None, mode=None) -> float:
     return float(res.stdout.strip().splitlines()[-1])
 
 
+BAYES = """
+import sys, time, warnings
+t0 = time.perf_counter()
+warnings.simplefilter("ignore")
+import neurorl as nr
+from neurorl.fitting import fit_bayes
+trials = nr.read_trials(sys.argv[1])
+fit = fit_bayes(sys.argv[2], trials, sampler=sys.argv[3], draws=50, tune=50, chains=2, cores=1, progress=False,
+                random_seed=0, log_likelihood=False)
+wall = time.perf_counter() - t0
+print(wall - fit.sample_seconds_ - fit.compile_seconds_, fit.compile_seconds_, fit.sample_seconds_)
+"""
+
+
+def bayes_times(csv: Path, agent: str, sampler: str, env) -> tuple[float, float]:
+    """(setup seconds of a fresh process: imports, model building and compilation, i.e. wall minus sampling;
+    sampling seconds) of a 2-chain x (50 + 50) hierarchical fit."""
+    res = subprocess.run([sys.executable, "-c", BAYES, str(csv), agent, sampler], env=env, capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"fit_bayes failed:\n{res.stderr}")
+    rest, comp, samp = map(float, res.stdout.strip().splitlines()[-1].split())
+    # PyMC compiles inside pm.sample: its compilation is in the sampling figure; nutpie's is apart
+    return rest + comp, samp
+
+
 PYTENSOR_FIT = """
 import sys, warnings
 warnings.simplefilter("ignore")
@@ -120,6 +149,9 @@ def main(argv=None):
                     help="agents to time (each on data it simulated on its own task); 'all' for every agent")
     ap.add_argument("--rt", action="store_true", help="also RL-DDM (q_learning --rt wiener)")
     ap.add_argument("--pytensor", action="store_true", help="also time the PyTensor (C) backend")
+    ap.add_argument("--bayes", nargs="*", metavar="SAMPLER", default=None,
+                    help="also time fit_bayes (2 chains x 50 + 50 draws) of each agent in fresh processes, first "
+                         "ever and later, with these samplers (default: pymc)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -182,6 +214,22 @@ def main(argv=None):
         if args.pytensor:
             line += f"{r['pt_first']:>15.1f}{r['pt_later']:>15.1f}"
         print(line)
+
+    if args.bayes is not None:
+        samplers = args.bayes or ["pymc"]
+        print("\nfit_bayes in fresh processes, 2 chains x (50 tune + 50 draws): setup = wall - sampling (imports, "
+              "model, compilation outside the sampler); PyMC compiles its small graph inside pm.sample")
+        print(f"{'model':<22}{'sampler':>9}{'first setup':>12}{'first sampling':>15}{'later setup':>12}"
+              f"{'later sampling':>15}")
+        for agent, data, rt in jobs:
+            if rt:
+                continue
+            for sampler in samplers:
+                env = dict(os.environ, NEURORL_CACHE_DIR=str(Path(tempfile.mkdtemp(prefix="cache-", dir=work))))
+                first = bayes_times(data, agent, sampler, env)
+                later = bayes_times(data, agent, sampler, env)
+                print(f"{agent:<22}{sampler:>9}{first[0]:>12.1f}{first[1]:>15.1f}{later[0]:>12.1f}{later[1]:>15.1f}",
+                      flush=True)
 
 
 if __name__ == "__main__":
