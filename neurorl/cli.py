@@ -247,9 +247,10 @@ def _check_out(path, what="-o", suffixes=(".nc",), inputs=()) -> Path:
     return p
 
 
-def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None, rt_unit=None):
-    """Trials from a CSV/TSV (with or without its JSON sidecar) or a netCDF file, and the true parameters if the
-    file is a simulation (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
+def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None, rt_unit=None, format=None):
+    """Trials from a CSV/TSV (with or without its JSON sidecar), a file in a format preset's layout
+    (``format``, :mod:`neurorl.formats`) or a netCDF file, and the true parameters if the file is a simulation
+    (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
     import neurorl as nr
 
     path = Path(path)
@@ -259,6 +260,11 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None,
         raise UsageError(f"{str(path)!r} is a directory, not a data file")
     suffix = path.suffix.lower()
     try:
+        if format is not None:
+            if columns or one_based or task is not None or n_actions is not None:
+                raise UsageError(f"{str(path)!r}: --format {format} maps the columns and codes itself; drop "
+                                 "--columns/--one-based/--task/--n-actions")
+            return nr.read_trials(path, format=format, **({"rt_unit": rt_unit} if rt_unit else {})), None
         if suffix in (".nc", ".nc4", ".netcdf"):
             if columns or one_based or task is not None or n_actions is not None or rt_unit is not None:
                 raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions/--rt-unit apply to CSV "
@@ -274,7 +280,7 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None,
         if columns:
             opts["columns"] = columns
         if one_based:
-            opts["one_based"] = True
+            opts["one_based"] = one_based
         if task is not None:
             opts["task"] = task
         if n_actions is not None:
@@ -332,8 +338,9 @@ def _cmd_fit(args) -> int:
     out = _check_out(args.out, inputs=[args.data])
     columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
     task = _make_task(args.task) if args.task else None
-    trials, truth = read_data(args.data, columns=columns, one_based=args.one_based, task=task,
-                              n_actions=args.n_actions, rt_unit=args.rt_unit)
+    one_based = [c.strip() for c in args.one_based_columns.split(",")] if args.one_based_columns else args.one_based
+    trials, truth = read_data(args.data, columns=columns, one_based=one_based, task=task,
+                              n_actions=args.n_actions, rt_unit=args.rt_unit, format=args.format)
     trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
     covariates = {}
     for item in args.covariate or []:
@@ -1057,6 +1064,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CSV without sidecar: map our column names (subject, trial, state, choice, reward, rt, valid, "
                          "next_state, done) to yours, e.g. --columns subject=subjID,choice=keyPressed")
     sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
+    sp.add_argument("--one-based-columns", default=None, metavar="NAMES",
+                    help="only these of our columns hold 1-based codes, e.g. state (choices 0/1) or choice,state")
+    sp.add_argument("--format", default=None, metavar="PRESET",
+                    help="read DATA in a known layout: hbayesdm:bandit2arm, hbayesdm:gng, hbayesdm:ts, hddm:rl, "
+                         "hssm:rl, two_step:wide, tidy, ... (docs/bring-your-data.md)")
     sp.add_argument("--task", default=None, metavar="SPEC",
                     help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
     sp.add_argument("--n-actions", type=int, default=None,
