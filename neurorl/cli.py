@@ -406,6 +406,8 @@ def _cmd_fit(args) -> int:
         [r[0] for r in rows]), "command": _command_line(args)}
     _write_groups(out, groups, attrs)
     _print_fit_table(rows)
+    if args.csv:
+        _export(out)
     if not args.no_figures:
         from . import report
 
@@ -414,6 +416,23 @@ def _cmd_fit(args) -> int:
         paths += report.save(report.fig_learning_curves(fit), out.with_name(out.stem + "_learning.png"))
         _say(args, "figures: " + ", ".join(str(p) for p in paths if p))
     print(f"wrote {out}")
+    return 0
+
+
+def _export(fit_path, prefix=None):
+    from .results import export_csv
+
+    try:
+        paths = export_csv(fit_path, prefix)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _cmd_export(args) -> int:
+    if not args.csv:
+        raise UsageError("export: give --csv (the only export format)")
+    _export(args.fit, args.prefix)
     return 0
 
 
@@ -1076,7 +1095,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rt-unit", choices=["s", "ms"], default=None,
                     help="CSV: unit of the rt column (ms is converted to seconds; default seconds, and a median "
                          "RT above 10 s stops the read)")
+    sp.add_argument("--csv", action="store_true",
+                    help="also write OUT_estimates.csv (per subject: estimates, standard errors, convergence flags), "
+                         "OUT_group.csv (group summary) and OUT_models.csv (model comparison)")
     _finish(sp, _cmd_fit, out="fit.nc", figures="the PNG figures")
+
+    # ---- export
+    sp = sub.add_parser("export", help="write a fit file's estimates, group summary and model comparison as CSV",
+                        description="Tidy CSV tables of a file written by `neurorl fit`: PREFIX_estimates.csv (one "
+                                    "row per subject and parameter: estimate, standard error, theta, log-likelihood, "
+                                    "AIC/BIC, convergence flags), PREFIX_group.csv (per model and parameter) and "
+                                    "PREFIX_models.csv (model comparison with its verdicts).")
+    sp.add_argument("fit", help="a file written by `neurorl fit`")
+    sp.add_argument("--csv", action="store_true", help="write CSV tables (required; the only format)")
+    sp.add_argument("--prefix", default=None, help="output prefix (default: the fit file without .nc)")
+    _finish(sp, _cmd_export)
 
     # ---- compare
     sp = sub.add_parser("compare", help="compare fitted models: AIC/BIC/Laplace, random-effects BMS, LOO",
