@@ -190,3 +190,22 @@ def test_tidy_preset_is_from_table(tmp_path):
     b = nr.read_trials(tmp_path / "t.csv")
     np.testing.assert_array_equal(a.choice, b.choice)
     assert a.attrs["format"] == "tidy"
+
+
+def test_cli_reader_format_and_per_column_codes(tmp_path):
+    from neurorl.cli import UsageError, build_parser, read_data
+
+    df = _gng_file(tmp_path / "gng.txt")
+    by_preset, _ = read_data(tmp_path / "gng.txt", format="hbayesdm:gng")
+    by_columns, _ = read_data(tmp_path / "gng.txt", columns={"subject": "subjID", "state": "cue",
+                                                             "choice": "keyPressed", "reward": "outcome"},
+                              one_based=["state"])
+    np.testing.assert_array_equal(by_preset.choice, by_columns.choice)
+    np.testing.assert_array_equal(by_columns.state.values.ravel(), df.cue.to_numpy() - 1)
+    with pytest.raises(UsageError, match="--format hbayesdm:gng maps the columns"):
+        read_data(tmp_path / "gng.txt", format="hbayesdm:gng", one_based=True)
+    with pytest.raises(UsageError, match="unknown format 'nope'"):
+        read_data(tmp_path / "gng.txt", format="nope")
+    args = build_parser().parse_args(["fit", "x.csv", "--agent", "q_learning", "--one-based-columns", "state",
+                                      "--format", "tidy"])
+    assert (args.one_based_columns, args.format) == ("state", "tidy")
