@@ -572,12 +572,13 @@ def _decode_section(dec) -> list[str]:
 
 
 def headline(directory) -> str:
-    """The headline numbers of a directory of outputs (best models, recovery, decoding) as plain text."""
+    """The headline numbers of a directory of outputs (best models, recovery, decoding) as plain text; every line
+    names the file it comes from."""
     from .results import read_compare, read_decode, read_fit, read_recover
 
     found = find_outputs(directory)
     lines = ["headline results:"]
-    for p in found["fit"][:1]:
+    for p in found["fit"]:
         fit = read_fit(p)
         for lab, m in fit["models"].items():
             truth = _truth_for(fit, m["spec"])
@@ -590,27 +591,28 @@ def headline(directory) -> str:
                     if np.std(tv) > 0:
                         rs.append(f"r({nm}) = {np.corrcoef(tv, m['params'][nm].values)[0, 1]:.2f}")
             if rs:
-                lines.append(f"  parameters of the generating model {lab} vs ground truth: {', '.join(rs)}")
-    for p in found["compare"][:1]:
+                lines.append(f"  [{p.name}] parameters of the generating model {lab} vs ground truth: "
+                             f"{', '.join(rs)}")
+    for p in found["compare"]:
         c = read_compare(p)
         t, b = c["table"], c["bms"]
         names = [str(m) for m in t.model.values]
-        lines.append(f"  by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
+        lines.append(f"  [{p.name}] by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
             f"{n} {float(v):.2f}" for n, v in zip(names, b["pxp"].values)) + f" (BOR {float(b['bor']):.2f})")
         if c["loo"] is not None:
             lo = c["loo"]
             poor = lo["n_poor_approx"].values if "n_poor_approx" in lo else np.zeros(lo.sizes["model"])
-            lines.append("  LOO Δelpd (± SE): " + ", ".join(
-                f"{str(m)} {float(d):.1f}±{float(s):.1f}" + (" (unreliable)" if p > 0 else "")
-                for m, d, s, p in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor))
+            lines.append(f"  [{p.name}] LOO Δelpd (± SE): " + ", ".join(
+                f"{str(m)} {float(d):.1f}±{float(s):.1f}" + (" (unreliable)" if k > 0 else "")
+                for m, d, s, k in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor))
                 + (f"; by LOO: {lo.attrs['best']}" if "best" in lo.attrs else ""))
-    for p in found["recover"][:1]:
+    for p in found["recover"]:
         r = read_recover(p)
         if r["model_recovery"] is not None:
             ds = r["model_recovery"]
-            lines.append("  model recovery, P(selected = generator): " + ", ".join(
+            lines.append(f"  [{p.name}] model recovery, P(selected = generator): " + ", ".join(
                 f"{str(m)} {float(ds['confusion'].values[i, i]):.2f}" for i, m in enumerate(ds.model.values)))
-    for p in found["decode"][:1]:
+    for p in found["decode"]:
         d = read_decode(p)
         subs, cands, pop, null = _decode_arrays(d)
         diff = pop[1] - pop[0]
@@ -624,7 +626,7 @@ def headline(directory) -> str:
                 txt += f" (pseudosession p = {float(p_value(abs(diff[i] - nd.mean()), np.abs(nd - nd.mean()))):.3f})"
         else:
             txt = f"{cands[1]} − {cands[0]} population CV R²: {float(diff):+.4f}"
-        lines.append(f"  decoding ({len(subs)} subjects): {txt}")
+        lines.append(f"  [{p.name}] decoding ({len(subs)} subjects): {txt}")
     return "\n".join(lines)
 
 

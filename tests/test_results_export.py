@@ -94,13 +94,22 @@ def test_report_labels_files_models_task_and_estimator(fitted, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     shutil.copy(d / "fit.nc", folder / "bandit_fit.nc")
-    from neurorl.report import build_report
+    sim = nr.simulate("q_learning", nr.make_task("bandit", p=(0.8, 0.3)), n_subjects=3, n_trials=30,
+                      params={"alpha": [0.2, 0.4, 0.6], "beta": [2.0, 3.0, 4.0]}, rng=0)
+    nr.write_simulation(sim, folder / "sim.nc")
+    assert main(["fit", str(folder / "sim.nc"), "--agent", "q_learning", "--method", "map", "--starts", "1",
+                 "-o", str(folder / "sim_fit.nc"), "--quiet", "--no-figures"]) == 0
+    from neurorl.report import build_report, headline
 
     html = build_report(folder).read_text()
-    assert "Fit <code>bandit_fit.nc</code>: q_learning" in html
+    sections = {sec.split("</h2>")[0]: sec for sec in html.split("<h2>Fit ")[1:]}
+    assert "Fit <code>bandit_fit.nc</code>: q_learning" in html and "Fit <code>sim_fit.nc</code>: q_learning" in html
+    assert "MAP: maximum a posteriori" in sections["<code>sim_fit.nc</code>: q_learning"]
+    assert "[sim_fit.nc] parameters of the generating model q_learning" in headline(folder)
     assert "task <code>bandit</code>" in html and "hbayesdm:bandit2arm" in html
     assert "task ?" not in html
-    assert "MLE: maximum likelihood, no priors" in html and "Normal priors" not in html
+    mle = sections["<code>bandit_fit.nc</code>: q_learning"]
+    assert "MLE: maximum likelihood, no priors" in mle and "Normal priors" not in mle
     assert "1-based codes in the file's choice column(s)" in html
 
 
