@@ -369,7 +369,7 @@ def _cmd_fit(args) -> int:
     n_sub = trials.sizes["subject"]
     n_valid = int(trials["valid"].sum())
     _say(args, f"fit: {len(specs)} model(s) x {n_sub} subjects ({n_valid} valid trials) from {args.data} "
-               f"by {args.method.upper()}")
+               f"by {args.method.upper()}" + (f" (read as {args.format})" if args.format else ""))
     groups, rows = {}, []
     for label, name, options, fixed, agent in specs:
         t0 = time.perf_counter()
@@ -852,6 +852,12 @@ def _cmd_list(args) -> int:
     print("agents:")
     for a in nr.list_agents():
         print("  " + nr.make_agent(a).describe().replace("\n", "\n  "))
+    from .formats import get_format, list_formats
+
+    print("formats (fit DATA --format NAME; docs/bring-your-data.md):")
+    for name in list_formats():
+        f = get_format(name)
+        print(f"  {name:<24} {f.summary}; columns {', '.join(f.columns)}")
     return 0
 
 

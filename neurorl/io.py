@@ -16,6 +16,8 @@ Functions
     ``.csv`` (``.tsv``/``.txt`` tab-separated) with a JSON sidecar, or ``.nc``.
 :func:`write_latents`, :func:`read_latents`
     Latents datasets as netCDF.
+:func:`subject_index`, :class:`RowLocator`, :func:`numeric_column`, :func:`integer_column`
+    Building blocks of :func:`from_table` that the format presets (:mod:`neurorl.formats`) reuse.
 
 Table layout
 ------------
@@ -143,8 +145,13 @@ def _colname(column, ours):
     return f"column {column!r}" + (f" ({ours})" if ours != column else "")
 
 
-class _Rows:
-    """Locates table rows by the user's subject and trial labels for error messages."""
+class RowLocator:
+    """Locates table rows by the user's subject and trial labels for error messages.
+
+    ``fail(column, ours, mask, what)`` raises ``ValueError`` naming the column (and our name for it), the first
+    row where ``mask`` is True with its subject and trial labels, and ``what(row)``. Shared by
+    :func:`from_table`'s steps and the readers of :mod:`neurorl.formats`.
+    """
 
     def __init__(self, subjects, codes, trial_labels):
         self.subjects, self.codes, self.trial = subjects, codes, trial_labels
@@ -158,7 +165,7 @@ class _Rows:
         raise ValueError(f"{name}: {what(i)} (first at {where}; row {i})")
 
 
-def _numeric(series, column, ours, rows):
+def numeric_column(series, column, ours, rows):
     """A column as float64 (NaN where missing); non-numeric entries raise."""
     if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
         return series.to_numpy(dtype=float)
@@ -169,8 +176,8 @@ def _numeric(series, column, ours, rows):
     return num.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _integers(values, column, ours, rows, *, present=None):
-    """Check that the present values are integers (after float parsing)."""
+def integer_column(values, column, ours, rows, *, present=None):
+    """Check that the present values of a numeric column are integers; raise naming the first that is not."""
     present = ~np.isnan(values) if present is None else present
     bad = present & (values != np.round(np.nan_to_num(values)))
     if bad.any():
@@ -534,15 +541,15 @@ def _trial_labels(df, column, codes, pos, subjects):
     """Trial labels (``column`` or the position within the subject), checked: integer, >= 0, unique, sorted."""
     if column is None:
         return pos.astype(np.int64)
-    rows = _Rows(subjects, codes, None)
-    tr = _numeric(df[column], column, "trial", rows)
+    rows = RowLocator(subjects, codes, None)
+    tr = numeric_column(df[column], column, "trial", rows)
     if np.isnan(tr).any():
         rows.fail(column, "trial", np.isnan(tr), lambda i: "missing trial label")
-    _integers(tr, column, "trial", rows)
+    integer_column(tr, column, "trial", rows)
     if (tr < 0).any():
         rows.fail(column, "trial", tr < 0, lambda i: f"negative trial label {_py(tr[i]):g} (labels must be >= 0)")
     trial_labels = tr.astype(np.int64)
-    rows = _Rows(subjects, codes, trial_labels)
+    rows = RowLocator(subjects, codes, trial_labels)
     dup = pd.DataFrame({"s": codes, "t": trial_labels}).duplicated().to_numpy()
     if dup.any():
         def _dup(i):
@@ -568,10 +575,10 @@ def _states(df, column, rows, off, n_states, size_src):
     if column is None:
         state = np.zeros(len(df), np.int64)
     else:
-        state = _numeric(df[column], column, "state", rows)
+        state = numeric_column(df[column], column, "state", rows)
         if np.isnan(state).any():
             rows.fail(column, "state", np.isnan(state), lambda i: "missing state")
-        _integers(state, column, "state", rows)
+        integer_column(state, column, "state", rows)
         state = state - off
         if (state < 0).any():
             rows.fail(column, "state", state < 0, lambda i: f"state {state[i] + off:g} is out of range"
@@ -586,9 +593,9 @@ def _states(df, column, rows, off, n_states, size_src):
 
 def _choices(df, column, rows, off, n_actions, size_src):
     """Choice codes (0-based, -1 where missing), whether each was made, and ``n_actions`` (checked or inferred)."""
-    choice = _numeric(df[column], column, "choice", rows)
+    choice = numeric_column(df[column], column, "choice", rows)
     present = ~np.isnan(choice)
-    _integers(choice, column, "choice", rows)
+    integer_column(choice, column, "choice", rows)
     choice = choice - off
     neg = present & (choice < 0)
     if neg.any():
@@ -619,7 +626,7 @@ def _valid(df, cols, rows, present):
 
 
 def _rewards(df, column, rows, valid):
-    reward = _numeric(df[column], column, "reward", rows)
+    reward = numeric_column(df[column], column, "reward", rows)
     bad = valid & ~np.isfinite(reward)
     if bad.any():
         rows.fail(column, "reward", bad, lambda i: ("missing (NaN)" if np.isnan(reward[i]) else "infinite")
@@ -633,7 +640,7 @@ def _reaction_times(df, column, rows, valid, rt_unit):
         raise ValueError(f"rt_unit must be 's' or 'ms', got {rt_unit!r}")
     if column is None:
         return np.full(len(df), np.nan)
-    rt = _numeric(df[column], column, "rt", rows)
+    rt = numeric_column(df[column], column, "rt", rows)
     bad = ~np.isnan(rt) & ((rt < 0) | np.isinf(rt))
     if bad.any():
         rows.fail(column, "rt", bad, lambda i: f"{'negative' if rt[i] < 0 else 'infinite'} reaction time "
@@ -649,8 +656,8 @@ def _next_states(df, column, rows, off, n_states):
     """Next-state codes (0-based, -1 unknown/empty)."""
     if column is None:
         return np.full(len(df), -1, np.int64)
-    nxt = _numeric(df[column], column, "next_state", rows)
-    _integers(nxt, column, "next_state", rows)
+    nxt = numeric_column(df[column], column, "next_state", rows)
+    integer_column(nxt, column, "next_state", rows)
     nxt = nxt - off
     nxt = np.where(np.isnan(nxt), -1, nxt)
     bad = (nxt < -1) | (nxt >= n_states)
@@ -814,7 +821,7 @@ def from_table(
 
     codes, subjects, pos = subject_index(df, cols["subject"])
     trial_labels = _trial_labels(df, cols.get("trial"), codes, pos, subjects)
-    rows = _Rows(subjects, codes, trial_labels)
+    rows = RowLocator(subjects, codes, trial_labels)
     state, n_states = _states(df, cols.get("state"), rows, int("state" in based), n_states, size_src)
     choice, present, n_actions = _choices(df, cols["choice"], rows, int("choice" in based), n_actions, size_src)
     valid = _valid(df, cols, rows, present)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import _numeric, _Rows, from_table, subject_index
+from ..io import RowLocator, from_table, numeric_column, subject_index
 from . import Format, register_format
 
 __all__ = ["read_hddm_rl", "read_hssm_rl"]
@@ -64,7 +64,7 @@ def _rl_table(df, *, subject, trial_col, skip_first, **options):
     if _STATE in d.columns:
         raise ValueError(f"column {_STATE!r} is reserved by the HDDM/HSSM presets; rename it")
     codes, subjects, pos = subject_index(d, subject)
-    rows = _Rows(subjects, codes, None)
+    rows = RowLocator(subjects, codes, None)
     attrs = {}
     if trial_col in d.columns:
         d = d.rename(columns={trial_col: "trial_in_condition"})
@@ -84,7 +84,7 @@ def _rl_table(df, *, subject, trial_col, skip_first, **options):
 
     d["first_in_condition"] = ~pd.DataFrame({f"k{i}": k for i, k in enumerate(key)}).duplicated().to_numpy()
     if "q_init" in d.columns:
-        q = _numeric(d["q_init"], "q_init", "initial value", rows)
+        q = numeric_column(d["q_init"], "q_init", "initial value", rows)
         bad = np.isnan(q) | (q != q[0])
         if bad.any():
             rows.fail("q_init", "initial value", bad, lambda i: f"q_init {q[i]:g} differs from the first row's "
@@ -121,8 +121,8 @@ def read_hssm_rl(df, *, skip_first=False, **options):
     d, attrs, options = _rl_table(df, subject="participant_id", trial_col="trial_id", skip_first=skip_first,
                                   **options)
     codes, subjects, _ = subject_index(d, "participant_id")
-    rows = _Rows(subjects, codes, None)
-    resp = _numeric(d["response"], "response", "choice", rows)
+    rows = RowLocator(subjects, codes, None)
+    resp = numeric_column(d["response"], "response", "choice", rows)
     have = set(np.unique(resp[~np.isnan(resp)]).tolist())
     if not have <= {-1.0, 0.0, 1.0}:
         bad = ~np.isnan(resp) & ~np.isin(resp, (-1, 0, 1))

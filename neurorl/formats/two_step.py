@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..io import _integers, _numeric, _Rows, from_table, subject_index
+from ..io import RowLocator, from_table, integer_column, numeric_column, subject_index
 from . import Format, register_format
 
 __all__ = ["expand_two_step"]
@@ -84,17 +84,17 @@ def expand_two_step(df, *, subject="subject", level1="level1_choice", level2="le
     codes, subjects, pos = subject_index(df, subject)
     labels = pos.astype(np.int64)
     if trial is not None:
-        rows0 = _Rows(subjects, codes, None)
-        lab = _numeric(df[trial], trial, "trial", rows0)
-        _integers(lab, trial, "trial", rows0)
+        rows0 = RowLocator(subjects, codes, None)
+        lab = numeric_column(df[trial], trial, "trial", rows0)
+        integer_column(lab, trial, "trial", rows0)
         if np.isnan(lab).any():
             rows0.fail(trial, "trial", np.isnan(lab), lambda i: "missing trial label")
         labels = lab.astype(np.int64)
-    rows = _Rows(subjects, codes, labels)
-    a1 = _numeric(df[level1], level1, "stage-1 choice", rows)
-    a2 = _numeric(df[level2], level2, "stage-2 choice", rows)
-    _integers(a1, level1, "stage-1 choice", rows)
-    _integers(a2, level2, "stage-2 choice", rows)
+    rows = RowLocator(subjects, codes, labels)
+    a1 = numeric_column(df[level1], level1, "stage-1 choice", rows)
+    a2 = numeric_column(df[level2], level2, "stage-2 choice", rows)
+    integer_column(a1, level1, "stage-1 choice", rows)
+    integer_column(a2, level2, "stage-2 choice", rows)
     bad = ~np.isnan(a1) & ~np.isin(a1, (1, 2))
     if bad.any():
         rows.fail(level1, "stage-1 choice", bad, lambda i: f"code {a1[i]:g} is not 1 or 2 (empty = missed)")
@@ -114,7 +114,7 @@ def expand_two_step(df, *, subject="subject", level1="level1_choice", level2="le
     c1 = np.where(made, a1 - 1, np.nan)
     c2 = np.where(made, (a2 - 1) % 2, np.nan)
     common = made & (((c1 == 0) & (s2 == 1)) | ((c1 == 1) & (s2 == 2)))
-    r = _numeric(df[reward], reward, "reward", rows)
+    r = numeric_column(df[reward], reward, "reward", rows)
     n = len(df)
     order = np.lexsort((pos, codes))  # subjects' rows together, in row order
     used = {subject, level1, level2, reward, trial, rt1, rt2} - {None}
@@ -139,8 +139,8 @@ def expand_two_step(df, *, subject="subject", level1="level1_choice", level2="le
     }
     if rt1 is not None or rt2 is not None:
         nan = np.full(n, np.nan)
-        long["rt"] = both(_numeric(df[rt1], rt1, "rt", rows) if rt1 else nan,
-                          _numeric(df[rt2], rt2, "rt", rows) if rt2 else nan)
+        long["rt"] = both(numeric_column(df[rt1], rt1, "rt", rows) if rt1 else nan,
+                          numeric_column(df[rt2], rt2, "rt", rows) if rt2 else nan)
     for c in rest:
         long[c] = np.repeat(df[c].to_numpy()[order], 2)
     table = pd.DataFrame(long)
