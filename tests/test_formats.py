@@ -132,6 +132,8 @@ def test_two_step_wide_by_hand_and_missed_trials():
     np.testing.assert_array_equal(ds.reward.values[0], [0, 1, np.nan, np.nan, 0, 0])
     with pytest.raises(ValueError, match=r"level2_choice.*code 5 is not 1-4.*subject 'a', trial 0"):
         get_format("two_step:wide").read(df.assign(level2_choice=[5, np.nan, 4]))
+    with pytest.raises(ValueError, match=r"reward.*missing or infinite reward.*subject 'a', trial 2"):
+        get_format("two_step:wide").read(df.assign(reward=[1, np.nan, np.nan]))
     with pytest.raises(ValueError, match="missing second-stage choice.*trial 1"):
         get_format("two_step:wide").read(df.assign(level1_choice=[2, 1, 1]))
 
@@ -179,6 +181,7 @@ def test_hssm_rl_response_codes():
     ds = get_format("hssm:rl").read(df)
     np.testing.assert_array_equal(ds.choice.values, [[1, 0, 0], [1, 1, -1]])
     assert ds.attrs["response_coding"].startswith("HSSM 1/-1")
+    np.testing.assert_array_equal(ds.trial_id.values[0], [0, 1, 2])
     with pytest.raises(ValueError, match="mixes -1 and 0"):
         get_format("hssm:rl").read(df.assign(response=[1, -1, 0, 1, 1]))
 

@@ -43,7 +43,8 @@ HDDM's, recorded in the attribute ``skip_first``). Other columns (``cond``,
 ``response``, ``rt``, ``feedback``; recalled from HSSM 0.2-0.3's RLSSM
 tutorial data). ``response`` is 1 (upper boundary) or -1 (lower) as in HSSM;
 0/1 is accepted too; -1 is read as action 0 (recorded in the attribute
-``response_coding``); a file mixing -1 and 0 stops the read. One condition per
+``response_coding``); a file mixing -1 and 0 stops the read. ``trial_id`` is
+kept as a covariate (the trial order is the row order). One condition per
 participant unless the table has ``split_by``/``q_init`` as above.
 """
 
@@ -118,7 +119,7 @@ def read_hddm_rl(df, *, skip_first=False, **options):
 
 def read_hssm_rl(df, *, skip_first=False, **options):
     """``hssm:rl`` (module docstring): responses 1/-1 (or 1/0) read as actions 1/0."""
-    d, attrs, options = _rl_table(df, subject="participant_id", trial_col="trial_id", skip_first=skip_first,
+    d, attrs, options = _rl_table(df, subject="participant_id", trial_col="trial", skip_first=skip_first,
                                   **options)
     codes, subjects, _ = subject_index(d, "participant_id")
     rows = RowLocator(subjects, codes, None)

@@ -115,6 +115,9 @@ def expand_two_step(df, *, subject="subject", level1="level1_choice", level2="le
     c2 = np.where(made, (a2 - 1) % 2, np.nan)
     common = made & (((c1 == 0) & (s2 == 1)) | ((c1 == 1) & (s2 == 2)))
     r = numeric_column(df[reward], reward, "reward", rows)
+    bad = made & ~np.isfinite(r)
+    if bad.any():
+        rows.fail(reward, "reward", bad, lambda i: "missing or infinite reward on a trial with choices")
     n = len(df)
     order = np.lexsort((pos, codes))  # subjects' rows together, in row order
     used = {subject, level1, level2, reward, trial, rt1, rt2} - {None}
