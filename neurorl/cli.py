@@ -247,9 +247,10 @@ def _check_out(path, what="-o", suffixes=(".nc",), inputs=()) -> Path:
     return p
 
 
-def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None, rt_unit=None):
-    """Trials from a CSV/TSV (with or without its JSON sidecar) or a netCDF file, and the true parameters if the
-    file is a simulation (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
+def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None, rt_unit=None, format=None):
+    """Trials from a CSV/TSV (with or without its JSON sidecar), a file in a format preset's layout
+    (``format``, :mod:`neurorl.formats`) or a netCDF file, and the true parameters if the file is a simulation
+    (``(trials, truth or None)``). Errors are :class:`UsageError` naming the file."""
     import neurorl as nr
 
     path = Path(path)
@@ -259,6 +260,11 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None,
         raise UsageError(f"{str(path)!r} is a directory, not a data file")
     suffix = path.suffix.lower()
     try:
+        if format is not None:
+            if columns or one_based or task is not None or n_actions is not None:
+                raise UsageError(f"{str(path)!r}: --format {format} maps the columns and codes itself; drop "
+                                 "--columns/--one-based/--task/--n-actions")
+            return nr.read_trials(path, format=format, **({"rt_unit": rt_unit} if rt_unit else {})), None
         if suffix in (".nc", ".nc4", ".netcdf"):
             if columns or one_based or task is not None or n_actions is not None or rt_unit is not None:
                 raise UsageError(f"{str(path)!r}: --columns/--one-based/--task/--n-actions/--rt-unit apply to CSV "
@@ -274,7 +280,7 @@ def read_data(path, *, columns=None, one_based=False, task=None, n_actions=None,
         if columns:
             opts["columns"] = columns
         if one_based:
-            opts["one_based"] = True
+            opts["one_based"] = one_based
         if task is not None:
             opts["task"] = task
         if n_actions is not None:
@@ -332,8 +338,9 @@ def _cmd_fit(args) -> int:
     out = _check_out(args.out, inputs=[args.data])
     columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
     task = _make_task(args.task) if args.task else None
-    trials, truth = read_data(args.data, columns=columns, one_based=args.one_based, task=task,
-                              n_actions=args.n_actions, rt_unit=args.rt_unit)
+    one_based = [c.strip() for c in args.one_based_columns.split(",")] if args.one_based_columns else args.one_based
+    trials, truth = read_data(args.data, columns=columns, one_based=one_based, task=task,
+                              n_actions=args.n_actions, rt_unit=args.rt_unit, format=args.format)
     trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
     covariates = {}
     for item in args.covariate or []:
@@ -362,7 +369,7 @@ def _cmd_fit(args) -> int:
     n_sub = trials.sizes["subject"]
     n_valid = int(trials["valid"].sum())
     _say(args, f"fit: {len(specs)} model(s) x {n_sub} subjects ({n_valid} valid trials) from {args.data} "
-               f"by {args.method.upper()}")
+               f"by {args.method.upper()}" + (f" (read as {args.format})" if args.format else ""))
     groups, rows = {}, []
     for label, name, options, fixed, agent in specs:
         t0 = time.perf_counter()
@@ -399,6 +406,8 @@ def _cmd_fit(args) -> int:
         [r[0] for r in rows]), "command": _command_line(args)}
     _write_groups(out, groups, attrs)
     _print_fit_table(rows)
+    if args.csv:
+        _export(out)
     if not args.no_figures:
         from . import report
 
@@ -407,6 +416,23 @@ def _cmd_fit(args) -> int:
         paths += report.save(report.fig_learning_curves(fit), out.with_name(out.stem + "_learning.png"))
         _say(args, "figures: " + ", ".join(str(p) for p in paths if p))
     print(f"wrote {out}")
+    return 0
+
+
+def _export(fit_path, prefix=None):
+    from .results import export_csv
+
+    try:
+        paths = export_csv(fit_path, prefix)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _cmd_export(args) -> int:
+    if not args.csv:
+        raise UsageError("export: give --csv (the only export format)")
+    _export(args.fit, args.prefix)
     return 0
 
 
@@ -826,6 +852,12 @@ def _cmd_list(args) -> int:
     print("agents:")
     for a in nr.list_agents():
         print("  " + nr.make_agent(a).describe().replace("\n", "\n  "))
+    from .formats import get_format, list_formats
+
+    print("formats (fit DATA --format NAME; docs/bring-your-data.md):")
+    for name in list_formats():
+        f = get_format(name)
+        print(f"  {name:<24} {f.summary}; columns {', '.join(f.columns)}")
     return 0
 
 
@@ -1057,6 +1089,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CSV without sidecar: map our column names (subject, trial, state, choice, reward, rt, valid, "
                          "next_state, done) to yours, e.g. --columns subject=subjID,choice=keyPressed")
     sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
+    sp.add_argument("--one-based-columns", default=None, metavar="NAMES",
+                    help="only these of our columns hold 1-based codes, e.g. state (choices 0/1) or choice,state")
+    sp.add_argument("--format", default=None, metavar="PRESET",
+                    help="read DATA in a known layout: hbayesdm:bandit2arm, hbayesdm:gng, hbayesdm:ts, hddm:rl, "
+                         "hssm:rl, two_step:wide, tidy, ... (docs/bring-your-data.md)")
     sp.add_argument("--task", default=None, metavar="SPEC",
                     help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
     sp.add_argument("--n-actions", type=int, default=None,
@@ -1064,7 +1101,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rt-unit", choices=["s", "ms"], default=None,
                     help="CSV: unit of the rt column (ms is converted to seconds; default seconds, and a median "
                          "RT above 10 s stops the read)")
+    sp.add_argument("--csv", action="store_true",
+                    help="also write OUT_estimates.csv (per subject: estimates, standard errors, convergence flags), "
+                         "OUT_group.csv (group summary) and OUT_models.csv (model comparison)")
     _finish(sp, _cmd_fit, out="fit.nc", figures="the PNG figures")
+
+    # ---- export
+    sp = sub.add_parser("export", help="write a fit file's estimates, group summary and model comparison as CSV",
+                        description="Tidy CSV tables of a file written by `neurorl fit`: PREFIX_estimates.csv (one "
+                                    "row per subject and parameter: estimate, standard error, theta, log-likelihood, "
+                                    "AIC/BIC, convergence flags), PREFIX_group.csv (per model and parameter) and "
+                                    "PREFIX_models.csv (model comparison with its verdicts).")
+    sp.add_argument("fit", help="a file written by `neurorl fit`")
+    sp.add_argument("--csv", action="store_true", help="write CSV tables (required; the only format)")
+    sp.add_argument("--prefix", default=None, help="output prefix (default: the fit file without .nc)")
+    _finish(sp, _cmd_export)
 
     # ---- compare
     sp = sub.add_parser("compare", help="compare fitted models: AIC/BIC/Laplace, random-effects BMS, LOO",

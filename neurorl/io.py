@@ -16,6 +16,8 @@ Functions
     ``.csv`` (``.tsv``/``.txt`` tab-separated) with a JSON sidecar, or ``.nc``.
 :func:`write_latents`, :func:`read_latents`
     Latents datasets as netCDF.
+:func:`subject_index`, :class:`RowLocator`, :func:`numeric_column`, :func:`integer_column`
+    Building blocks of :func:`from_table` that the format presets (:mod:`neurorl.formats`) reuse.
 
 Table layout
 ------------
@@ -121,6 +123,8 @@ __all__ = [
 #: Our column vocabulary, in the order :func:`to_table` writes it.
 COLUMNS = ("subject", "trial", "state", "choice", "reward", "rt", "valid", "next_state", "done")
 _REQUIRED = ("subject", "choice", "reward")
+#: Our code columns that ``one_based`` can convert.
+ONE_BASED_COLUMNS = ("choice", "state", "next_state")
 _RESERVED = set(COLUMNS) | set(CORE_VARIABLES) | set(OPTIONAL_VARIABLES) | set(TABLE_VARIABLES) | {
     SUBJECT, TRIAL, ACTION, STATE,
 }
@@ -141,8 +145,13 @@ def _colname(column, ours):
     return f"column {column!r}" + (f" ({ours})" if ours != column else "")
 
 
-class _Rows:
-    """Locates table rows by the user's subject and trial labels for error messages."""
+class RowLocator:
+    """Locates table rows by the user's subject and trial labels for error messages.
+
+    ``fail(column, ours, mask, what)`` raises ``ValueError`` naming the column (and our name for it), the first
+    row where ``mask`` is True with its subject and trial labels, and ``what(row)``. Shared by
+    :func:`from_table`'s steps and the readers of :mod:`neurorl.formats`.
+    """
 
     def __init__(self, subjects, codes, trial_labels):
         self.subjects, self.codes, self.trial = subjects, codes, trial_labels
@@ -156,7 +165,7 @@ class _Rows:
         raise ValueError(f"{name}: {what(i)} (first at {where}; row {i})")
 
 
-def _numeric(series, column, ours, rows):
+def numeric_column(series, column, ours, rows):
     """A column as float64 (NaN where missing); non-numeric entries raise."""
     if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
         return series.to_numpy(dtype=float)
@@ -167,8 +176,8 @@ def _numeric(series, column, ours, rows):
     return num.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _integers(values, column, ours, rows, *, present=None):
-    """Check that the present values are integers (after float parsing)."""
+def integer_column(values, column, ours, rows, *, present=None):
+    """Check that the present values of a numeric column are integers; raise naming the first that is not."""
     present = ~np.isnan(values) if present is None else present
     bad = present & (values != np.round(np.nan_to_num(values)))
     if bad.any():
@@ -422,8 +431,22 @@ def _resolve_columns(df, columns):
     for ours in _REQUIRED:
         if ours not in out:
             raise ValueError(f"column {ours!r} is required but missing; table columns: {list(df.columns)} "
-                             f"(map yours with columns={{{ours!r}: 'your_name'}}; CLI: --columns {ours}=YOUR_NAME)")
+                             f"(map yours with columns={{{ours!r}: 'your_name'}}; CLI: --columns {ours}=YOUR_NAME)"
+                             + _format_hint(df.columns))
     return out
+
+
+def _format_hint(names) -> str:
+    """A sentence naming the format presets whose columns the table has ("" if none)."""
+    from .formats import match_formats
+
+    found = match_formats(names)
+    if not found:
+        return ""
+    first = found[0]
+    also = f" (also matching: {', '.join(found[1:])})" if len(found) > 1 else ""
+    return (f". These columns match the format preset {first!r}{also}: read the file with "
+            f"read_trials(path, format={first!r}) (CLI: --format {first})")
 
 
 def _check_inferred_codes(chosen, column, one_based):
@@ -455,84 +478,26 @@ def _env_from_meta(meta):
                    np.array(meta["item"], np.int64), np.array(meta["available"], bool), kv)
 
 
-def from_table(
-    df: pd.DataFrame,
-    *,
-    columns: dict | None = None,
-    n_actions: int | None = None,
-    n_states: int | None = None,
-    env: EnvSpec | None = None,
-    one_based: bool = False,
-    task=None,
-    rt_unit: str | None = None,
-) -> xr.Dataset:
-    """Build a trials dataset from a tidy table (one row per trial).
+def _one_based_columns(one_based) -> frozenset:
+    """Which of our code columns (``choice``, ``state``, ``next_state``) hold 1-based codes."""
+    if one_based is None or isinstance(one_based, (bool, np.bool_)):
+        return frozenset(ONE_BASED_COLUMNS) if one_based else frozenset()
+    names = [one_based] if isinstance(one_based, str) else list(one_based)
+    bad = [n for n in names if n not in ONE_BASED_COLUMNS]
+    if bad:
+        raise ValueError(f"one_based: {bad} are not code columns; give True (all of {list(ONE_BASED_COLUMNS)}) or "
+                         f"a subset of {list(ONE_BASED_COLUMNS)} (our names), e.g. one_based=['state'] when the "
+                         "states are 1-based and the choices 0/1")
+    return frozenset(names)
 
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        One row per trial. Rows of a subject are in trial order; subjects may
-        be interleaved.
-    columns : dict, optional
-        Our name -> your column name, for any of ``subject, trial, state,
-        choice, reward, rt, valid, next_state, done`` (e.g. ``{"subject":
-        "subjID", "choice": "keyPressed", "reward": "outcome"}``). Our names
-        not mapped are looked up as columns of that name. Required: subject,
-        choice, reward. ``trial`` defaults to the row order within the
-        subject (0..n-1), ``state`` to 0, ``rt`` to NaN, ``valid`` to "choice
-        present", ``next_state`` to -1 (unknown), ``done`` to True.
-    n_actions, n_states : int, optional
-        Default: from ``env``/``task``, the table's metadata, or inferred
-        (``max(2, max choice + 1)``, ``max state + 1``).
-    env : EnvSpec, optional
-        Task structure (items, availability, known values).
-    one_based : bool, default False
-        Choice, state and next_state codes start at 1 (hBayesDM files);
-        they are converted to 0-based. Trial labels are not changed.
-    task : str or Task, optional
-        A registered task (or instance) whose ``env`` to use; its name and
-        options are recorded in the attributes. Not together with ``env``.
-    rt_unit : {"s", "ms"}, optional
-        The unit of the ``rt`` column; ``"ms"`` divides by 1000. Default:
-        seconds, and a median RT above 10 s stops the read (RTs in
-        milliseconds?); an explicit ``"s"`` keeps the values as they are.
 
-    Notes
-    -----
-    Data checks (docs/getting-started.md, "What the reader checks"): when
-    ``n_actions`` comes from the data (no ``n_actions``, ``env``, ``task``
-    or metadata), every action code from 0 to the largest must be chosen at
-    least once -- codes that start at 1 (hBayesDM files) or a code that is
-    never chosen stop the read, offering ``one_based=True`` and
-    ``n_actions=``. Reaction times must be plausible in seconds (above).
+def _structure(meta, task, env, n_actions, n_states):
+    """Task structure and attributes from ``task``/``env``, the table's metadata, or explicit sizes.
 
-    Returns
-    -------
-    xarray.Dataset
-        A validated trials dataset (:mod:`neurorl.schema`). Every column that
-        is not one of ours is kept as a covariate.
-
-    Raises
-    ------
-    ValueError
-        Naming the column and the first offending subject and trial (your
-        labels) and row: unknown ``columns`` keys, missing columns, choices
-        out of range or non-integer, NaN reward on a valid trial, missing
-        choice on a trial marked valid, duplicate (subject, trial), unsorted
-        trials within a subject, negative RT, states out of range, choices
-        not available in their state, covariate names that clash with ours.
+    Returns ``(env or None, n_actions, n_states, attrs, var_attrs, size_src)``; ``size_src`` names where the sizes
+    came from (for messages).
     """
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"from_table expects a pandas.DataFrame, got {type(df).__name__}")
-    cols = _resolve_columns(df, columns)
-    if len(df) == 0:
-        raise ValueError("the table has no rows")
-    meta = df.attrs.get(_META) if isinstance(df.attrs.get(_META), dict) else None
-
-    # --- task structure and attributes
-    attrs = {}
-    var_attrs = {}
-    size_src = ""
+    attrs, var_attrs, size_src = {}, {}, ""
     if meta is not None:
         attrs = {k: v for k, v in _from_json(meta.get("attrs", {})).items() if k not in _CORE_ATTRS}
         var_attrs = _from_json(meta.get("variable_attrs", {}))
@@ -553,157 +518,157 @@ def from_table(
             if given is not None and int(given) != have:
                 raise ValueError(f"{name}={given} contradicts the task structure ({name} = {have})")
         n_actions, n_states = env.n_actions, env.n_states
+    return env, n_actions, n_states, attrs, var_attrs, size_src
 
-    # --- subjects and positions
-    scol = cols["subject"]
-    subj = df[scol]
+
+def subject_index(df, column):
+    """Subjects of a table in first-appearance order.
+
+    Returns ``(codes, subjects, pos)``: each row's subject number, the subject labels, and each row's position
+    within its subject (0..n-1). Missing labels and labels that mix text and numbers raise, naming the row.
+    """
+    subj = df[column]
     if subj.isna().any():
         i = int(np.flatnonzero(subj.isna().to_numpy())[0])
-        raise ValueError(f"{_colname(scol, 'subject')}: missing subject label (row {i})")
+        raise ValueError(f"{_colname(column, 'subject')}: missing subject label (row {i})")
     codes, uniques = pd.factorize(subj, sort=False)
-    subjects = _subject_labels(uniques, scol)
-    n_sub = len(subjects)
+    subjects = _subject_labels(uniques, column)
     pos = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-    n_trials = int(pos.max()) + 1
-    rows = _Rows(subjects, codes, None)
+    return codes, subjects, pos
 
-    # --- trial labels
-    if "trial" in cols:
-        tcol = cols["trial"]
-        tr = _numeric(df[tcol], tcol, "trial", rows)
-        if np.isnan(tr).any():
-            rows.fail(tcol, "trial", np.isnan(tr), lambda i: "missing trial label")
-        _integers(tr, tcol, "trial", rows)
-        if (tr < 0).any():
-            rows.fail(tcol, "trial", tr < 0, lambda i: f"negative trial label {_py(tr[i]):g} (labels must be >= 0)")
-        trial_labels = tr.astype(np.int64)
-        rows = _Rows(subjects, codes, trial_labels)
-        dup = pd.DataFrame({"s": codes, "t": trial_labels}).duplicated().to_numpy()
-        if dup.any():
-            def _dup(i):
-                first = int(np.flatnonzero((codes == codes[i]) & (trial_labels == trial_labels[i]))[0])
-                return (f"duplicate (subject, trial): the subject already has a trial labelled {trial_labels[i]} "
-                        f"(row {first})")
-            rows.fail(tcol, "trial", dup, _dup)
-        order = np.lexsort((pos, codes))  # rows grouped by subject, in row order
-        prev_same = codes[order][1:] == codes[order][:-1]
-        decreasing = np.zeros(len(df), bool)
-        decreasing[order[1:]] = prev_same & (trial_labels[order][1:] < trial_labels[order][:-1])
-        if decreasing.any():
-            def _msg(i):
-                k = int(np.flatnonzero(order == i)[0])
-                return (f"trials are not sorted within the subject: trial {trial_labels[i]} comes after trial "
-                        f"{trial_labels[order[k - 1]]} (row {int(order[k - 1])}); sort the table by subject and trial")
-            rows.fail(tcol, "trial", decreasing, _msg)
-    else:
-        trial_labels = pos.astype(np.int64)
-    rows = _Rows(subjects, codes, trial_labels)
 
-    # --- state
-    if "state" in cols:
-        c = cols["state"]
-        state = _numeric(df[c], c, "state", rows)
-        if np.isnan(state).any():
-            rows.fail(c, "state", np.isnan(state), lambda i: "missing state")
-        _integers(state, c, "state", rows)
-        if one_based:
-            state = state - 1
-        if (state < 0).any():
-            rows.fail(c, "state", state < 0, lambda i: f"state {state[i] + one_based:g} is out of range"
-                      + (" (one_based=True: codes start at 1)" if one_based else " (states start at 0)"))
-        if n_states is not None and (state >= n_states).any():
-            rows.fail(c, "state", state >= n_states,
-                      lambda i: f"state {state[i] + one_based:g} is out of range for n_states = {n_states}"
-                      + size_src)
-        state = state.astype(np.int64)
-    else:
+def _trial_labels(df, column, codes, pos, subjects):
+    """Trial labels (``column`` or the position within the subject), checked: integer, >= 0, unique, sorted."""
+    if column is None:
+        return pos.astype(np.int64)
+    rows = RowLocator(subjects, codes, None)
+    tr = numeric_column(df[column], column, "trial", rows)
+    if np.isnan(tr).any():
+        rows.fail(column, "trial", np.isnan(tr), lambda i: "missing trial label")
+    integer_column(tr, column, "trial", rows)
+    if (tr < 0).any():
+        rows.fail(column, "trial", tr < 0, lambda i: f"negative trial label {_py(tr[i]):g} (labels must be >= 0)")
+    trial_labels = tr.astype(np.int64)
+    rows = RowLocator(subjects, codes, trial_labels)
+    dup = pd.DataFrame({"s": codes, "t": trial_labels}).duplicated().to_numpy()
+    if dup.any():
+        def _dup(i):
+            first = int(np.flatnonzero((codes == codes[i]) & (trial_labels == trial_labels[i]))[0])
+            return (f"duplicate (subject, trial): the subject already has a trial labelled {trial_labels[i]} "
+                    f"(row {first})")
+        rows.fail(column, "trial", dup, _dup)
+    order = np.lexsort((pos, codes))  # rows grouped by subject, in row order
+    prev_same = codes[order][1:] == codes[order][:-1]
+    decreasing = np.zeros(len(df), bool)
+    decreasing[order[1:]] = prev_same & (trial_labels[order][1:] < trial_labels[order][:-1])
+    if decreasing.any():
+        def _msg(i):
+            k = int(np.flatnonzero(order == i)[0])
+            return (f"trials are not sorted within the subject: trial {trial_labels[i]} comes after trial "
+                    f"{trial_labels[order[k - 1]]} (row {int(order[k - 1])}); sort the table by subject and trial")
+        rows.fail(column, "trial", decreasing, _msg)
+    return trial_labels
+
+
+def _states(df, column, rows, off, n_states, size_src):
+    """State codes (0-based; ``off`` = 1 for 1-based codes), checked against ``n_states``; and ``n_states``."""
+    if column is None:
         state = np.zeros(len(df), np.int64)
+    else:
+        state = numeric_column(df[column], column, "state", rows)
+        if np.isnan(state).any():
+            rows.fail(column, "state", np.isnan(state), lambda i: "missing state")
+        integer_column(state, column, "state", rows)
+        state = state - off
+        if (state < 0).any():
+            rows.fail(column, "state", state < 0, lambda i: f"state {state[i] + off:g} is out of range"
+                      + (" (one_based: codes start at 1)" if off else " (states start at 0)"))
+        if n_states is not None and (state >= n_states).any():
+            rows.fail(column, "state", state >= n_states,
+                      lambda i: f"state {state[i] + off:g} is out of range for n_states = {n_states}" + size_src)
+        state = state.astype(np.int64)
     n_states = int(n_states) if n_states is not None else max(1, int(state.max()) + 1)
+    return state, n_states
 
-    # --- choice and valid
-    c = cols["choice"]
-    choice = _numeric(df[c], c, "choice", rows)
+
+def _choices(df, column, rows, off, n_actions, size_src):
+    """Choice codes (0-based, -1 where missing), whether each was made, and ``n_actions`` (checked or inferred)."""
+    choice = numeric_column(df[column], column, "choice", rows)
     present = ~np.isnan(choice)
-    _integers(choice, c, "choice", rows)
-    if one_based:
-        choice = choice - 1
-    hint = " (one_based=True: codes start at 1)" if one_based else ""
+    integer_column(choice, column, "choice", rows)
+    choice = choice - off
     neg = present & (choice < 0)
     if neg.any():
-        rows.fail(c, "choice", neg, lambda i: f"choice {choice[i] + one_based:g} is out of range (codes start "
-                  f"at {int(one_based)}{' with one_based=True' if one_based else ''}; leave the cell empty for a "
-                  "missed trial)")
+        rows.fail(column, "choice", neg, lambda i: f"choice {choice[i] + off:g} is out of range (codes start "
+                  f"at {int(off)}{' with one_based' if off else ''}; leave the cell empty for a missed trial)")
     if n_actions is not None and (present & (choice >= n_actions)).any():
-        rows.fail(c, "choice", present & (choice >= n_actions),
-                  lambda i: f"choice {choice[i] + one_based:g} is out of range for n_actions = {n_actions}{size_src}"
-                  + (hint or " (1-based codes? use one_based=True)"))
+        hint = " (one_based: codes start at 1)" if off else " (1-based codes? use one_based=True)"
+        rows.fail(column, "choice", present & (choice >= n_actions),
+                  lambda i: f"choice {choice[i] + off:g} is out of range for n_actions = {n_actions}{size_src}"
+                  + hint)
     if n_actions is None:
-        _check_inferred_codes(choice[present], c, one_based)
+        _check_inferred_codes(choice[present], column, bool(off))
     n_actions = int(n_actions) if n_actions is not None else max(2, int(np.nanmax(choice, initial=-1)) + 1)
-    choice = np.where(present, choice, -1).astype(np.int64)
-    if "valid" in cols:
-        vcol = cols["valid"]
-        valid = _boolean(df[vcol], vcol, "valid", rows)
-        bad = valid & ~present
-        if bad.any():
-            rows.fail(c, "choice", bad, lambda i: f"missing choice on a trial that column {vcol!r} marks valid")
-    else:
-        valid = present.copy()
+    return np.where(present, choice, -1).astype(np.int64), present, n_actions
 
-    # --- reward, rt
-    rcol = cols["reward"]
-    reward = _numeric(df[rcol], rcol, "reward", rows)
+
+def _valid(df, cols, rows, present):
+    """``valid``: the table's column (a valid trial must have a choice) or "choice present"."""
+    if "valid" not in cols:
+        return present.copy()
+    vcol = cols["valid"]
+    valid = _boolean(df[vcol], vcol, "valid", rows)
+    bad = valid & ~present
+    if bad.any():
+        rows.fail(cols["choice"], "choice", bad, lambda i: f"missing choice on a trial that column {vcol!r} marks "
+                  "valid")
+    return valid
+
+
+def _rewards(df, column, rows, valid):
+    reward = numeric_column(df[column], column, "reward", rows)
     bad = valid & ~np.isfinite(reward)
     if bad.any():
-        rows.fail(rcol, "reward", bad, lambda i: ("missing (NaN)" if np.isnan(reward[i]) else "infinite")
+        rows.fail(column, "reward", bad, lambda i: ("missing (NaN)" if np.isnan(reward[i]) else "infinite")
                   + " reward on a valid trial")
+    return reward
+
+
+def _reaction_times(df, column, rows, valid, rt_unit):
+    """RTs in seconds (NaN where absent); ``rt_unit`` "ms" divides by 1000; None checks they look like seconds."""
     if rt_unit not in (None, "s", "ms"):
         raise ValueError(f"rt_unit must be 's' or 'ms', got {rt_unit!r}")
-    if "rt" in cols:
-        tcol = cols["rt"]
-        rt = _numeric(df[tcol], tcol, "rt", rows)
-        bad = ~np.isnan(rt) & ((rt < 0) | np.isinf(rt))
-        if bad.any():
-            rows.fail(tcol, "rt", bad, lambda i: f"{'negative' if rt[i] < 0 else 'infinite'} reaction time "
-                      f"{rt[i]:g} ({'milliseconds' if rt_unit == 'ms' else 'seconds'})")
-        if rt_unit == "ms":
-            rt = rt / 1000.0
-        elif rt_unit is None:
-            check_rt_seconds(rt, valid, where=_colname(tcol, "rt"))
-    else:
-        rt = np.full(len(df), np.nan)
-
-    # --- next_state, done
-    if "next_state" in cols:
-        ncol = cols["next_state"]
-        nxt = _numeric(df[ncol], ncol, "next_state", rows)
-        _integers(nxt, ncol, "next_state", rows)
-        if one_based:
-            nxt = nxt - 1
-        nxt = np.where(np.isnan(nxt), -1, nxt)
-        bad = (nxt < -1) | (nxt >= n_states)
-        if bad.any():
-            rows.fail(ncol, "next_state", bad, lambda i: f"next state {nxt[i] + one_based:g} is out of range "
-                      f"[{int(one_based) - 1}, {n_states + int(one_based)}) (-1{' or 0' if one_based else ''} "
-                      "or empty = unknown)")
-        nxt = nxt.astype(np.int64)
-    else:
-        nxt = np.full(len(df), -1, np.int64)
-    if "done" in cols:
-        dcol = cols["done"]
-        done = _boolean(df[dcol], dcol, "done", rows)
-    else:
-        done = np.ones(len(df), bool)
-
-    # --- availability of the chosen actions
-    if env is None:
-        env = EnvSpec.default(n_states, n_actions)
-    bad = valid & ~env.available[np.clip(state, 0, n_states - 1), np.clip(choice, 0, n_actions - 1)]
+    if column is None:
+        return np.full(len(df), np.nan)
+    rt = numeric_column(df[column], column, "rt", rows)
+    bad = ~np.isnan(rt) & ((rt < 0) | np.isinf(rt))
     if bad.any():
-        rows.fail(c, "choice", bad, lambda i: f"action {choice[i] + one_based} is not available in state "
-                  f"{state[i] + one_based}")
+        rows.fail(column, "rt", bad, lambda i: f"{'negative' if rt[i] < 0 else 'infinite'} reaction time "
+                  f"{rt[i]:g} ({'milliseconds' if rt_unit == 'ms' else 'seconds'})")
+    if rt_unit == "ms":
+        rt = rt / 1000.0
+    elif rt_unit is None:
+        check_rt_seconds(rt, valid, where=_colname(column, "rt"))
+    return rt
 
-    # --- covariates
+
+def _next_states(df, column, rows, off, n_states):
+    """Next-state codes (0-based, -1 unknown/empty)."""
+    if column is None:
+        return np.full(len(df), -1, np.int64)
+    nxt = numeric_column(df[column], column, "next_state", rows)
+    integer_column(nxt, column, "next_state", rows)
+    nxt = nxt - off
+    nxt = np.where(np.isnan(nxt), -1, nxt)
+    bad = (nxt < -1) | (nxt >= n_states)
+    if bad.any():
+        rows.fail(column, "next_state", bad, lambda i: f"next state {nxt[i] + off:g} is out of range "
+                  f"[{int(off) - 1}, {n_states + int(off)}) (-1{' or 0' if off else ''} or empty = unknown)")
+    return nxt.astype(np.int64)
+
+
+def _covariate_columns(df, cols):
+    """Every column that is not one of ours, checked (text names, no clash), with its grids of element columns."""
     used = set(cols.values())
     extra = [col for col in df.columns if col not in used]
     for col in extra:
@@ -714,28 +679,31 @@ def from_table(
                              + (f" (the {col!r} role is taken by column {cols[col]!r})" if col in cols else "")
                              + "; rename it or map it with columns=")
     grids = _grid_columns(extra)
-    in_grid = {col for g in grids.values() for col in g[2]}
     for base in grids:
         if base in _RESERVED:
             raise ValueError(f"columns {grids[base][2][:2]}...: covariate name {base!r} clashes with a neurorl "
                              "variable name; rename them")
+    return extra, grids
+
+
+def _assemble(df, codes, pos, subjects, core, *, extra, grids, n_actions, n_states, env, attrs, var_attrs):
+    """The trials dataset from per-row arrays (``core``: state, choice, reward, rt, valid, trial_index,
+    next_state, done) and the covariate columns, padded to ``(subject, trial)``."""
+    n_sub, n_trials = len(subjects), int(pos.max()) + 1
+    in_grid = {col for g in grids.values() for col in g[2]}
     flat = {col: _covariate(df[col], col) for col in extra}
 
-    def _pad(values):
-        fill = _fill_value(values.dtype)
+    def _pad(values, fill=None):
+        values = np.asarray(values)
+        fill = _fill_value(values.dtype) if fill is None else fill
         out = np.full((n_sub, n_trials) + values.shape[1:], fill, dtype=values.dtype)
         out[codes, pos] = values
         return out
 
-    def grid(v, fill):
-        out = np.full((n_sub, n_trials), fill, dtype=np.asarray(v).dtype)
-        out[codes, pos] = v
-        return out
-
     ds = make_trials(
-        grid(state, 0), grid(choice, -1), grid(reward, np.nan),
-        rt=grid(rt, np.nan), valid=grid(valid, False), trial_index=grid(trial_labels, -1),
-        next_state=grid(nxt, -1), done=grid(done, True), subjects=subjects,
+        _pad(core["state"], 0), _pad(core["choice"], -1), _pad(core["reward"], np.nan),
+        rt=_pad(core["rt"], np.nan), valid=_pad(core["valid"], False), trial_index=_pad(core["trial_index"], -1),
+        next_state=_pad(core["next_state"], -1), done=_pad(core["done"], True), subjects=subjects,
         n_actions=n_actions, n_states=n_states, env=env,
         covariates={col: _pad(flat[col]) for col in extra if col not in in_grid},
         attrs=attrs,
@@ -763,6 +731,121 @@ def from_table(
             ds[name].attrs = dict(a)
     return ds
 
+
+def from_table(
+    df: pd.DataFrame,
+    *,
+    columns: dict | None = None,
+    n_actions: int | None = None,
+    n_states: int | None = None,
+    env: EnvSpec | None = None,
+    one_based=False,
+    task=None,
+    rt_unit: str | None = None,
+) -> xr.Dataset:
+    """Build a trials dataset from a tidy table (one row per trial).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per trial. Rows of a subject are in trial order; subjects may
+        be interleaved.
+    columns : dict, optional
+        Our name -> your column name, for any of ``subject, trial, state,
+        choice, reward, rt, valid, next_state, done`` (e.g. ``{"subject":
+        "subjID", "choice": "keyPressed", "reward": "outcome"}``). Our names
+        not mapped are looked up as columns of that name. Required: subject,
+        choice, reward. ``trial`` defaults to the row order within the
+        subject (0..n-1), ``state`` to 0, ``rt`` to NaN, ``valid`` to "choice
+        present", ``next_state`` to -1 (unknown), ``done`` to True.
+    n_actions, n_states : int, optional
+        Default: from ``env``/``task``, the table's metadata, or inferred
+        (``max(2, max choice + 1)``, ``max state + 1``).
+    env : EnvSpec, optional
+        Task structure (items, availability, known values).
+    one_based : bool or str or list of str, default False
+        Which code columns start at 1 (hBayesDM files): ``True`` means all of
+        ``choice``, ``state`` and ``next_state``; a name or list of our names
+        (e.g. ``["state"]`` for hBayesDM's go/no-go file, whose cues are 1-4
+        and whose ``keyPressed`` is 0/1) converts only those. Trial labels are
+        never changed. The converted columns are recorded in the attribute
+        ``one_based`` (reports show codes as the user wrote them).
+    task : str or Task, optional
+        A registered task (or instance) whose ``env`` to use; its name and
+        options are recorded in the attributes. Not together with ``env``.
+    rt_unit : {"s", "ms"}, optional
+        The unit of the ``rt`` column; ``"ms"`` divides by 1000. Default:
+        seconds, and a median RT above 10 s stops the read (RTs in
+        milliseconds?); an explicit ``"s"`` keeps the values as they are.
+
+    Notes
+    -----
+    Data checks (docs/getting-started.md, "What the reader checks"): when
+    ``n_actions`` comes from the data (no ``n_actions``, ``env``, ``task``
+    or metadata), every action code from 0 to the largest must be chosen at
+    least once -- codes that start at 1 (hBayesDM files) or a code that is
+    never chosen stop the read, offering ``one_based=True`` and
+    ``n_actions=``. Reaction times must be plausible in seconds (above).
+    A table whose columns match a format preset (:mod:`neurorl.formats`) but
+    not our names gets an error that names the preset.
+
+    The steps (column resolution, subjects, trial labels, states, choices,
+    validity, rewards, RTs, next states, covariates, assembly) are separate
+    functions of this module that the presets of :mod:`neurorl.formats`
+    reuse.
+
+    Returns
+    -------
+    xarray.Dataset
+        A validated trials dataset (:mod:`neurorl.schema`). Every column that
+        is not one of ours is kept as a covariate.
+
+    Raises
+    ------
+    ValueError
+        Naming the column and the first offending subject and trial (your
+        labels) and row: unknown ``columns`` keys, missing columns, choices
+        out of range or non-integer, NaN reward on a valid trial, missing
+        choice on a trial marked valid, duplicate (subject, trial), unsorted
+        trials within a subject, negative RT, states out of range, choices
+        not available in their state, covariate names that clash with ours.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"from_table expects a pandas.DataFrame, got {type(df).__name__}")
+    cols = _resolve_columns(df, columns)
+    if len(df) == 0:
+        raise ValueError("the table has no rows")
+    based = _one_based_columns(one_based)
+    meta = df.attrs.get(_META) if isinstance(df.attrs.get(_META), dict) else None
+    env, n_actions, n_states, attrs, var_attrs, size_src = _structure(meta, task, env, n_actions, n_states)
+
+    codes, subjects, pos = subject_index(df, cols["subject"])
+    trial_labels = _trial_labels(df, cols.get("trial"), codes, pos, subjects)
+    rows = RowLocator(subjects, codes, trial_labels)
+    state, n_states = _states(df, cols.get("state"), rows, int("state" in based), n_states, size_src)
+    choice, present, n_actions = _choices(df, cols["choice"], rows, int("choice" in based), n_actions, size_src)
+    valid = _valid(df, cols, rows, present)
+    reward = _rewards(df, cols["reward"], rows, valid)
+    rt = _reaction_times(df, cols.get("rt"), rows, valid, rt_unit)
+    nxt = _next_states(df, cols.get("next_state"), rows, int("next_state" in based), n_states)
+    done = _boolean(df[cols["done"]], cols["done"], "done", rows) if "done" in cols else np.ones(len(df), bool)
+
+    # --- availability of the chosen actions
+    if env is None:
+        env = EnvSpec.default(n_states, n_actions)
+    bad = valid & ~env.available[np.clip(state, 0, n_states - 1), np.clip(choice, 0, n_actions - 1)]
+    if bad.any():
+        ob_c, ob_s = int("choice" in based), int("state" in based)
+        rows.fail(cols["choice"], "choice", bad, lambda i: f"action {choice[i] + ob_c} is not available in state "
+                  f"{state[i] + ob_s}")
+    if based:
+        attrs["one_based"] = sorted(based)
+
+    extra, grids = _covariate_columns(df, cols)
+    core = {"state": state, "choice": choice, "reward": reward, "rt": rt, "valid": valid,
+            "trial_index": trial_labels, "next_state": nxt, "done": done}
+    return _assemble(df, codes, pos, subjects, core, extra=extra, grids=grids, n_actions=n_actions,
+                     n_states=n_states, env=env, attrs=attrs, var_attrs=var_attrs)
 
 # ----------------------------------------------------------------------------- to_table
 def _meta(trials: xr.Dataset) -> dict:
@@ -962,7 +1045,7 @@ def _read_table(path: Path, sep: str, side: dict | None) -> pd.DataFrame:
     return df
 
 
-def read_trials(path, **from_table_options) -> xr.Dataset:
+def read_trials(path, format: str | None = None, **from_table_options) -> xr.Dataset:
     """Read (and validate) a trials dataset written by :func:`write_trials`, or any tidy table.
 
     Parameters
@@ -971,9 +1054,13 @@ def read_trials(path, **from_table_options) -> xr.Dataset:
         ``.csv``/``.tsv``/``.txt`` (tab-separated for the latter two) or
         ``.nc``. A CSV with a sidecar ``<path>.json`` is read back exactly;
         one without is read as a plain table through :func:`from_table`.
+    format : str, optional
+        A format preset (:mod:`neurorl.formats`, e.g. ``"hbayesdm:gng"``,
+        ``"hddm:rl"``, ``"two_step:wide"``) that maps the file's layout and
+        codings; ``.txt`` files may then be whitespace-separated too.
     **from_table_options
         Passed to :func:`from_table` for CSV files (``columns``,
-        ``one_based``, ``n_actions``, ``task`` ...).
+        ``one_based``, ``n_actions``, ``task`` ...), or to the preset's reader.
 
     Returns
     -------
@@ -981,6 +1068,12 @@ def read_trials(path, **from_table_options) -> xr.Dataset:
         The validated trials dataset.
     """
     path = Path(path)
+    if format is not None:
+        from .formats import read_formatted
+
+        if not path.exists():
+            raise FileNotFoundError(f"read_trials: no file {str(path)!r}")
+        return read_formatted(path, format, **from_table_options)
     suffix = _suffix(path, "read_trials")
     if not path.exists():
         raise FileNotFoundError(f"read_trials: no file {str(path)!r}")

@@ -113,7 +113,31 @@ def _target(trials):
     hit = correct_choice(trials)
     if hit is not None and "p" not in trials:
         return hit, None, "P(correct)"
-    return (ch == 1).astype(float), np.ones_like(ch), "P(action 1)"
+    return (ch == 1).astype(float), np.ones_like(ch), f"P(action {action_code(trials, 1)})"
+
+
+def action_code(trials, action: int) -> str:
+    """An action as the user coded it: 0-based in the data, shown 1-based when the choices were read 1-based
+    (attribute ``one_based`` of :func:`neurorl.io.from_table`), with a note saying so."""
+    based = trials.attrs.get("one_based") or []
+    if isinstance(based, str):
+        based = [based]
+    return f"{action + 1} in your coding" if "choice" in based else str(action)
+
+
+def estimator_description(method: str) -> str:
+    """What an estimator of ``neurorl fit`` is, in one sentence (MLE has no priors)."""
+    method = str(method).lower()
+    if method == "mle":
+        return ("MLE: maximum likelihood, no priors; each subject on its own, all at once with exact gradients and "
+                "Hessians")
+    if method == "map":
+        return ("MAP: maximum a posteriori with the agents' default Normal priors on the unconstrained scale; each "
+                "subject on its own, all at once with exact gradients and Hessians")
+    if method == "emmap":
+        return ("EM-MAP: hierarchical; a Normal group prior on the unconstrained scale is learnt from all subjects by "
+                "expectation-maximisation and each subject is fitted by MAP under it")
+    return method.upper() or "estimator not recorded"
 
 
 def fig_learning_curves(fit):
@@ -143,10 +167,10 @@ def fig_learning_curves(fit):
 
 
 def _param_specs(spec):
-    from .cli import _agent_of
+    from .results import agent_from_spec
 
     try:
-        return {p.name: p for p in _agent_of(spec).params}
+        return {p.name: p for p in agent_from_spec(spec).params}
     except Exception:  # noqa: BLE001 - only used for axis scales
         return {}
 
@@ -396,22 +420,48 @@ def _img(fig, alt) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png64(fig)}">'
 
 
+def _file_label(res) -> str:
+    p = res.get("path")
+    return f"<code>{html.escape(Path(p).name)}</code>" if p is not None else "(file not recorded)"
+
+
+def _data_task(trials) -> str:
+    """The task and title of a trials dataset as recorded in its attributes (the format preset if no task)."""
+    a = trials.attrs
+    parts = []
+    if a.get("title"):
+        parts.append(f"<b>{html.escape(str(a['title']))}</b>")
+    if a.get("task"):
+        parts.append(f"task <code>{html.escape(str(a['task']))}</code>")
+    else:
+        parts.append("no task recorded (a table read without <code>task=</code>: "
+                     f"{a.get('n_states', '?')} state(s), {a.get('n_actions', '?')} actions)")
+    if a.get("format"):
+        parts.append(f"read with the format preset <code>{html.escape(str(a['format']))}</code>")
+    if a.get("one_based"):
+        parts.append(f"1-based codes in the file's {', '.join(map(str, a['one_based']))} column(s), shown in your "
+                     "coding")
+    return "; ".join(parts)
+
+
 def _fit_section(fit) -> list[str]:
     out = []
     trials = fit["trials"]
     truth = fit["truth"]
     n, T = trials.sizes["subject"], trials.sizes["trial"]
-    out.append("<h2>Data</h2>")
+    where = _file_label(fit)
+    labels = ", ".join(html.escape(lab) for lab in fit["models"])
+    out.append(f"<h2>Fit {where}: {labels}</h2>")
+    out.append(f"<h3>Data of {where}</h3>")
     text = (f"<p><code>{html.escape(str(fit['attrs'].get('data', '')))}</code>: {n} subjects, up to {T} trials each, "
-            f"{int(trials['valid'].sum())} valid choices; task <code>{html.escape(str(trials.attrs.get('task', '?')))}"
-            "</code>.")
+            f"{int(trials['valid'].sum())} valid choices; {_data_task(trials)}.")
     if truth is not None:
         gt = truth.attrs.get("ground_truth", f"simulated by {truth.attrs.get('agent', '?')}")
         text += f" The data are a simulation with known ground truth: {html.escape(str(gt))}."
     out.append(text + "</p>")
-    out.append("<h2>Learning curves</h2>")
+    out.append(f"<h3>Learning curves ({where})</h3>")
     out.append(_img(fig_learning_curves(fit), "learning curves"))
-    out.append("<h2>Fitted parameters</h2>")
+    out.append(f"<h3>Fitted parameters ({where})</h3>")
     out.append(_img(fig_parameters(fit), "fitted parameters"))
     rows = []
     for lab, m in fit["models"].items():
@@ -427,8 +477,8 @@ def _fit_section(fit) -> list[str]:
                          r, f"{int(res['converged'].sum())}/{res.sizes['subject']}"))
     out.append(_table(["model", "parameter", "median", "25 %", "75 %", "r with truth", "converged"], rows))
     specs = "; ".join(f"<code>{html.escape(m['spec'].get('spec', lab))}</code>" for lab, m in fit["models"].items())
-    out.append(f"<p class='note'>Models as fitted: {specs}. Estimator: {fit['attrs'].get('method', '').upper()} "
-               "(Normal priors on the unconstrained scale; all subjects at once with exact gradients and Hessians).</p>")
+    out.append(f"<p class='note'>Models as fitted: {specs}. Estimator: "
+               f"{html.escape(estimator_description(fit['attrs'].get('method', '')))}.</p>")
     return out
 
 
@@ -452,7 +502,8 @@ def _compare_section(cmp) -> list[str]:
                   int(loo.n_high_k[j]), int(loo.n_poor_approx[j]) if "n_poor_approx" in loo else "?"]
         r += [float(bms.frequencies[i]), float(bms.ep[i]), float(bms.pxp[i])]
         rows.append(r)
-    out = ["<h2>Model comparison</h2>", _img(fig_compare(cmp), "model comparison"), _table(header, rows)]
+    out = [f"<h2>Model comparison {_file_label(cmp)}: {html.escape(', '.join(names))}</h2>",
+           _img(fig_compare(cmp), "model comparison"), _table(header, rows)]
     note = (f"BMS: random-effects Bayesian model selection (VBA_groupBMC) on the per-subject "
             f"{html.escape(str(bms.attrs.get('evidence', '')))} log evidence; BOR = {float(bms['bor']):.3g} (the "
             "probability that all models are equally frequent); pxp = protected exceedance probability.")
@@ -474,7 +525,7 @@ def _recover_section(rec) -> list[str]:
     out = []
     if rec["model_recovery"] is not None:
         ds = rec["model_recovery"]
-        out += ["<h2>Model recovery</h2>", _img(fig_model_recovery(ds), "model recovery"),
+        out += [f"<h2>Model recovery {_file_label(rec)}</h2>", _img(fig_model_recovery(ds), "model recovery"),
                 f"<p class='note'>{ds.attrs.get('n_subjects')} simulated subjects per generating model, "
                 f"{ds.attrs.get('n_trials')} trials each on {html.escape(str(ds.attrs.get('task')))}, fitted by "
                 f"{ds.attrs.get('estimator')} and selected by {ds.attrs.get('criterion')}. Rows: generating model; "
@@ -484,14 +535,16 @@ def _recover_section(rec) -> list[str]:
                 "a two-armed bandit only slightly, so a few hundred trials rarely repay its extra parameter under "
                 "BIC; tasks that vary frequency and stakes separate it (analyses/model_recovery.py).</p>"]
     for lab, ds in rec["parameter_recovery"].items():
-        out += [f"<h2>Parameter recovery: {html.escape(lab)}</h2>", _img(fig_parameter_recovery(ds), lab)]
+        out += [f"<h2>Parameter recovery {_file_label(rec)}: {html.escape(lab)}</h2>",
+                _img(fig_parameter_recovery(ds), lab)]
     return out
 
 
 def _decode_section(dec) -> list[str]:
     subs, cands, pop, null = _decode_arrays(dec)
     a = dec["attrs"]
-    out = ["<h2>Decoding</h2>", _img(fig_decoding(dec), "decoding time courses")]
+    out = [f"<h2>Decoding {_file_label(dec)}: {html.escape(str(a.get('model', '')))}</h2>",
+           _img(fig_decoding(dec), "decoding time courses")]
     rows = []
     for lab, s in dec["subjects"].items():
         sc = s["score"].mean("unit")
@@ -519,12 +572,13 @@ def _decode_section(dec) -> list[str]:
 
 
 def headline(directory) -> str:
-    """The headline numbers of a directory of outputs (best models, recovery, decoding) as plain text."""
+    """The headline numbers of a directory of outputs (best models, recovery, decoding) as plain text; every line
+    names the file it comes from."""
     from .results import read_compare, read_decode, read_fit, read_recover
 
     found = find_outputs(directory)
     lines = ["headline results:"]
-    for p in found["fit"][:1]:
+    for p in found["fit"]:
         fit = read_fit(p)
         for lab, m in fit["models"].items():
             truth = _truth_for(fit, m["spec"])
@@ -537,27 +591,28 @@ def headline(directory) -> str:
                     if np.std(tv) > 0:
                         rs.append(f"r({nm}) = {np.corrcoef(tv, m['params'][nm].values)[0, 1]:.2f}")
             if rs:
-                lines.append(f"  parameters of the generating model {lab} vs ground truth: {', '.join(rs)}")
-    for p in found["compare"][:1]:
+                lines.append(f"  [{p.name}] parameters of the generating model {lab} vs ground truth: "
+                             f"{', '.join(rs)}")
+    for p in found["compare"]:
         c = read_compare(p)
         t, b = c["table"], c["bms"]
         names = [str(m) for m in t.model.values]
-        lines.append(f"  by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
+        lines.append(f"  [{p.name}] by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
             f"{n} {float(v):.2f}" for n, v in zip(names, b["pxp"].values)) + f" (BOR {float(b['bor']):.2f})")
         if c["loo"] is not None:
             lo = c["loo"]
             poor = lo["n_poor_approx"].values if "n_poor_approx" in lo else np.zeros(lo.sizes["model"])
-            lines.append("  LOO Δelpd (± SE): " + ", ".join(
-                f"{str(m)} {float(d):.1f}±{float(s):.1f}" + (" (unreliable)" if p > 0 else "")
-                for m, d, s, p in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor))
+            lines.append(f"  [{p.name}] LOO Δelpd (± SE): " + ", ".join(
+                f"{str(m)} {float(d):.1f}±{float(s):.1f}" + (" (unreliable)" if k > 0 else "")
+                for m, d, s, k in zip(lo.model.values, lo.delta_elpd.values, lo.se_delta.values, poor))
                 + (f"; by LOO: {lo.attrs['best']}" if "best" in lo.attrs else ""))
-    for p in found["recover"][:1]:
+    for p in found["recover"]:
         r = read_recover(p)
         if r["model_recovery"] is not None:
             ds = r["model_recovery"]
-            lines.append("  model recovery, P(selected = generator): " + ", ".join(
+            lines.append(f"  [{p.name}] model recovery, P(selected = generator): " + ", ".join(
                 f"{str(m)} {float(ds['confusion'].values[i, i]):.2f}" for i, m in enumerate(ds.model.values)))
-    for p in found["decode"][:1]:
+    for p in found["decode"]:
         d = read_decode(p)
         subs, cands, pop, null = _decode_arrays(d)
         diff = pop[1] - pop[0]
@@ -571,7 +626,7 @@ def headline(directory) -> str:
                 txt += f" (pseudosession p = {float(p_value(abs(diff[i] - nd.mean()), np.abs(nd - nd.mean()))):.3f})"
         else:
             txt = f"{cands[1]} − {cands[0]} population CV R²: {float(diff):+.4f}"
-        lines.append(f"  decoding ({len(subs)} subjects): {txt}")
+        lines.append(f"  [{p.name}] decoding ({len(subs)} subjects): {txt}")
     return "\n".join(lines)
 
 
@@ -588,19 +643,15 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
     title : str, optional
     """
     from . import __version__
-    from .cli import UsageError
     from .results import atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover
 
     directory = Path(directory)
     found = find_outputs(directory)
     if not any(found.values()):
-        raise UsageError(f"{str(directory)!r} holds no outputs of neurorl fit/compare/recover/decode (*.nc files "
+        raise ValueError(f"{str(directory)!r} holds no outputs of neurorl fit/compare/recover/decode (*.nc files "
                          "with a neurorl_output attribute)")
     out = Path(out) if out is not None else directory / "report.html"
-    try:
-        check_not_input(out, [p for kind in found.values() for p in kind] + [directory / "demo_timings.json"])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    check_not_input(out, [p for kind in found.values() for p in kind] + [directory / "demo_timings.json"])
     timings = None
     tpath = directory / "demo_timings.json"
     if tpath.exists():

@@ -22,6 +22,11 @@ Functions
     ``{group: Dataset}`` -> one netCDF file (atomically).
 :func:`read_fit`, :func:`read_compare`, :func:`read_recover`, :func:`read_decode`
     The files of the ``neurorl`` subcommands.
+:func:`agent_from_spec`
+    The agent of a fit file's model specification.
+:func:`estimates_table`, :func:`group_summary`, :func:`comparison_table`, :func:`fit_tables`, :func:`export_csv`
+    Tidy tables of estimates (per subject, with standard errors and convergence flags), a group summary and the
+    model-comparison table; as CSV (``neurorl export FIT.nc --csv``, ``neurorl fit ... --csv``).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ import numpy as np
 
 __all__ = [
     "OUTPUT_ATTR", "atomic_output", "check_not_input", "reading", "trials_fingerprint", "write_groups", "nc_groups",
-    "nc_root_attrs", "open_group", "read_fit", "read_compare", "read_recover", "read_decode",
+    "nc_root_attrs", "open_group", "read_fit", "read_compare", "read_recover", "read_decode", "agent_from_spec",
+    "estimates_table", "group_summary", "comparison_table", "fit_tables", "export_csv",
 ]
 
 #: Root attribute naming the kind of an output file.
@@ -361,3 +367,176 @@ def read_decode(path) -> dict:
     labels = _json_attr(path, attrs, "subjects", cmd)
     _require(path, groups, [f"subjects/{s}" for s in labels], cmd)
     return {"subjects": {s: open_group(path, f"subjects/{s}") for s in labels}, "attrs": attrs, "path": path}
+
+
+# ============================================================================ agents of fit files
+def agent_from_spec(spec: dict):
+    """The agent a fit file's model specification (``result.attrs["neurorl_model"]``, as JSON-decoded) describes:
+    name, options, fixed values and the RT model. Errors are ``ValueError``/``TypeError`` from the registry."""
+    from .agents.base import make_agent
+
+    fixed = spec.get("fixed") or {}
+    agent = make_agent(spec["name"], **(spec.get("options") or {}), **({"fixed": fixed} if fixed else {}))
+    if spec.get("rt"):
+        from .fitting.joint import with_rt
+
+        agent = with_rt(agent, spec["rt"])
+    return agent
+
+
+# ============================================================================ tidy tables of estimates
+#: Per-subject diagnostics copied into :func:`estimates_table` when a result has them.
+_SUBJECT_COLUMNS = ("loglik", "n_trials", "n_params", "aic", "bic", "laplace_log_evidence", "converged",
+                    "at_bound", "identifiable", "hessian_pd", "grad_norm", "n_starts_at_best")
+
+
+def _subject_labels(result):
+    return [s.item() if hasattr(s, "item") else s for s in result["subject"].values]
+
+
+def estimates_table(result, *, model: str | None = None):
+    """Per-subject estimates as a tidy table: one row per (subject, parameter).
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        An estimator's ``result_`` (MLE, MAP, EMMAP; variables ``estimate`` and ``se`` over ``(subject, param)``)
+        or a fit file's ``models[label]["result"]``.
+    model : str, optional
+        The model label of the rows (default: the result's ``agent`` attribute).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, estimator, subject, param, estimate, se`` (natural scale; ``se`` by the delta method,
+        NaN where the Hessian is not positive definite), ``theta, se_theta`` (unconstrained scale), ``informed``
+        (the choices inform the parameter), then the subject's ``loglik, n_trials, n_params, aic, bic``
+        (``laplace_log_evidence`` for MAP/EMMAP) and the convergence flags ``converged, at_bound,
+        identifiable, hessian_pd`` (and ``grad_norm``, ``n_starts_at_best``) -- whichever the result holds.
+    """
+    import pandas as pd
+
+    if "estimate" not in result or "param" not in result.dims:
+        raise ValueError("estimates_table needs an estimator result with variable 'estimate' over (subject, param) "
+                         f"(got variables {sorted(result.data_vars)})")
+    label = model if model is not None else str(result.attrs.get("agent", "model"))
+    subjects = _subject_labels(result)
+    params = [str(p) for p in result["param"].values]
+    rows = []
+    for i, s in enumerate(subjects):
+        per_sub = {}
+        for name in _SUBJECT_COLUMNS:
+            if name in result:
+                v = result[name]
+                val = v.values[i] if "subject" in v.dims else v.values
+                per_sub[name] = val.item() if hasattr(val, "item") else val
+        for j, p in enumerate(params):
+            row = {"model": label, "estimator": str(result.attrs.get("estimator", "")), "subject": s, "param": p}
+            for name in ("estimate", "se", "theta", "se_theta"):
+                if name in result:
+                    row[name] = float(result[name].transpose("subject", "param").values[i, j])
+            if "informed" in result:
+                row["informed"] = bool(result["informed"].values[j])
+            row.update(per_sub)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def group_summary(table):
+    """Across-subject summary of :func:`estimates_table` rows: one row per (model, parameter).
+
+    Columns ``model, param, n_subjects, n_converged`` (subjects whose fit converged with a positive definite
+    Hessian), ``mean, sd, median, q25, q75, min, max`` of the estimates over all subjects, and ``mean_se`` (the
+    mean of the per-subject standard errors over the subjects that have one). The spread ``sd`` is across subjects;
+    it is not a standard error of the group mean.
+    """
+    import pandas as pd
+
+    out = []
+    for (model, param), g in table.groupby(["model", "param"], sort=False):
+        est = g["estimate"].to_numpy(float)
+        ok = np.ones(len(g), bool)
+        for flag in ("converged", "hessian_pd"):
+            if flag in g:
+                ok &= g[flag].to_numpy(bool)
+        se = g["se"].to_numpy(float) if "se" in g else np.full(len(g), np.nan)
+        out.append({
+            "model": model, "param": param, "n_subjects": len(g), "n_converged": int(ok.sum()),
+            "mean": float(np.mean(est)), "sd": float(np.std(est, ddof=1)) if len(est) > 1 else float("nan"),
+            "median": float(np.median(est)), "q25": float(np.percentile(est, 25)),
+            "q75": float(np.percentile(est, 75)), "min": float(np.min(est)), "max": float(np.max(est)),
+            "mean_se": float(np.nanmean(se)) if np.isfinite(se).any() else float("nan"),
+        })
+    return pd.DataFrame(out)
+
+
+def comparison_table(fit: dict):
+    """The model-comparison table of a fit (a :func:`read_fit` dict): one row per model.
+
+    Columns ``model, n_subjects, n_params_total, loglik_total, aic_total, bic_total, delta_aic_total,
+    delta_bic_total`` (and ``laplace_log_evidence_total, delta_laplace_total`` when every model has a Laplace
+    evidence), ``equivalence_class`` and the verdicts ``verdict_aic``, ``verdict_bic`` of
+    :func:`neurorl.fitting.compare.compare_table` (a best model only when the evidence supports one).
+    """
+    import pandas as pd
+
+    from .fitting.compare import compare_table
+
+    results = {lab: m["result"] for lab, m in fit["models"].items()}
+    pointwise = {lab: m["pointwise"]["loglik"] if "pointwise" in m and "loglik" in m["pointwise"] else None
+                 for lab, m in fit["models"].items()}
+    pointwise = pointwise if all(v is not None for v in pointwise.values()) else None
+    tab = compare_table(results, pointwise=pointwise)
+    cols = ["n_params_total", "loglik_total", "aic_total", "bic_total", "delta_aic_total", "delta_bic_total",
+            "laplace_log_evidence_total", "delta_laplace_total", "ibic", "delta_ibic", "equivalence_class"]
+    rows = []
+    for k, m in enumerate(tab["model"].values):
+        row = {"model": str(m), "n_subjects": int(tab.sizes.get("subject", 0))}
+        for c in cols:
+            if c in tab and tab[c].dims == ("model",):
+                v = tab[c].values[k]
+                row[c] = v.item() if hasattr(v, "item") else v
+        row["verdict_aic"] = str(tab.attrs.get("best_aic", ""))
+        row["verdict_bic"] = str(tab.attrs.get("best_bic", ""))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fit_tables(path) -> dict:
+    """The tables of a fit file: ``{"estimates", "group", "models"}`` (:func:`estimates_table` of every model,
+    :func:`group_summary`, :func:`comparison_table`), each a :class:`pandas.DataFrame`."""
+    import pandas as pd
+
+    fit = read_fit(path)
+    est = pd.concat([estimates_table(m["result"], model=lab) for lab, m in fit["models"].items()],
+                    ignore_index=True)
+    return {"estimates": est, "group": group_summary(est), "models": comparison_table(fit)}
+
+
+def export_csv(path, out_prefix=None) -> list[Path]:
+    """Write the tables of a fit file as CSV: ``<prefix>_estimates.csv``, ``<prefix>_group.csv``,
+    ``<prefix>_models.csv``.
+
+    Parameters
+    ----------
+    path : path
+        A file written by ``neurorl fit``.
+    out_prefix : path, optional
+        Default: the fit file without its suffix (``fit.nc`` -> ``fit_estimates.csv`` ...).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written (atomically; none may be the fit file itself).
+    """
+    path = Path(path)
+    tables = fit_tables(path)
+    prefix = Path(out_prefix) if out_prefix is not None else path.with_suffix("")
+    written = []
+    for key in ("estimates", "group", "models"):
+        target = prefix.with_name(f"{prefix.name}_{key}.csv")
+        check_not_input(target, [path], "export")
+        with atomic_output(target) as tmp:
+            tables[key].to_csv(tmp, index=False)
+        written.append(target)
+    return written

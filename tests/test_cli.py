@@ -85,7 +85,8 @@ def test_help_explains_every_option(capsys):
     from neurorl.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == {"list", "cache", "simulate", "fit", "compare", "recover", "decode", "report", "demo"}
+    assert set(sub.choices) == {"list", "cache", "simulate", "fit", "compare", "recover", "decode", "report", "demo",
+                               "export"}
     for cmd, parser in sub.choices.items():
         assert parser.description, cmd
         for action in parser._actions:

@@ -80,7 +80,7 @@ import numpy as np
 from ..params import Param
 from .base import VALUE_LATENTS, Agent, register_agent, shared_latents, softmax_policy, take
 
-__all__ = ["TwoStepHybrid", "HBAYESDM_NAMES"]
+__all__ = ["TwoStepHybrid", "KoolHybrid", "HBAYESDM_NAMES"]
 
 INF = float("inf")
 
@@ -121,6 +121,9 @@ class TwoStepHybrid(Agent):
     latent_dims = {**VALUE_LATENTS, "q_mf": ("action",), "q_mb": ("action",), "q_net": ("action",),
                    "rpe_stage1": (), "rpe_stage2": (), "stage": (), "prev_choice": ()}
     null_policy_params = {"beta": 1e-12, "beta1": 1e-12, "beta2": 1e-12, "p": 0.0}
+    #: number of first-stage (start) states: states ``0 .. n_start - 1`` are stage 1, ``n_start`` and
+    #: ``n_start + 1`` stage 2 (1 for Daw's task; 2 for Kool's, :class:`KoolHybrid`)
+    n_start = 1
 
     def __init__(self, *, shared_stages=False, free_lambda=True, hbayesdm_eligibility=False, p_common=0.7,
                  fixed=None):
@@ -162,13 +165,15 @@ class TwoStepHybrid(Agent):
         return spec
 
     def check_env(self, env):
-        if env.n_states != 3 or env.n_actions != 2:
+        k = self.n_start
+        if env.n_states != k + 2 or env.n_actions != 2:
+            first = "0" if k == 1 else f"0..{k - 1}"
             raise ValueError(
-                f"{self.name}: needs the two-step structure, 3 states (0 = stage 1; 1, 2 = stage 2) x 2 actions; "
-                f"got {env.n_states} states x {env.n_actions} actions"
+                f"{self.name}: needs the two-step structure, {k + 2} states ({first} = stage 1; {k}, {k + 1} = "
+                f"stage 2) x 2 actions; got {env.n_states} states x {env.n_actions} actions"
             )
-        if not env.available.all():
-            raise ValueError(f"{self.name}: every action must be available in every two-step state")
+        if not env.available[:k].all():
+            raise ValueError(f"{self.name}: both actions must be available in every first-stage state")
         if len(np.unique(env.item)) != env.item.size:
             raise ValueError(f"{self.name}: every (state, action) needs its own value item")
 
@@ -179,13 +184,18 @@ class TwoStepHybrid(Agent):
         return p["alpha1"], p["beta1"], p["alpha2"], p["beta2"]
 
     def _mb_values(self, Q, ops):
-        """``Q_MB(a1)`` for every subject, (n, 2)."""
+        """``Q_MB(a1)`` for every subject, (n, 2): the best *available* second-stage value, through the known
+        transitions (the same from every start state)."""
         env = self.env
+        s2s = (self.n_start, self.n_start + 1)
         sel = np.zeros((env.n_items, 2, env.n_actions))  # item -> (stage-2 state, action)
-        for k, s2 in enumerate((1, 2)):
+        for k, s2 in enumerate(s2s):
             for a in range(env.n_actions):
                 sel[env.item[s2, a], k, a] = 1.0
         q2 = ops.sum(Q[:, :, None, None] * ops.asarray(sel)[None], axis=1)  # (n, 2 states, A)
+        avail = env.available[list(s2s)]
+        if not avail.all():  # a forced second stage: only its available action has a value
+            q2 = ops.where(ops.asarray(avail)[None], q2, -1e30)
         best = ops.max(q2, axis=-1)  # (n, 2)
         pc = self.options["p_common"]
         trans = ops.asarray(np.array([[pc, 1.0 - pc], [1.0 - pc, pc]]))  # (a1, s2)
@@ -201,7 +211,7 @@ class TwoStepHybrid(Agent):
 
     def decide(self, p, s, obs, ops):
         _, beta1, _, beta2 = self._stage_params(p)
-        stage1 = obs["state"] < 1
+        stage1 = obs["state"] < self.n_start
         st = stage1[:, None]
         q_mf = ops.gather(s["Q"], obs["items"])
         q_mb1 = self._mb_values(s["Q"], ops)
@@ -221,7 +231,7 @@ class TwoStepHybrid(Agent):
     def learn(self, p, s, obs, dec, ops):
         alpha1, _, alpha2, _ = self._stage_params(p)
         lam = p["lam"] if self.options["free_lambda"] else 1.0
-        stage1 = obs["state"] < 1
+        stage1 = obs["state"] < self.n_start
         st = stage1[:, None]
         a1h = ops.onehot(obs["choice"], self.env.n_actions)
         item1h = ops.onehot(obs["chosen_item"], self.env.n_items)
@@ -254,3 +264,46 @@ class TwoStepHybrid(Agent):
             "chosen_value": take(dec["q"], a1h, ops),
         }
         return new, lat
+
+
+@register_agent
+class KoolHybrid(TwoStepHybrid):
+    """Hybrid agent of the Kool et al. deterministic two-step task (``kool_two_step``; Kool, Cushman & Gershman
+    2016).
+
+    The rule of :class:`TwoStepHybrid` on two start states (0, 1) and two second-stage states (2, 3): each start
+    state has its own model-free values ``Q_MF(s1, a)`` (different stimuli), while the model-based values
+    ``Q_MB(a) = max_b Q(2 + a, b)`` are shared by both start states (the same transitions, known and deterministic
+    with ``p_common = 1``). A forced second stage (one available action) gives no choice, so its log-likelihood is
+    0 and its value is the one action's value. Model-free learning as in Daw et al. 2011 with eligibility ``lam``;
+    stickiness ``p`` repeats the previous first-stage action whatever the start state.
+
+    Stakes: the task's ``high_stakes`` covariate lets ``w`` depend on the stakes through the estimators'
+    covariates, ``MLE("kool_hybrid", covariates={"w": ["high_stakes"]})`` (CLI: ``--covariate w=high_stakes``):
+    ``w_t = sigmoid(theta_w + slope * high_stakes_t)``, i.e. ``w_low = sigmoid(theta_w)`` and ``w_high =
+    sigmoid(theta_w + slope)``, as in Kool, Gershman & Cushman 2017.
+
+    Parameters
+    ----------
+    shared_stages : bool, default True
+        One ``alpha`` and ``beta`` (Kool et al.'s parameterisation; with a forced second stage ``beta`` acts at
+        stage 1 only). False: ``alpha1, beta1, alpha2, beta2`` (``beta2`` needs ``second_stage_choice``).
+    free_lambda : bool, default True
+        ``lam`` free (else 1).
+    p_common : float, default 1.0
+        Probability that action ``a`` leads to state ``2 + a`` (1: Kool's deterministic transitions).
+    fixed : dict, optional
+        Parameters held constant.
+    """
+
+    name = "kool_hybrid"
+    tasks = ("kool_two_step",)
+    n_start = 2
+
+    def __init__(self, *, shared_stages=True, free_lambda=True, p_common=1.0, fixed=None):
+        super().__init__(shared_stages=shared_stages, free_lambda=free_lambda, hbayesdm_eligibility=False,
+                         p_common=p_common, fixed=fixed)
+
+    @classmethod
+    def hbayesdm(cls, model: str, **options):
+        raise ValueError("kool_hybrid: hBayesDM has no model of the Kool two-step task; use two_step_hybrid")

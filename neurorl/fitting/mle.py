@@ -1023,6 +1023,18 @@ class MLE:
         if not hasattr(self, "result_"):
             raise AttributeError(f"this {type(self).__name__} is not fitted yet; call fit(trials) first")
 
+    def to_dataframe(self):
+        """Per-subject estimates as a tidy :class:`pandas.DataFrame` (one row per subject and parameter).
+
+        Estimates and delta-method standard errors on the natural scale, the unconstrained ``theta`` and its
+        standard error, the subject's log-likelihood, AIC/BIC and convergence flags
+        (:func:`neurorl.results.estimates_table`; :func:`neurorl.results.group_summary` summarises it).
+        """
+        self._check_fitted()
+        from ..results import estimates_table
+
+        return estimates_table(self.result_)
+
     def trial_params(self, trials: xr.Dataset | None = None) -> xr.Dataset:
         """Constrained parameters per subject (and per trial for covariate-modulated ones).
 
