@@ -50,7 +50,7 @@ import pandas as pd
 __all__ = ["Format", "register_format", "get_format", "list_formats", "match_formats", "from_format",
            "read_table", "read_formatted"]
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_]+)?$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_]+)?$")  # variants keep the original's spelling (prl_multipleB)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def register_format(fmt: Format) -> Format:
     if not isinstance(fmt, Format):
         raise TypeError(f"register_format expects a Format, got {type(fmt).__name__}")
     if not _NAME_RE.match(fmt.name):
-        raise ValueError(f"format name {fmt.name!r} must be 'family' or 'family:variant' (lower case, digits, _)")
+        raise ValueError(f"format name {fmt.name!r} must be 'family' or 'family:variant' (family lower case; letters, digits, _)")
     if fmt.name in _FORMATS:
         raise ValueError(f"format {fmt.name!r} is already registered")
     if not fmt.columns or not all(isinstance(c, str) for c in fmt.columns):

@@ -202,3 +202,32 @@ def read(task: str, df: pd.DataFrame, **options):
     trials.attrs["hbayesdm_codings"] = "; ".join(f"{k}: {v}" for k, v in tab.info.items() if k == "reward"
                                                  or k == "action_0")
     return trials
+
+
+def _register() -> None:
+    """Register ``hbayesdm:<task>`` presets for the tasks of :data:`TASKS` (called at import)."""
+    from .hbayesdm import register_hbayesdm
+
+    codings = {
+        "prl": {"subjID": "any labels", "choice": "1/2", "outcome": "reward; its sign is modelled (1 / -1)"},
+        "prl_multipleB": {"subjID": "any labels", "block": "block label (values restart per block)",
+                          "choice": "1/2", "outcome": "its sign is modelled"},
+        "igt": {"subjID": "any labels", "choice": "1-4 (decks A-D)", "gain": ">= 0", "loss": "<= 0 or its magnitude",
+                "payscale": "option (default 100): reward = (gain - |loss|) / payscale"},
+        "bandit4arm2": {"subjID": "any labels", "choice": "1-4", "outcome": "points"},
+        "pst": {"subjID": "any labels", "type": "two option digits 1-6 (12 = A vs B)",
+                "choice": "1 = the first option of the pair chosen, 0 = the second", "reward": "0/1"},
+    }
+    summary = {"prl": "probabilistic reversal learning (hBayesDM prl_*)",
+               "prl_multipleB": "probabilistic reversal learning over several blocks (hBayesDM prl_*_multipleB)",
+               "igt": "Iowa gambling task (hBayesDM igt_*)",
+               "bandit4arm2": "4-armed bandit with drifting payoffs (hBayesDM bandit4arm2_kalman_filter)",
+               "pst": "probabilistic selection task (hBayesDM pst_*)"}
+    for task, (_, columns, agents) in TASKS.items():
+        def reader(df, _task=task, **options):
+            return read(_task, df, **options)
+
+        register_hbayesdm(task, columns, reader, summary[task], codings[task], agents=agents)
+
+
+_register()
