@@ -480,6 +480,7 @@ def _cmd_compare(args) -> int:
             loo_table = loo_compare(loo, equivalent=json.loads(table.attrs["equivalent"]))
         except ValueError as exc:
             raise UsageError(f"LOO: {exc}") from None
+    predictive, fallback = _predictive(args, models, trials_of, loo, table)
     criterion = args.evidence
     if criterion == "auto":
         criterion = "laplace" if "laplace_log_evidence" in table else "bic"
@@ -501,7 +502,16 @@ def _cmd_compare(args) -> int:
         raise UsageError(f"--evidence {criterion}: not finite for model {str(L.model.values[j])!r}, subject "
                          f"{L.subject.values[s]!r} (a Hessian that is not positive definite?); use --evidence bic")
     res = bms(L.transpose("model", "subject"), stop=args.bms_stop)
-    groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion)}
+    from .fitting.verdict import reconcile
+
+    verdict = reconcile(table, res, predictive[0] if predictive else (loo_table if loo is not None else None),
+                        predictive_name=predictive[1] if predictive else None,
+                        fallback_subjects={"every model": fallback} if fallback else None)
+    groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion),
+              "verdict": verdict.to_dataset()}
+    if predictive:
+        groups["predictive"] = predictive[0].assign_attrs(name=predictive[1], fallback=json.dumps(
+            [str(s) for s in fallback]))
     if loo is not None:
         groups["loo"] = loo_table
         groups["loo_pointwise"] = xr.concat([r.to_dataset()[["elpd_loo", "pareto_k", "elpd_subject", "k_approx"]]
@@ -509,6 +519,7 @@ def _cmd_compare(args) -> int:
     _write_groups(out, groups, {OUTPUT_ATTR: "compare", "fits": json.dumps([str(p) for p in args.fits]),
                                 "evidence": criterion, "command": _command_line(args)})
     _print_compare(table, res, loo_table, criterion)
+    print(f"verdict: {verdict.sentence}")
     if not args.no_figures:
         from . import report
 
@@ -516,6 +527,32 @@ def _cmd_compare(args) -> int:
         _say(args, f"figure: {p[0]}")
     print(f"wrote {out}")
     return 0
+
+
+def _predictive(args, models, trials_of, loo, table):
+    """Exact CV (``--cv K``) for every subject, or LOO with exact CV for the subjects where it is unreliable."""
+    from .fitting.cv import cv_compare, exact_cv, loo_with_fallback
+
+    def refit(name, subjects, k):
+        m = models[name]
+        return exact_cv(m["result"], k, trials=trials_of[name], agent=_agent_of(m["spec"]),
+                        covariates=m["spec"].get("covariates") or None, subjects=subjects, progress=not args.quiet)
+
+    eq = json.loads(table.attrs["equivalent"])
+    if args.cv:
+        cvs = {k: refit(k, None, args.cv) for k in models}
+        return (cv_compare(cvs, equivalent=eq), f"exact {args.cv}-fold CV"), []
+    if loo is None:
+        return None, []
+    hyb, fallback = loo_with_fallback(loo, refit, k=args.cv_fallback_folds)
+    if fallback:
+        warnings.warn(f"LOO is unreliable (Pareto k) for {len(fallback)} subject(s) "
+                      f"({', '.join(map(str, fallback[:8]))}{' ...' if len(fallback) > 8 else ''}); they are scored "
+                      f"by exact {args.cv_fallback_folds}-fold CV instead, for every model", UserWarning, stacklevel=2)
+        name = f"LOO (exact {args.cv_fallback_folds}-fold CV for {len(fallback)} subject(s))"
+    else:
+        name = "LOO"
+    return (cv_compare(hyb, equivalent=eq), name), fallback
 
 
 def _print_compare(table, res, loo_table, criterion):
@@ -1084,6 +1121,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--loo", action="store_true", help="also compute Laplace PSIS-LOO (neurorl.fitting.loo)")
     sp.add_argument("--draws", type=int, default=1000, help="LOO draws per subject (default 1000)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the LOO draws (default 0)")
+    sp.add_argument("--cv", type=int, default=0, metavar="K",
+                    help="exact K-fold cross-validation over contiguous blocks of trials for every subject (refits; "
+                         "the reference predictive criterion; default off)")
+    sp.add_argument("--cv-fallback-folds", type=int, default=10, metavar="K",
+                    help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10)")
     _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")
 
     # ---- recover

@@ -203,6 +203,23 @@ def test_compare_tables_bms_and_loo(workdir, capsys):
     assert "not a netCDF file" in capsys.readouterr().err
 
 
+def test_compare_exact_cv_and_one_verdict(workdir, capsys):
+    from neurorl.fitting import MAP
+    from neurorl.fitting.cv import exact_cv
+
+    d, sim = workdir
+    assert main(["compare", str(d / "fit.nc"), "--cv", "3", "-o", str(d / "cv.nc"), "--quiet", "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    cmp = read_compare(d / "cv.nc")
+    sentence = cmp["verdict"].attrs["sentence"]
+    assert f"verdict: {sentence}" in out and out.count(sentence) == 1
+    assert "exact 3-fold CV" in sentence
+    # the file's exact CV equals the API's on a refit of the same model
+    est = MAP("q_learning", n_starts=2, rng=0).fit(nr.read_trials(d / "data.csv"))
+    ref = exact_cv(est, 3)
+    assert float(cmp["predictive"].elpd.sel(model="q_learning")) == pytest.approx(ref.elpd, abs=1e-3)
+
+
 # ----------------------------------------------------------------------------- recover
 def test_recover_parameter_and_model_recovery(tmp_path, capsys):
     out = tmp_path / "rec.nc"

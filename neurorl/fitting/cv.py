@@ -17,7 +17,8 @@ import xarray as xr
 
 from ..schema import SUBJECT
 
-__all__ = ["block_folds", "CVResult", "exact_cv", "cv_compare", "loso_cv"]
+__all__ = ["block_folds", "CVResult", "exact_cv", "cv_compare", "loso_cv", "loo_with_fallback", "unreliable_loo_subjects",
+           "K_APPROX_MAX", "HIGH_K_FRACTION_MAX"]
 
 
 def block_folds(trials: xr.Dataset | np.ndarray, k: int = 5) -> np.ndarray:
@@ -187,19 +188,32 @@ class _TrainObjective:
         return f, g, H, out["pointwise"][:, :k]
 
 
-def _fit_parts(fit):
-    if not hasattr(fit, "result_"):
-        raise ValueError(f"exact_cv: pass a fitted MLE/MAP/EMMAP estimator (call fit(trials) first); got "
-                         f"{type(fit).__name__}")
-    res = fit.result_
+def _fit_parts(fit, trials=None, agent=None, covariates=None):
+    """(agent, layout, data, result, prior, options) from a fitted estimator or a saved result dataset."""
+    from .loo import _inputs
+
+    if hasattr(fit, "result_"):
+        agent_, layout, data, res, mode = _inputs(fit, None, None, None)
+        opts = {"bound": fit.bound, "gtol": fit.gtol, "max_iter": fit.max_iter, "mode": mode,
+                "optimizer": fit._resolved_optimizer(type("O", (), {"layout": layout})())}
+    elif isinstance(fit, xr.Dataset):
+        from .mle import AUTO_NEWTON_MAX_PARAMS, MLE
+
+        agent_, layout, data, res, mode = _inputs(fit, trials, agent, covariates)
+        d = MLE("q_learning")  # the estimator defaults (a fit file records the bound)
+        opts = {"bound": float(res.attrs.get("bound", d.bound)), "gtol": d.gtol, "max_iter": d.max_iter,
+                "mode": None, "optimizer": "newton" if layout.n_rows <= AUTO_NEWTON_MAX_PARAMS else "quasi-newton"}
+    else:
+        raise ValueError(f"exact_cv: pass a fitted MLE/MAP/EMMAP estimator, or its result_ dataset with trials= and "
+                         f"agent=; got {type(fit).__name__}")
     prior = None
     if "prior_loc" in res and "prior_scale" in res:
         prior = (np.asarray(res["prior_loc"].values, float), np.asarray(res["prior_scale"].values, float))
-    return fit.agent_, fit.layout_, fit._data, res, prior
+    return agent_, layout, data, res, prior, opts
 
 
-def exact_cv(fit, k: int = 5, *, folds: np.ndarray | None = None, subjects=None, progress: bool | None = None
-             ) -> CVResult:
+def exact_cv(fit, k: int = 5, *, trials: xr.Dataset | None = None, agent=None, covariates=None,
+             folds: np.ndarray | None = None, subjects=None, progress: bool | None = None) -> CVResult:
     """Exact K-fold cross-validation over contiguous blocks of trials, by refitting each fold.
 
     For each fold (:func:`block_folds`) every subject is refitted, from the full-data estimate, to its training
@@ -209,10 +223,13 @@ def exact_cv(fit, k: int = 5, *, folds: np.ndarray | None = None, subjects=None,
 
     Parameters
     ----------
-    fit : MLE, MAP or EMMAP
-        A fitted estimator (its agent, data, prior, optimiser settings and estimates are reused).
+    fit : MLE, MAP or EMMAP, or xarray.Dataset
+        A fitted estimator (its agent, data, prior, optimiser settings and estimates are reused), or its
+        ``result_`` dataset (as saved by ``neurorl fit``) with ``trials=``, ``agent=`` and ``covariates=``.
     k : int, default 5
         Number of folds.
+    trials, agent, covariates
+        Only with a result dataset: the trials it was fitted to, its agent and covariates.
     folds : numpy.ndarray, optional
         ``(k, subject, trial)`` held-out masks (default ``block_folds(fit.trials_, k)``); each fold must hold out one
         contiguous block per subject.
@@ -228,7 +245,7 @@ def exact_cv(fit, k: int = 5, *, folds: np.ndarray | None = None, subjects=None,
     """
     from .mle import _newton, _quasi_newton
 
-    agent, layout, data, res, prior = _fit_parts(fit)
+    agent, layout, data, res, prior, opts = _fit_parts(fit, trials, agent, covariates)
     if folds is None:
         folds = block_folds(data.valid, k)
     folds = np.asarray(folds, dtype=bool)
@@ -254,8 +271,7 @@ def exact_cv(fit, k: int = 5, *, folds: np.ndarray | None = None, subjects=None,
                 raise ValueError(f"exact_cv: fold {f} does not hold out one contiguous block of valid trials for "
                                  f"subject {labels[s]!r}")
     theta_hat = res["theta"].transpose(SUBJECT, ...).values.astype(float).T  # (D, n)
-    opt = fit._resolved_optimizer(type("O", (), {"layout": layout})())
-    run = _newton if opt == "newton" else _quasi_newton
+    run = _newton if opts["optimizer"] == "newton" else _quasi_newton
     K = folds.shape[0]
     elpd = np.full(data.valid.shape, np.nan)
     fold_of = np.full(data.valid.shape, -1, dtype=np.int64)
@@ -270,9 +286,9 @@ def exact_cv(fit, k: int = 5, *, folds: np.ndarray | None = None, subjects=None,
         for f in range(K):
             held = folds[f][sel]
             trunc = _TruncRows(data, sel, held)
-            obj = _TrainObjective(agent, trunc, layout, getattr(fit, "mode", None), prior, quiet=True)
+            obj = _TrainObjective(agent, trunc, layout, opts["mode"], prior, quiet=True)
             rows = np.arange(sel.size)
-            out = run(obj, theta_hat[:, sel], rows, bound=fit.bound, gtol=fit.gtol, max_iter=fit.max_iter)
+            out = run(obj, theta_hat[:, sel], rows, bound=opts["bound"], gtol=opts["gtol"], max_iter=opts["max_iter"])
             pw = out["pointwise"]  # (T, m) at the refitted parameters, full rows
             for j, s in enumerate(sel):
                 elpd[s, held[j]] = pw[held[j], j]
@@ -397,3 +413,65 @@ def cv_compare(results, *, equivalent=None) -> xr.Dataset:
         coords={"model": names},
         attrs={"best": verdict(dict(zip(names, elpd)), classes=equivalent, higher_is_better=True,
                                margin=dict(zip(names, se_delta))), "method": results[names[0]].method})
+
+
+#: a subject's Laplace-PSIS-LOO is unreliable when its Laplace approximation is poor (``k_approx`` above this) ...
+K_APPROX_MAX = 0.7
+#: ... or when more than this fraction of its trials has Pareto k above ``good_k``.
+HIGH_K_FRACTION_MAX = 0.1
+
+
+def unreliable_loo_subjects(loo) -> np.ndarray:
+    """Boolean ``(subject,)``: subjects whose Laplace-PSIS-LOO is unreliable (:data:`K_APPROX_MAX`,
+    :data:`HIGH_K_FRACTION_MAX`) for a :class:`neurorl.fitting.loo.LOOResult`."""
+    pw = loo.pointwise
+    k = pw["pareto_k"].values
+    n_valid = np.isfinite(pw["elpd_loo"].values).sum(axis=1)
+    high = np.nansum(k > loo.good_k, axis=1)
+    return (pw["k_approx"].values > K_APPROX_MAX) | (high > HIGH_K_FRACTION_MAX * np.maximum(n_valid, 1))
+
+
+def loo_with_fallback(loo: dict, refit, *, k: int = 10) -> tuple[dict, list]:
+    """Replace unreliable Laplace-PSIS-LOO subjects by exact K-fold CV, for every model alike.
+
+    A subject whose LOO is unreliable for any model (:func:`unreliable_loo_subjects`) is scored by exact K-fold CV
+    for every model, so that the pointwise scores stay paired across models; the other subjects keep their LOO
+    terms.
+
+    Parameters
+    ----------
+    loo : dict
+        Model name -> :class:`neurorl.fitting.loo.LOOResult` (same subjects and trials).
+    refit : callable
+        ``refit(name, subjects, k) -> CVResult``: exact CV of that model for those subject labels
+        (e.g. ``lambda n, s, k: exact_cv(fits[n], k, subjects=s)``).
+    k : int, default 10
+        Folds for the exact CV.
+
+    Returns
+    -------
+    (dict, list)
+        Model name -> :class:`CVResult` (method ``"loo+kfold"``, or ``"loo"`` when no subject needed the fallback;
+        ``pointwise`` has ``elpd_cv`` and ``source`` (subject): ``"loo"`` or ``"exact-cv"``) for
+        :func:`cv_compare`, and the subject labels that fell back.
+    """
+    names = list(loo)
+    subs = loo[names[0]].pointwise[SUBJECT].values
+    bad = np.zeros(subs.size, bool)
+    for nm in names:
+        bad |= unreliable_loo_subjects(loo[nm])
+    fallback = [s.item() if isinstance(s, np.generic) else s for s in subs[bad]]
+    out = {}
+    for nm in names:
+        pw = loo[nm].pointwise
+        elpd = pw["elpd_loo"].values.copy()
+        if fallback:
+            cv = refit(nm, fallback, k)
+            elpd[bad] = cv.pointwise["elpd_cv"].values[bad]
+        flat = elpd[np.isfinite(elpd)]
+        ds = xr.Dataset({"elpd_cv": ((SUBJECT, "trial"), elpd), "elpd_subject": (SUBJECT, np.nansum(elpd, axis=1)),
+                         "source": (SUBJECT, np.where(bad, "exact-cv", "loo").astype(str))},
+                        coords={SUBJECT: subs, "trial": pw["trial"].values})
+        out[nm] = CVResult(float(flat.sum()), float(math.sqrt(flat.size * np.var(flat))), int(flat.size), ds,
+                           method="loo+kfold" if fallback else "loo")
+    return out, fallback
