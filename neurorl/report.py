@@ -452,7 +452,11 @@ def _compare_section(cmp) -> list[str]:
                   int(loo.n_high_k[j]), int(loo.n_poor_approx[j]) if "n_poor_approx" in loo else "?"]
         r += [float(bms.frequencies[i]), float(bms.ep[i]), float(bms.pxp[i])]
         rows.append(r)
-    out = ["<h2>Model comparison</h2>", _img(fig_compare(cmp), "model comparison"), _table(header, rows)]
+    out = ["<h2>Model comparison</h2>"]
+    ver = cmp.get("verdict")
+    if ver is not None:  # the reconciled verdict (neurorl.fitting.verdict): one sentence, stated once
+        out.append(f"<p><b>Verdict.</b> {html.escape(str(ver.attrs['sentence']))}</p>")
+    out += [_img(fig_compare(cmp), "model comparison"), _table(header, rows)]
     note = (f"BMS: random-effects Bayesian model selection (VBA_groupBMC) on the per-subject "
             f"{html.escape(str(bms.attrs.get('evidence', '')))} log evidence; BOR = {float(bms['bor']):.3g} (the "
             "probability that all models are equally frequent); pxp = protected exceedance probability.")
@@ -542,6 +546,9 @@ def headline(directory) -> str:
         c = read_compare(p)
         t, b = c["table"], c["bms"]
         names = [str(m) for m in t.model.values]
+        if c.get("verdict") is not None:
+            lines.append(f"  verdict: {c['verdict'].attrs['sentence']}")
+            continue
         lines.append(f"  by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
             f"{n} {float(v):.2f}" for n, v in zip(names, b["pxp"].values)) + f" (BOR {float(b['bor']):.2f})")
         if c["loo"] is not None:
