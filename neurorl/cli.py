@@ -14,6 +14,9 @@ Subcommands
 ``neurorl compare FIT.nc [FIT.nc ...]``
     AIC/BIC/Laplace table, random-effects BMS with protected exceedance probabilities, optionally Laplace
     PSIS-LOO (:mod:`neurorl.fitting.loo`); netCDF plus a figure.
+``neurorl design --agent A --agent B --task T [--task T2] --trials N [N ...]``
+    Model recovery over task designs x trials per subject (:mod:`neurorl.fitting.design`): accuracy with its
+    interval, confusion per design, the cheapest design reaching a target; netCDF plus a figure.
 ``neurorl recover --agent A [--agent B ...] --task TASK``
     Parameter recovery (one agent) or model recovery (several); netCDF plus figures.
 ``neurorl decode NEURAL.nc --trials DATA --latents v v_soft``
@@ -577,6 +580,44 @@ def _print_compare(table, res, loo_table, criterion):
              if loo_table is not None else ""))
 
 
+# ============================================================================ design
+def _cmd_design(args) -> int:
+    from .fitting.design import design_study, plot_design, recommend
+
+    out = _check_out(args.out)
+    agents = {}
+    for spec in args.agent:
+        name, options, fixed = parse_agent_spec(spec)
+        agents[name if name not in agents else f"{name}_{len(agents) + 1}"] = _make_agent(name, options, fixed)
+    if len(agents) < 2:
+        raise UsageError("design needs at least two --agent candidates")
+    designs = {}
+    for spec in args.task:
+        import re
+
+        label = re.sub(r"[^A-Za-z0-9_-]+", "_", spec.replace(".", "p")).strip("_")
+        designs[label] = _make_task(spec)
+    cache = Path(args.cache) if args.cache else out.with_suffix(".cells")
+    try:
+        study = design_study(agents, designs, args.trials, n_subjects=args.subjects, criterion=args.criterion,
+                             estimator_options={"n_starts": args.starts}, seed=args.seed, cache_dir=cache,
+                             progress=not args.quiet)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rec = recommend(study, args.target)
+    study.attrs.update(recommendation=json.dumps(rec), command=_command_line(args))
+    _write_groups(out, {"study": study}, {OUTPUT_ATTR: "design", "command": _command_line(args)})
+    print(study["accuracy"].to_pandas().to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"recommended (accuracy >= {args.target:g}): {rec['message']}")
+    if not args.no_figures:
+        from . import report
+
+        p = report.save(plot_design(study, target=args.target, source=str(out)), out.with_suffix(".png"))
+        _say(args, f"figure: {p[0]}")
+    print(f"wrote {out} (finished cells in {cache})")
+    return 0
+
+
 # ============================================================================ recover
 def _cmd_recover(args) -> int:
     from .fitting.recovery import DEFAULT_NARROW, model_recovery, parameter_recovery
@@ -1127,6 +1168,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cv-fallback-folds", type=int, default=10, metavar="K",
                     help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10)")
     _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")
+
+    # ---- design
+    sp = sub.add_parser("design", help="design before data: model recovery over task designs x trials per subject",
+                        description="For candidate agents and task designs, simulate subjects from each agent, fit "
+                                    "every candidate and report the accuracy of identifying the generating model "
+                                    "(95%% Wilson interval) and the confusion matrix per design and trial count, "
+                                    "with the cheapest design reaching --target. Seeded per cell; finished cells "
+                                    "are cached beside the output (rerun to resume). Writes netCDF and OUT.png.")
+    sp.add_argument("--agent", action="append", required=True, metavar="SPEC",
+                    help="candidate agent NAME[:OPTION=VALUE,...,fix.PARAM=VALUE] (repeat)")
+    sp.add_argument("--task", action="append", required=True, metavar="SPEC",
+                    help="task design NAME[:OPTION=VALUE,...] (repeat for several designs)")
+    sp.add_argument("--trials", type=int, nargs="+", required=True, help="trials per subject to try")
+    sp.add_argument("--subjects", type=int, default=20, help="simulated subjects per model and cell (default 20)")
+    sp.add_argument("--criterion", choices=["bic", "aic", "laplace"], default="bic",
+                    help="log evidence used to select a subject's model (default bic)")
+    sp.add_argument("--starts", type=int, default=2, help="optimiser starts per fit (default 2)")
+    sp.add_argument("--target", type=float, default=0.9, help="accuracy to reach (default 0.9)")
+    sp.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    sp.add_argument("--cache", default=None, help="folder of finished cells (default OUT.cells beside the output)")
+    _finish(sp, _cmd_design, out="design.nc", figures="the PNG figure")
 
     # ---- recover
     sp = sub.add_parser("recover", help="parameter recovery (one agent) or model recovery (several)",
