@@ -509,7 +509,7 @@ def _cmd_compare(args) -> int:
 
     verdict = reconcile(table, res, predictive[0] if predictive else (loo_table if loo is not None else None),
                         predictive_name=predictive[1] if predictive else None,
-                        fallback_subjects={"every model": fallback} if fallback else None)
+                        fallback_subjects=fallback or None)
     groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion),
               "verdict": verdict.to_dataset()}
     if predictive:

@@ -132,7 +132,12 @@ def fig_learning_curves(fit):
         pol = pred["policy"].transpose("subject", "trial", "action").values.astype(float)
         p = np.take_along_axis(pol, np.clip(tgt, 0, pol.shape[-1] - 1)[..., None], axis=-1)[..., 0]
         _, curves, _ = _curve(trials, p)
-        ax.plot(x, np.nanmean(curves, axis=0), lw=2, color=f"C{k}", ls=("-", "--", "-.", ":")[k % 4], label=lab)
+        # models whose predictions coincide must stay visible: earlier models are drawn wider underneath, and each
+        # has its own marker at staggered positions
+        n_mod = len(fit["models"])
+        ax.plot(x, np.nanmean(curves, axis=0), lw=1.5 + 1.5 * (n_mod - 1 - k), color=f"C{k}",
+                ls=("-", "--", "-.", ":")[k % 4], marker="osD^v"[k % 5], ms=4, markevery=(k % 3, 3), label=lab,
+                zorder=2 + k)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
@@ -195,11 +200,23 @@ def fig_parameters(fit):
                     ax.set_yscale("log")
             else:
                 jitter = np.random.default_rng(r * 31 + c).uniform(-0.15, 0.15, est.size)
-                ax.scatter(jitter, est, s=14, color=f"C{r}", alpha=0.8)
-                ax.axhline(np.nanmedian(est), color="k", lw=1)
+                se = None
+                res = m.get("result")
+                if res is not None and "se" in res and "param" in res["se"].dims and nm in res["se"]["param"]:
+                    se = res["se"].sel(param=nm).values.astype(float)
+                if se is not None:
+                    ax.errorbar(jitter, est, yerr=np.where(np.isfinite(se), se, 0.0), fmt="o", ms=3.5,
+                                color=f"C{r}", alpha=0.8, elinewidth=0.8, label="subject (± SE)")
+                else:
+                    ax.scatter(jitter, est, s=14, color=f"C{r}", alpha=0.8, label="subject")
+                ax.axhline(np.nanmedian(est), color="k", lw=1, label="median over subjects")
                 ax.set_xlim(-0.5, 0.5)
                 ax.set_xticks([])
+                ax.set_xlabel("subjects (jittered)")
+                ax.set_ylabel(f"{nm} (estimate)")
                 ax.set_title(f"{lab}: {nm}", fontsize="small")
+                if r == 0 and c == 0:
+                    ax.legend(frameon=False, fontsize="x-small")
                 if logscale:
                     ax.set_yscale("log")
     fig.suptitle(f"fitted parameters ({fit['attrs'].get('method', '').upper()}, one point per subject)",
@@ -243,8 +260,15 @@ def fig_compare(cmp):
     if loo is not None:
         ax = axes[2]
         order = [names.index(str(m)) for m in loo.model.values]
-        ax.errorbar(loo["delta_elpd"].values, np.arange(len(order)), xerr=loo["se_delta"].values, fmt="o",
-                    color="C2", capsize=3)
+        poor = (loo["n_poor_approx"].values > 0) if "n_poor_approx" in loo else np.zeros(len(order), bool)
+        yy = np.arange(len(order))
+        for flag, style in ((False, dict(fmt="o", color="C2", label="reliable")),
+                            (True, dict(fmt="x", color="C3", label="unreliable (Pareto k > 0.7 for some subject)"))):
+            sel = poor == flag
+            if sel.any():
+                ax.errorbar(loo["delta_elpd"].values[sel], yy[sel], xerr=loo["se_delta"].values[sel], capsize=3,
+                            **style)
+        ax.legend(frameon=False, fontsize="x-small")
         ax.set_yticks(np.arange(len(order)))
         ax.set_yticklabels([names[i] for i in order])
         ax.invert_yaxis()

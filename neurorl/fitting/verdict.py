@@ -105,7 +105,7 @@ def _fmt_set(names) -> str:
 
 def reconcile(table: xr.Dataset, bms: Any = None, predictive: xr.Dataset | None = None, *,
               predictive_name: str | None = None, loo_reliable: bool | None = None,
-              fallback_subjects: Mapping[str, list] | None = None) -> Verdict:
+              fallback_subjects: list | None = None) -> Verdict:
     """One table and one sentence from AIC/BIC/Laplace, BMS and cross-validation (rules R1-R7 of this module).
 
     Parameters
@@ -122,8 +122,8 @@ def reconcile(table: xr.Dataset, bms: Any = None, predictive: xr.Dataset | None 
         How to call it in the sentence (default: "exact CV" or "LOO" from its variables).
     loo_reliable : bool, optional
         Override the reliability judgement of a LOO table (default: rule R4).
-    fallback_subjects : mapping, optional
-        ``model -> subjects`` whose LOO was replaced by exact CV (mentioned in the sentence).
+    fallback_subjects : list, optional
+        Subjects whose LOO was replaced by exact CV for every model (mentioned in the sentence).
 
     Returns
     -------
@@ -211,10 +211,9 @@ def reconcile(table: xr.Dataset, bms: Any = None, predictive: xr.Dataset | None 
                 reasons.append(f"{pname} favours {best_p} by {d:.1f} ± {s:.1f} nats over {second} "
                                f"({d / s if s > 0 else math.inf:.1f} SE)")
     if fallback_subjects:
-        fb = {m: list(v) for m, v in fallback_subjects.items() if len(v)}
-        if fb:
-            reasons.append("LOO was unreliable for " + "; ".join(f"{m}: {len(v)} subject(s)" for m, v in fb.items())
-                           + " and exact CV was used for them")
+        fb = [str(x) for x in fallback_subjects]
+        reasons.append(f"LOO was unreliable for {len(fb)} subject(s) ({', '.join(fb[:6])}"
+                       f"{', ...' if len(fb) > 6 else ''}), which were scored by exact CV for every model")
 
     # ---- BMS (R5)
     bor = None
