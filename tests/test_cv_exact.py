@@ -38,7 +38,7 @@ def _reference(trials, folds):
         for i in range(trials.sizes["subject"]):
             ch, rw, held = trials.choice.values[i], trials.reward.values[i], folds[f, i]
 
-            def obj(th):
+            def obj(th, ch=ch, rw=rw, held=held):
                 return -(_pointwise(th, ch, rw)[~held].sum() - 0.5 * np.sum((th / 2.5) ** 2))
 
             th = minimize(obj, np.zeros(2), method="Nelder-Mead",
@@ -56,7 +56,7 @@ def fitted():
 
 
 def test_exact_cv_matches_reference_refits(fitted):
-    trials, est = fitted
+    trials, _ = fitted
     sub = trials.isel(subject=[0, 1], trial=slice(0, 60))
     small = MAP("q_learning", n_starts=2, rng=0).fit(sub)
     res = exact_cv(small, k=3)
@@ -71,7 +71,7 @@ def test_exact_cv_matches_reference_refits(fitted):
 
 
 def test_exact_cv_agrees_with_laplace_loo_where_reliable(fitted):
-    trials, est = fitted
+    _, est = fitted
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LOOWarning)
         loo = laplace_loo(est, n_draws=4000, scale=2.0, rng=0)

@@ -18,8 +18,9 @@ is one step, so max-ent and Q-learning coincide again. This task interleaves the
   memories of the frequent state's options become sharper, so it chooses the better option there more reliably than
   in the rare state at the same value difference; a softmax agent (Q-learning, max-ent) has one temperature for both.
 
-Rewards are on the scale DRA's default memory SDs assume (``sigma_base = 5``; docs/agents.md, "Reward scale"):
-``N(mean, reward_sd^2)`` with means 10 (branches), 12 and 8 (bandits), SD 1.
+Rewards are centred on 0 (docs/tasks.md explains why) and of a size DRA's default memory SDs suit (docs/agents.md,
+"Reward scale"):
+means 0 (branches, no noise by default) and +2 / -2 (bandit options, SD 1).
 
 Structure
 ---------
@@ -62,7 +63,10 @@ class BranchingStakes(Task):
     mean_high, mean_low : float, default 2, -2
         Reward means of the better (action 0) and worse (action 1) option in states 3 and 4.
     reward_sd : float, default 1
-        SD of the Gaussian rewards (>= 0).
+        SD of the Gaussian rewards of the bandit states 3 and 4 (>= 0).
+    branch_sd : float, default 0
+        SD of the rewards out of states 1 and 2 (>= 0). At 0 the two branches are worth exactly the same, so a
+        true-value learner's root values do not drift apart with reward noise and its root choices stay at 1/2.
     p_frequent, p_rare : float, default 0.45, 0.15
         Probability that an episode starts in state 3 / state 4 (else at the root).
     """
@@ -74,12 +78,14 @@ class BranchingStakes(Task):
     terminal = TERMINAL
 
     def __init__(self, *, mean_branch: float = 0.0, mean_high: float = 2.0, mean_low: float = -2.0,
-                 reward_sd: float = 1.0, p_frequent: float = 0.45, p_rare: float = 0.15):
+                 reward_sd: float = 1.0, branch_sd: float = 0.0, p_frequent: float = 0.45, p_rare: float = 0.15):
         vals = {n: _number(n, v) for n, v in (("mean_branch", mean_branch), ("mean_high", mean_high),
                                                ("mean_low", mean_low), ("reward_sd", reward_sd),
+                                               ("branch_sd", branch_sd),
                                                ("p_frequent", p_frequent), ("p_rare", p_rare))}
-        if vals["reward_sd"] < 0:
-            raise ValueError(f"branching_stakes: reward_sd must be >= 0, got {reward_sd}")
+        for k in ("reward_sd", "branch_sd"):
+            if vals[k] < 0:
+                raise ValueError(f"branching_stakes: {k} must be >= 0, got {vals[k]}")
         if not (vals["p_frequent"] >= 0 and vals["p_rare"] >= 0 and vals["p_frequent"] + vals["p_rare"] < 1):
             raise ValueError(f"branching_stakes: p_frequent and p_rare must be >= 0 with a sum below 1 (root "
                              f"episodes are needed), got {p_frequent}, {p_rare}")
@@ -110,7 +116,8 @@ class BranchingStakes(Task):
         s = ts["s"]
         nxt = SUCCESSOR[s, action]
         done = nxt == TERMINAL
-        noise = rng.standard_normal(s.shape) * self.options["reward_sd"]
+        sd = np.where(s >= 3, self.options["reward_sd"], self.options["branch_sd"])
+        noise = rng.standard_normal(s.shape) * sd
         reward = np.where(done, self.reward_mean[s, action] + noise, 0.0)
         out = {"reward": reward.astype(float), "next_state": nxt.astype(np.int64), "done": done,
                "episode": ts["episode"].copy()}
