@@ -372,11 +372,15 @@ def _cmd_fit(args) -> int:
         est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show,
                          args.max_iter, args.max_em_iter)
         try:
-            est.fit(trials)
+            with warnings.catch_warnings(record=True) as caught:  # shown below and kept for the report
+                warnings.simplefilter("always")
+                est.fit(trials)
         except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
             raise
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         held = dict(getattr(est, "fixed_by_default_", {}) or {})
         if held:
             print(f"{label}: {', '.join(f'{k} = {v:g}' for k, v in held.items())} held fixed (it does not affect "
@@ -388,6 +392,8 @@ def _cmd_fit(args) -> int:
         res = est.result_.copy()
         res.attrs["neurorl_model"] = json.dumps(spec)
         res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
+        res.attrs["fit_warnings"] = json.dumps(list(dict.fromkeys(
+            f"{w.category.__name__}: {w.message}" for w in caught)))
         groups[f"models/{label}/result"] = res
         groups[f"models/{label}/evidence"] = est.evidence_
         groups[f"models/{label}/params"] = est.params_

@@ -450,6 +450,13 @@ def _fit_section(fit) -> list[str]:
             rows.append((lab, nm, float(np.median(est)), float(np.percentile(est, 25)), float(np.percentile(est, 75)),
                          r, f"{int(res['converged'].sum())}/{res.sizes['subject']}"))
     out.append(_table(["model", "parameter", "median", "25 %", "75 %", "r with truth", "converged"], rows))
+    warned = []
+    for lab, m in fit["models"].items():
+        for msg in json.loads(m["result"].attrs.get("fit_warnings", "[]")):
+            warned.append(f"<li><b>{html.escape(str(lab))}</b>: {html.escape(msg)}</li>")
+    if warned:
+        out.append("<p><b>Fit warnings</b> (as printed by <code>neurorl fit</code>):</p><ul class='note'>"
+                   + "".join(warned) + "</ul>")
     specs = "; ".join(f"<code>{html.escape(m['spec'].get('spec', lab))}</code>" for lab, m in fit["models"].items())
     out.append(f"<p class='note'>Models as fitted: {specs}. Estimator: {fit['attrs'].get('method', '').upper()} "
                "(Normal priors on the unconstrained scale; all subjects at once with exact gradients and Hessians).</p>")

@@ -99,3 +99,42 @@ def test_cv_compare_and_subjects(fitted):
     cmp = cv_compare({"a": full, "b": full})
     assert cmp.delta_elpd.values.tolist() == [0.0, 0.0]
     assert cmp.attrs["best"].startswith("not distinguishable")
+
+
+@pytest.mark.slow  # five EM-MAP fits
+def test_loso_scores_each_subject_under_the_group_prior_of_the_others():
+    import warnings
+
+    from neurorl.fitting import EMMAP
+    from neurorl.fitting.cv import loso_cv
+
+    task = nr.make_task("bandit", p=(0.8, 0.3))
+    sim = nr.simulate("q_learning", task, n_subjects=3, n_trials=40, params={"alpha": 0.3, "beta": 3.0}, rng=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = EMMAP("q_learning", n_starts=1, rng=0, max_em_iter=20).fit(sim.trials)
+        res = loso_cv(em, sim.trials)
+        # subject 2 by hand: the group prior from subjects 0 and 1, then subject 2's Laplace marginal likelihood
+        # log int p(y|th) N(th; mu, sd) dth ~ loglik + logprior + D/2 log 2 pi - 1/2 log det H at its MAP
+        other = EMMAP("q_learning", n_starts=1, rng=0, max_em_iter=20).fit(sim.trials.isel(subject=[0, 1]))
+        mu, sd = other.group_mean_.values, other.group_sd_.values
+    from scipy.optimize import minimize
+
+    ch, rw = sim.trials.choice.values[2], sim.trials.reward.values[2]
+
+    def nlp(th):
+        return -(_pointwise(th, ch, rw).sum() - 0.5 * np.sum(((th - mu) / sd) ** 2)
+                 - np.sum(np.log(sd)) - np.log(2 * np.pi))
+
+    opt = minimize(nlp, mu, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+    h = 1e-4  # Hessian of the reference by central differences (a check written here, not a hot path)
+    H = np.empty((2, 2))
+    for i in range(2):
+        for j in range(2):
+            e_i, e_j = np.eye(2)[i] * h, np.eye(2)[j] * h
+            H[i, j] = (nlp(opt.x + e_i + e_j) - nlp(opt.x + e_i - e_j) - nlp(opt.x - e_i + e_j)
+                       + nlp(opt.x - e_i - e_j)) / (4 * h * h)
+    ref = -opt.fun + np.log(2 * np.pi) - 0.5 * np.log(np.linalg.det(H))
+    assert res.method == "loso" and res.n_points == 3
+    assert res.pointwise.elpd_subject.values[2] == pytest.approx(ref, abs=1e-3)
+    assert res.elpd == pytest.approx(res.pointwise.elpd_subject.values.sum())
