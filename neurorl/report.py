@@ -541,7 +541,12 @@ def _decode_section(dec) -> list[str]:
             peaks = [float(sc.sel(candidate=c)) for c in cands]
         best = s["best"].values
         frac = {c: float(np.mean(best == c)) for c in cands}
-        rows.append([lab, *peaks, f"{dv:+.4f} ({s.pair.values[0]})", pv, *[frac[c] for c in cands]])
+        n_null = a.get("n_nulls")
+        floor = 1.0 / (int(n_null) + 1) if n_null else None
+        # a p-value at its floor 1 / (n_null + 1) means "no pseudosession reached it", not p = that number
+        ptxt = (f"≤ {floor:.3g} (floor: no null reached it)" if floor is not None and np.isfinite(pv)
+                and pv <= floor + 1e-12 else pv)
+        rows.append([lab, *peaks, f"{dv:+.4f} ({s.pair.values[0]})", ptxt, *[frac[c] for c in cands]])
     header = ["subject", *[f"peak R² {c}" for c in cands], "difference at its peak", "p (pseudosession)",
               *[f"units·bins best: {c}" for c in cands]]
     out.append(_table(header, rows))
