@@ -551,7 +551,7 @@ def _predictive(args, models, trials_of, loo, table):
     if args.cv:
         cvs = {k: refit(k, None, args.cv) for k in models}
         return (cv_compare(cvs, equivalent=eq), f"exact {args.cv}-fold CV"), []
-    if loo is None:
+    if loo is None or args.cv_fallback_folds == 0:  # 0: no fallback (the verdict then leaves unreliable LOO out)
         return None, []
     hyb, fallback = loo_with_fallback(loo, refit, k=args.cv_fallback_folds)
     if fallback:
@@ -972,7 +972,10 @@ def _demo_plan(out: Path, quick: bool, seed: int) -> list[tuple[str, list[str]]]
            "-o", str(out / "fit.nc")]
     if quick:
         fit += ["--subjects", "m01", "m02", "m03", "m04", "--max-trials", "150"]
-    compare = ["compare", str(out / "fit.nc"), "--loo", "--draws", "300" if quick else "1000", "--seed", str(seed),
+    # no exact-CV fallback in the demo: refitting DRA's unreliable subjects 10 times costs minutes; the verdict
+    # then leaves the unreliable LOO out and says so (`neurorl compare --loo` does the fallback by default)
+    compare = ["compare", str(out / "fit.nc"), "--loo", "--cv-fallback-folds", "0", "--draws",
+               "300" if quick else "1000", "--seed", str(seed),
                "-o", str(out / "compare.nc")]
     params = [f"--param={n}.{k}={v}" for n in names for k, v in DEMO_AGENTS[n][1].items()]
     recover = ["recover", *agent_args, "--task", DEMO_TASK, "--subjects", "3" if quick else "6", "--trials",
@@ -1172,7 +1175,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exact K-fold cross-validation over contiguous blocks of trials for every subject (refits; "
                          "the reference predictive criterion; default off)")
     sp.add_argument("--cv-fallback-folds", type=int, default=10, metavar="K",
-                    help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10)")
+                    help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10; "
+                         "0: no fallback, and the verdict leaves an unreliable LOO out)")
     _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")
 
     # ---- design
