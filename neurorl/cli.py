@@ -14,6 +14,9 @@ Subcommands
 ``neurorl compare FIT.nc [FIT.nc ...]``
     AIC/BIC/Laplace table, random-effects BMS with protected exceedance probabilities, optionally Laplace
     PSIS-LOO (:mod:`neurorl.fitting.loo`); netCDF plus a figure.
+``neurorl design --agent A --agent B --task T [--task T2] --trials N [N ...]``
+    Model recovery over task designs x trials per subject (:mod:`neurorl.fitting.design`): accuracy with its
+    interval, confusion per design, the cheapest design reaching a target; netCDF plus a figure.
 ``neurorl recover --agent A [--agent B ...] --task TASK``
     Parameter recovery (one agent) or model recovery (several); netCDF plus figures.
 ``neurorl decode NEURAL.nc --trials DATA --latents v v_soft``
@@ -376,11 +379,15 @@ def _cmd_fit(args) -> int:
         est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show,
                          args.max_iter, args.max_em_iter)
         try:
-            est.fit(trials)
+            with warnings.catch_warnings(record=True) as caught:  # shown below and kept for the report
+                warnings.simplefilter("always")
+                est.fit(trials)
         except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
             raise
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         held = dict(getattr(est, "fixed_by_default_", {}) or {})
         if held:
             print(f"{label}: {', '.join(f'{k} = {v:g}' for k, v in held.items())} held fixed (it does not affect "
@@ -392,6 +399,8 @@ def _cmd_fit(args) -> int:
         res = est.result_.copy()
         res.attrs["neurorl_model"] = json.dumps(spec)
         res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
+        res.attrs["fit_warnings"] = json.dumps(list(dict.fromkeys(
+            f"{w.category.__name__}: {w.message}" for w in caught)))
         groups[f"models/{label}/result"] = res
         groups[f"models/{label}/evidence"] = est.evidence_
         groups[f"models/{label}/params"] = est.params_
@@ -506,6 +515,7 @@ def _cmd_compare(args) -> int:
             loo_table = loo_compare(loo, equivalent=json.loads(table.attrs["equivalent"]))
         except ValueError as exc:
             raise UsageError(f"LOO: {exc}") from None
+    predictive, fallback = _predictive(args, models, trials_of, loo, table)
     criterion = args.evidence
     if criterion == "auto":
         criterion = "laplace" if "laplace_log_evidence" in table else "bic"
@@ -527,7 +537,16 @@ def _cmd_compare(args) -> int:
         raise UsageError(f"--evidence {criterion}: not finite for model {str(L.model.values[j])!r}, subject "
                          f"{L.subject.values[s]!r} (a Hessian that is not positive definite?); use --evidence bic")
     res = bms(L.transpose("model", "subject"), stop=args.bms_stop)
-    groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion)}
+    from .fitting.verdict import reconcile
+
+    verdict = reconcile(table, res, predictive[0] if predictive else (loo_table if loo is not None else None),
+                        predictive_name=predictive[1] if predictive else None,
+                        fallback_subjects=fallback or None)
+    groups = {"table": table, "bms": res.to_dataset().assign_attrs(evidence=criterion),
+              "verdict": verdict.to_dataset()}
+    if predictive:
+        groups["predictive"] = predictive[0].assign_attrs(name=predictive[1], fallback=json.dumps(
+            [str(s) for s in fallback]))
     if loo is not None:
         groups["loo"] = loo_table
         groups["loo_pointwise"] = xr.concat([r.to_dataset()[["elpd_loo", "pareto_k", "elpd_subject", "k_approx"]]
@@ -535,6 +554,7 @@ def _cmd_compare(args) -> int:
     _write_groups(out, groups, {OUTPUT_ATTR: "compare", "fits": json.dumps([str(p) for p in args.fits]),
                                 "evidence": criterion, "command": _command_line(args)})
     _print_compare(table, res, loo_table, criterion)
+    print(f"verdict: {verdict.sentence}")
     if not args.no_figures:
         from . import report
 
@@ -542,6 +562,32 @@ def _cmd_compare(args) -> int:
         _say(args, f"figure: {p[0]}")
     print(f"wrote {out}")
     return 0
+
+
+def _predictive(args, models, trials_of, loo, table):
+    """Exact CV (``--cv K``) for every subject, or LOO with exact CV for the subjects where it is unreliable."""
+    from .fitting.cv import cv_compare, exact_cv, loo_with_fallback
+
+    def refit(name, subjects, k):
+        m = models[name]
+        return exact_cv(m["result"], k, trials=trials_of[name], agent=_agent_of(m["spec"]),
+                        covariates=m["spec"].get("covariates") or None, subjects=subjects, progress=not args.quiet)
+
+    eq = json.loads(table.attrs["equivalent"])
+    if args.cv:
+        cvs = {k: refit(k, None, args.cv) for k in models}
+        return (cv_compare(cvs, equivalent=eq), f"exact {args.cv}-fold CV"), []
+    if loo is None or args.cv_fallback_folds == 0:  # 0: no fallback (the verdict then leaves unreliable LOO out)
+        return None, []
+    hyb, fallback = loo_with_fallback(loo, refit, k=args.cv_fallback_folds)
+    if fallback:
+        warnings.warn(f"LOO is unreliable (Pareto k) for {len(fallback)} subject(s) "
+                      f"({', '.join(map(str, fallback[:8]))}{' ...' if len(fallback) > 8 else ''}); they are scored "
+                      f"by exact {args.cv_fallback_folds}-fold CV instead, for every model", UserWarning, stacklevel=2)
+        name = f"LOO (exact {args.cv_fallback_folds}-fold CV for {len(fallback)} subject(s))"
+    else:
+        name = "LOO"
+    return (cv_compare(hyb, equivalent=eq), name), fallback
 
 
 def _print_compare(table, res, loo_table, criterion):
@@ -564,6 +610,44 @@ def _print_compare(table, res, loo_table, criterion):
           f"{MIN_DELTA_IC:g} not distinguishable): {table.attrs['best_bic']}"
           + (f"; by LOO (differences under one SE not distinguishable): {loo_table.attrs['best']}"
              if loo_table is not None else ""))
+
+
+# ============================================================================ design
+def _cmd_design(args) -> int:
+    from .fitting.design import design_study, plot_design, recommend
+
+    out = _check_out(args.out)
+    agents = {}
+    for spec in args.agent:
+        name, options, fixed = parse_agent_spec(spec)
+        agents[name if name not in agents else f"{name}_{len(agents) + 1}"] = _make_agent(name, options, fixed)
+    if len(agents) < 2:
+        raise UsageError("design needs at least two --agent candidates")
+    designs = {}
+    for spec in args.task:
+        import re
+
+        label = re.sub(r"[^A-Za-z0-9_-]+", "_", spec.replace(".", "p")).strip("_")
+        designs[label] = _make_task(spec)
+    cache = Path(args.cache) if args.cache else out.with_suffix(".cells")
+    try:
+        study = design_study(agents, designs, args.trials, n_subjects=args.subjects, criterion=args.criterion,
+                             estimator_options={"n_starts": args.starts}, seed=args.seed, cache_dir=cache,
+                             progress=not args.quiet)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rec = recommend(study, args.target)
+    study.attrs.update(recommendation=json.dumps(rec), command=_command_line(args))
+    _write_groups(out, {"study": study}, {OUTPUT_ATTR: "design", "command": _command_line(args)})
+    print(study["accuracy"].to_pandas().to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"recommended (accuracy >= {args.target:g}): {rec['message']}")
+    if not args.no_figures:
+        from . import report
+
+        p = report.save(plot_design(study, target=args.target, source=str(out)), out.with_suffix(".png"))
+        _say(args, f"figure: {p[0]}")
+    print(f"wrote {out} (finished cells in {cache})")
+    return 0
 
 
 # ============================================================================ recover
@@ -920,7 +1004,10 @@ def _demo_plan(out: Path, quick: bool, seed: int) -> list[tuple[str, list[str]]]
            "-o", str(out / "fit.nc")]
     if quick:
         fit += ["--subjects", "m01", "m02", "m03", "m04", "--max-trials", "150"]
-    compare = ["compare", str(out / "fit.nc"), "--loo", "--draws", "300" if quick else "1000", "--seed", str(seed),
+    # no exact-CV fallback in the demo: refitting DRA's unreliable subjects 10 times costs minutes; the verdict
+    # then leaves the unreliable LOO out and says so (`neurorl compare --loo` does the fallback by default)
+    compare = ["compare", str(out / "fit.nc"), "--loo", "--cv-fallback-folds", "0", "--draws",
+               "300" if quick else "1000", "--seed", str(seed),
                "-o", str(out / "compare.nc")]
     params = [f"--param={n}.{k}={v}" for n in names for k, v in DEMO_AGENTS[n][1].items()]
     recover = ["recover", *agent_args, "--task", DEMO_TASK, "--subjects", "3" if quick else "6", "--trials",
@@ -1135,7 +1222,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--loo", action="store_true", help="also compute Laplace PSIS-LOO (neurorl.fitting.loo)")
     sp.add_argument("--draws", type=int, default=1000, help="LOO draws per subject (default 1000)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the LOO draws (default 0)")
+    sp.add_argument("--cv", type=int, default=0, metavar="K",
+                    help="exact K-fold cross-validation over contiguous blocks of trials for every subject (refits; "
+                         "the reference predictive criterion; default off)")
+    sp.add_argument("--cv-fallback-folds", type=int, default=10, metavar="K",
+                    help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10; "
+                         "0: no fallback, and the verdict leaves an unreliable LOO out)")
     _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")
+
+    # ---- design
+    sp = sub.add_parser("design", help="design before data: model recovery over task designs x trials per subject",
+                        description="For candidate agents and task designs, simulate subjects from each agent, fit "
+                                    "every candidate and report the accuracy of identifying the generating model "
+                                    "(95%% Wilson interval) and the confusion matrix per design and trial count, "
+                                    "with the cheapest design reaching --target. Seeded per cell; finished cells "
+                                    "are cached beside the output (rerun to resume). Writes netCDF and OUT.png.")
+    sp.add_argument("--agent", action="append", required=True, metavar="SPEC",
+                    help="candidate agent NAME[:OPTION=VALUE,...,fix.PARAM=VALUE] (repeat)")
+    sp.add_argument("--task", action="append", required=True, metavar="SPEC",
+                    help="task design NAME[:OPTION=VALUE,...] (repeat for several designs)")
+    sp.add_argument("--trials", type=int, nargs="+", required=True, help="trials per subject to try")
+    sp.add_argument("--subjects", type=int, default=20, help="simulated subjects per model and cell (default 20)")
+    sp.add_argument("--criterion", choices=["bic", "aic", "laplace"], default="bic",
+                    help="log evidence used to select a subject's model (default bic)")
+    sp.add_argument("--starts", type=int, default=2, help="optimiser starts per fit (default 2)")
+    sp.add_argument("--target", type=float, default=0.9, help="accuracy to reach (default 0.9)")
+    sp.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    sp.add_argument("--cache", default=None, help="folder of finished cells (default OUT.cells beside the output)")
+    _finish(sp, _cmd_design, out="design.nc", figures="the PNG figure")
 
     # ---- recover
     sp = sub.add_parser("recover", help="parameter recovery (one agent) or model recovery (several)",

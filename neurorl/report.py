@@ -156,7 +156,12 @@ def fig_learning_curves(fit):
         pol = pred["policy"].transpose("subject", "trial", "action").values.astype(float)
         p = np.take_along_axis(pol, np.clip(tgt, 0, pol.shape[-1] - 1)[..., None], axis=-1)[..., 0]
         _, curves, _ = _curve(trials, p)
-        ax.plot(x, np.nanmean(curves, axis=0), lw=2, color=f"C{k}", ls=("-", "--", "-.", ":")[k % 4], label=lab)
+        # models whose predictions coincide must stay visible: earlier models are drawn wider underneath, and each
+        # has its own marker at staggered positions
+        n_mod = len(fit["models"])
+        ax.plot(x, np.nanmean(curves, axis=0), lw=1.5 + 1.5 * (n_mod - 1 - k), color=f"C{k}",
+                ls=("-", "--", "-.", ":")[k % 4], marker="osD^v"[k % 5], ms=4, markevery=(k % 3, 3), label=lab,
+                zorder=2 + k)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
@@ -219,11 +224,23 @@ def fig_parameters(fit):
                     ax.set_yscale("log")
             else:
                 jitter = np.random.default_rng(r * 31 + c).uniform(-0.15, 0.15, est.size)
-                ax.scatter(jitter, est, s=14, color=f"C{r}", alpha=0.8)
-                ax.axhline(np.nanmedian(est), color="k", lw=1)
+                se = None
+                res = m.get("result")
+                if res is not None and "se" in res and "param" in res["se"].dims and nm in res["se"]["param"]:
+                    se = res["se"].sel(param=nm).values.astype(float)
+                if se is not None:
+                    ax.errorbar(jitter, est, yerr=np.where(np.isfinite(se), se, 0.0), fmt="o", ms=3.5,
+                                color=f"C{r}", alpha=0.8, elinewidth=0.8, label="subject (± SE)")
+                else:
+                    ax.scatter(jitter, est, s=14, color=f"C{r}", alpha=0.8, label="subject")
+                ax.axhline(np.nanmedian(est), color="k", lw=1, label="median over subjects")
                 ax.set_xlim(-0.5, 0.5)
                 ax.set_xticks([])
+                ax.set_xlabel("subjects (jittered)")
+                ax.set_ylabel(f"{nm} (estimate)")
                 ax.set_title(f"{lab}: {nm}", fontsize="small")
+                if r == 0 and c == 0:
+                    ax.legend(frameon=False, fontsize="x-small")
                 if logscale:
                     ax.set_yscale("log")
     fig.suptitle(f"fitted parameters ({fit['attrs'].get('method', '').upper()}, one point per subject)",
@@ -267,8 +284,15 @@ def fig_compare(cmp):
     if loo is not None:
         ax = axes[2]
         order = [names.index(str(m)) for m in loo.model.values]
-        ax.errorbar(loo["delta_elpd"].values, np.arange(len(order)), xerr=loo["se_delta"].values, fmt="o",
-                    color="C2", capsize=3)
+        poor = (loo["n_poor_approx"].values > 0) if "n_poor_approx" in loo else np.zeros(len(order), bool)
+        yy = np.arange(len(order))
+        for flag, style in ((False, dict(fmt="o", color="C2", label="reliable")),
+                            (True, dict(fmt="x", color="C3", label="unreliable (Pareto k > 0.7 for some subject)"))):
+            sel = poor == flag
+            if sel.any():
+                ax.errorbar(loo["delta_elpd"].values[sel], yy[sel], xerr=loo["se_delta"].values[sel], capsize=3,
+                            **style)
+        ax.legend(frameon=False, fontsize="x-small")
         ax.set_yticks(np.arange(len(order)))
         ax.set_yticklabels([names[i] for i in order])
         ax.invert_yaxis()
@@ -476,6 +500,13 @@ def _fit_section(fit) -> list[str]:
             rows.append((lab, nm, float(np.median(est)), float(np.percentile(est, 25)), float(np.percentile(est, 75)),
                          r, f"{int(res['converged'].sum())}/{res.sizes['subject']}"))
     out.append(_table(["model", "parameter", "median", "25 %", "75 %", "r with truth", "converged"], rows))
+    warned = []
+    for lab, m in fit["models"].items():
+        for msg in json.loads(m["result"].attrs.get("fit_warnings", "[]")):
+            warned.append(f"<li><b>{html.escape(str(lab))}</b>: {html.escape(msg)}</li>")
+    if warned:
+        out.append("<p><b>Fit warnings</b> (as printed by <code>neurorl fit</code>):</p><ul class='note'>"
+                   + "".join(warned) + "</ul>")
     specs = "; ".join(f"<code>{html.escape(m['spec'].get('spec', lab))}</code>" for lab, m in fit["models"].items())
     out.append(f"<p class='note'>Models as fitted: {specs}. Estimator: "
                f"{html.escape(estimator_description(fit['attrs'].get('method', '')))}.</p>")
@@ -502,8 +533,11 @@ def _compare_section(cmp) -> list[str]:
                   int(loo.n_high_k[j]), int(loo.n_poor_approx[j]) if "n_poor_approx" in loo else "?"]
         r += [float(bms.frequencies[i]), float(bms.ep[i]), float(bms.pxp[i])]
         rows.append(r)
-    out = [f"<h2>Model comparison {_file_label(cmp)}: {html.escape(', '.join(names))}</h2>",
-           _img(fig_compare(cmp), "model comparison"), _table(header, rows)]
+    out = [f"<h2>Model comparison {_file_label(cmp)}: {html.escape(', '.join(names))}</h2>"]
+    ver = cmp.get("verdict")
+    if ver is not None:  # the reconciled verdict (neurorl.fitting.verdict): one sentence, stated once
+        out.append(f"<p><b>Verdict.</b> {html.escape(str(ver.attrs['sentence']))}</p>")
+    out += [_img(fig_compare(cmp), "model comparison"), _table(header, rows)]
     note = (f"BMS: random-effects Bayesian model selection (VBA_groupBMC) on the per-subject "
             f"{html.escape(str(bms.attrs.get('evidence', '')))} log evidence; BOR = {float(bms['bor']):.3g} (the "
             "probability that all models are equally frequent); pxp = protected exceedance probability.")
@@ -559,7 +593,12 @@ def _decode_section(dec) -> list[str]:
             peaks = [float(sc.sel(candidate=c)) for c in cands]
         best = s["best"].values
         frac = {c: float(np.mean(best == c)) for c in cands}
-        rows.append([lab, *peaks, f"{dv:+.4f} ({s.pair.values[0]})", pv, *[frac[c] for c in cands]])
+        n_null = a.get("n_nulls")
+        floor = 1.0 / (int(n_null) + 1) if n_null else None
+        # a p-value at its floor 1 / (n_null + 1) means "no pseudosession reached it", not p = that number
+        ptxt = (f"≤ {floor:.3g} (floor: no null reached it)" if floor is not None and np.isfinite(pv)
+                and pv <= floor + 1e-12 else pv)
+        rows.append([lab, *peaks, f"{dv:+.4f} ({s.pair.values[0]})", ptxt, *[frac[c] for c in cands]])
     header = ["subject", *[f"peak R² {c}" for c in cands], "difference at its peak", "p (pseudosession)",
               *[f"units·bins best: {c}" for c in cands]]
     out.append(_table(header, rows))
@@ -597,6 +636,9 @@ def headline(directory) -> str:
         c = read_compare(p)
         t, b = c["table"], c["bms"]
         names = [str(m) for m in t.model.values]
+        if c.get("verdict") is not None:
+            lines.append(f"  [{p.name}] verdict: {c['verdict'].attrs['sentence']}")
+            continue
         lines.append(f"  [{p.name}] by BIC: {t.attrs['best_bic']}; BMS pxp: " + ", ".join(
             f"{n} {float(v):.2f}" for n, v in zip(names, b["pxp"].values)) + f" (BOR {float(b['bor']):.2f})")
         if c["loo"] is not None:

@@ -337,13 +337,16 @@ def read_fit(path) -> dict:
 
 
 def read_compare(path) -> dict:
-    """Read a file written by ``neurorl compare``: ``{"table", "bms", "loo" (or None), "loo_pointwise", "attrs"}``."""
+    """Read a file written by ``neurorl compare``: ``{"table", "bms", "loo" (or None), "loo_pointwise", "verdict",
+    "predictive" (None when absent), "attrs"}``."""
     cmd = "neurorl compare"
     path, attrs, groups = _open_output(path, "compare", cmd)
     _require(path, groups, ["table", "bms"], cmd)
     return {"table": open_group(path, "table"), "bms": open_group(path, "bms"),
             "loo": open_group(path, "loo") if "loo" in groups else None,
             "loo_pointwise": open_group(path, "loo_pointwise") if "loo_pointwise" in groups else None,
+            "verdict": open_group(path, "verdict") if "verdict" in groups else None,
+            "predictive": open_group(path, "predictive") if "predictive" in groups else None,
             "attrs": attrs, "path": path}
 
 

@@ -243,3 +243,16 @@ def test_pytensor_graph_three_options_matches_replay():
     sim = nr.simulate(agent, nr.make_task("bandit", n_arms=3, p=(0.2, 0.5, 0.8)), n_subjects=2, n_trials=20,
                       params=params, rng=1)
     assert_graph_matches_replay(agent, sim, subject=1)
+
+
+def test_check_data_warns_on_reward_scale_mismatch():
+    import warnings
+
+    import neurorl as nr
+
+    sim = nr.simulate("q_learning", nr.make_task("bandit", p=(0.8, 0.2)), n_subjects=2, n_trials=30, rng=0)
+    with pytest.warns(UserWarning, match=r"sigma_base = 5 .*\(range 1\).*sigma_base=0.5,sigma0=0.25"):
+        nr.make_agent("dra").check_data(sim.trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nr.make_agent("dra", sigma_base=0.5, sigma0=0.25).check_data(sim.trials)  # matched: silent

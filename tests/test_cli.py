@@ -85,8 +85,8 @@ def test_help_explains_every_option(capsys):
     from neurorl.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == {"list", "cache", "simulate", "fit", "compare", "recover", "decode", "report", "demo",
-                               "export"}
+    assert set(sub.choices) == {"list", "cache", "simulate", "fit", "compare", "design", "recover", "decode", "report",
+                                "demo", "export"}
     for cmd, parser in sub.choices.items():
         assert parser.description, cmd
         for action in parser._actions:
@@ -204,6 +204,23 @@ def test_compare_tables_bms_and_loo(workdir, capsys):
     assert "not a netCDF file" in capsys.readouterr().err
 
 
+def test_compare_exact_cv_and_one_verdict(workdir, capsys):
+    from neurorl.fitting import MAP
+    from neurorl.fitting.cv import exact_cv
+
+    d, sim = workdir
+    assert main(["compare", str(d / "fit.nc"), "--cv", "3", "-o", str(d / "cv.nc"), "--quiet", "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    cmp = read_compare(d / "cv.nc")
+    sentence = cmp["verdict"].attrs["sentence"]
+    assert f"verdict: {sentence}" in out and out.count(sentence) == 1
+    assert "exact 3-fold CV" in sentence
+    # the file's exact CV equals the API's on a refit of the same model
+    est = MAP("q_learning", n_starts=2, rng=0).fit(nr.read_trials(d / "data.csv"))
+    ref = exact_cv(est, 3)
+    assert float(cmp["predictive"].elpd.sel(model="q_learning")) == pytest.approx(ref.elpd, abs=1e-3)
+
+
 # ----------------------------------------------------------------------------- recover
 def test_recover_parameter_and_model_recovery(tmp_path, capsys):
     out = tmp_path / "rec.nc"
@@ -309,3 +326,25 @@ def test_demo_quick(tmp_path, capsys):
     for name in ("fit.nc", "compare.nc", "recover.nc", "decode.nc"):
         assert (tmp_path / "demo" / name).exists()
     assert "headline results" in out and "r(tau)" in out
+
+
+def test_design_command(tmp_path, capsys):
+    out = tmp_path / "design.nc"
+    args = ["design", "--agent", "q_learning", "--agent", "q_learning:fix.alpha=0.02", "--task", "bandit:p=(0.8,0.2)",
+            "--trials", "20", "40", "--subjects", "2", "--starts", "1", "-o", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "recommended (accuracy >= 0.9)" in printed
+    import xarray as xr
+
+    st = xr.open_dataset(out, group="study")
+    assert st.accuracy.shape == (1, 2)
+    assert (st.counts.sum(("generator", "model")).values == 4).all()
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert len(list(out.with_suffix(".cells").glob("*.nc"))) == 2
+    assert main(args) == 0  # resumed from the cached cells: same file again
+    st2 = xr.open_dataset(out, group="study")
+    np.testing.assert_array_equal(st2.counts.values, st.counts.values)
+    assert main(["design", "--agent", "q_learning", "--task", "bandit", "--trials", "20", "-o",
+                 str(tmp_path / "d2.nc")]) == 2
+    assert "at least two --agent" in capsys.readouterr().err

@@ -405,6 +405,32 @@ class DRA(Agent):
         new_sigma = ops.clip(new_sigma, o["sigma_min"], sb)
         return {"qbar": qbar, "sigma": new_sigma}, {"rpe": delta, "chosen_value": qa, "advantage": psi}
 
+    def check_data(self, trials) -> None:
+        """Warn when the memory SDs do not match the reward scale of ``trials`` (docs/agents.md, "Reward scale").
+
+        DRA's ``sigma_base``, ``sigma0`` and ``sigma_min`` are in reward units: the choice noise is the memory SD
+        against the value differences. Its defaults (``sigma_base = 5``) follow the source's rewards of about 10
+        (``sigma_base`` about half the reward range). When ``sigma_base`` exceeds twice the range of the rewards
+        in the data, the memories are so noisy that choices barely depend on the values, the precision
+        parameters are not identified and the model is penalised for the mismatch, not for its account; the
+        warning gives the options that restore the source's ratio.
+        """
+        import warnings
+
+        r = np.asarray(trials["reward"].values, dtype=float)[np.asarray(trials["valid"].values, dtype=bool)]
+        r = r[np.isfinite(r)]
+        if r.size == 0:
+            return
+        span = float(r.max() - r.min())
+        sb = self.options["sigma_base"]
+        if span > 0 and (sb > 2.0 * span or sb < span / 100.0):
+            fit = 0.5 * span
+            warnings.warn(
+                f"dra: sigma_base = {sb:g} (memory SDs are in reward units) but the rewards in these data span "
+                f"[{r.min():g}, {r.max():g}] (range {span:g}); DRA's defaults assume sigma_base about half the "
+                f"reward range. Use dra:sigma_base={fit:.3g},sigma0={fit / 2:.3g} (API: make_agent('dra', "
+                f"sigma_base={fit:.3g}, sigma0={fit / 2:.3g})), or rescale the rewards", UserWarning, stacklevel=3)
+
     def sample_choice(self, dec, obs, rng):
         """Sample every shown memory and choose the argmax over available actions.
 

@@ -657,8 +657,8 @@ def verdict(scores: Mapping[Any, float], *, classes: Sequence[Sequence[Any]] | N
         members = [m for m in c if m in val]
         for m in members:
             cls[m] = members
-    tied = [n for n in names if n in cls[best] or val[n] - val[best] < (margin.get(n, 0.0) if isinstance(
-        margin, Mapping) else margin)]
+    tied = [n for n in names if n in cls[best] or val[n] == val[best] or val[n] - val[best] < (
+        margin.get(n, 0.0) if isinstance(margin, Mapping) else margin)]
     groups: list[list[Any]] = []
     for n in tied:
         g = [m for m in cls[n]]
