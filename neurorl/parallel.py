@@ -25,8 +25,8 @@ Guarantees
   so that the per-unit overhead -- shipping the unit, loading the executable -- is amortised.
 * **Failures.** On Dask a unit whose worker dies is re-run on another worker (the scheduler's
   ``allowed-failures``, 3 by default). With local processes a dead worker breaks the pool: the pool is restarted and
-  the unfinished units are submitted again, up to ``retries`` times. An exception raised *by a unit* stops the study
-  and names the unit.
+  the unfinished units are submitted again, up to ``retries`` times. An exception raised *by a unit* stops the study;
+  it is re-raised with its own type and a note naming the unit. Units finished before are kept in the store.
 * **Resumable studies.** With ``store=DIR`` every finished unit is written to ``DIR/unit-<index>.nc`` (atomically,
   :func:`neurorl.results.atomic_output`) as soon as it completes, and ``DIR/study.json`` records a fingerprint of
   the study. A rerun with the same study loads the finished units and computes only the others; a store of another
@@ -64,7 +64,6 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -133,9 +132,9 @@ class Executor:
     """
 
     def __init__(self, client=None, *, workers: int | None = None, cache_dir=None, retries: int = 3):
-        if workers is not None:
-            if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
-                raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                    or workers < 0):
+            raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
         if client is not None and not hasattr(client, "submit"):
             raise TypeError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
         self.client = client
@@ -389,6 +388,11 @@ def _run_unit(fn, unit, seed_seq, cache_dir):
     return fn(unit, np.random.default_rng(seed_seq))
 
 
+def _note(exc: BaseException, desc: str, index: int, where: str = "") -> None:
+    """Name the unit that raised (the exception keeps its type, so callers handle it as before)."""
+    exc.add_note(f"neurorl.parallel: raised by unit {index} of {desc}" + (f" {where}" if where else ""))
+
+
 def _worker_init(cache_dir):
     if cache_dir is not None:
         os.environ["NEURORL_CACHE_DIR"] = cache_dir
@@ -477,7 +481,8 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
                 try:
                     value = _run_unit(fn, units[i], seeds[i], None)
                 except Exception as exc:
-                    raise RuntimeError(f"{desc}: unit {i} failed: {exc}") from exc
+                    _note(exc, desc, i)
+                    raise
                 finish(i, value)
         elif ex.kind == "processes":
             _run_processes(ex, fn, units, seeds, todo, finish, desc)
@@ -514,7 +519,8 @@ def _run_processes(ex: Executor, fn, units, seeds, todo, finish, desc):
                     broken = True
                     break
                 except Exception as exc:
-                    raise RuntimeError(f"{desc}: unit {i} failed: {exc}") from exc
+                    _note(exc, desc, i)
+                    raise
                 finish(i, value)
                 pending.remove(i)
         finally:
@@ -530,11 +536,12 @@ def _run_dask(ex: Executor, fn, units, seeds, todo, finish, desc):
     from dask.distributed import as_completed
 
     client = ex.client
-    [fn_future] = client.scatter([fn], broadcast=False, hash=False)
+    # fn travels inside every task (not scattered): a scattered object dies with the worker that holds it, while a
+    # task's own inputs let the scheduler re-run it anywhere when a worker is lost
     futures = {}
     stamp = f"{int(time.time() * 1e6):x}"
     for i in todo:
-        fut = client.submit(_run_unit, fn_future, units[i], seeds[i], ex.cache_dir, pure=False,
+        fut = client.submit(_run_unit, fn, units[i], seeds[i], ex.cache_dir, pure=False,
                             key=f"neurorl-unit-{i}-{stamp}")
         futures[fut] = i
     try:
@@ -543,13 +550,13 @@ def _run_dask(ex: Executor, fn, units, seeds, todo, finish, desc):
             try:
                 value = fut.result()
             except Exception as exc:
-                raise RuntimeError(f"{desc}: unit {i} failed on the Dask cluster: {exc}") from exc
+                _note(exc, desc, i, "on the Dask cluster")
+                raise
             finish(i, value)
             fut.release()
     finally:
         for fut in futures:
             fut.cancel()
-        fn_future.release()
 
 
 # ============================================================================ command line

@@ -80,8 +80,8 @@ import xarray as xr
 
 from .. import parallel as _par
 from ..agents.base import Agent, make_agent
-from ..schema import SUBJECT, TRIAL
 from ..results import trials_fingerprint
+from ..schema import SUBJECT, TRIAL
 from ..simulate import simulate
 from ..tasks.base import Task, as_rng, make_task
 
