@@ -399,7 +399,8 @@ def _worker_init(cache_dir):
 
 
 def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=None, study: dict | None = None,
-              only_stored: bool = False, progress: bool = False, desc: str = "units") -> list:
+              only_stored: bool = False, progress: bool = False, desc: str = "units",
+              compile_key: Callable | None = None) -> list:
     """Run ``fn`` over independent ``units`` and return the results in unit order.
 
     Parameters
@@ -426,6 +427,11 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
         A progress bar over units.
     desc : str
         What the units are, for the progress bar.
+    compile_key : callable, optional
+        ``compile_key(unit)`` -> a hashable naming the compiled likelihood the unit needs (e.g. the model). On
+        processes or Dask, the first unfinished unit of every key runs first and the others only once those have
+        finished, so that on a cold cache each likelihood is compiled by one worker and loaded by the others
+        (instead of every worker compiling it at the same time).
 
     Returns
     -------
@@ -484,17 +490,24 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
                     _note(exc, desc, i)
                     raise
                 finish(i, value)
-        elif ex.kind == "processes":
-            _run_processes(ex, fn, units, seeds, todo, finish, desc)
         else:
-            _run_dask(ex, fn, units, seeds, todo, finish, desc)
+            run = _run_processes if ex.kind == "processes" else _run_dask
+            phases = [todo]
+            if compile_key is not None:
+                first = {}
+                for i in todo:
+                    first.setdefault(compile_key(units[i]), i)
+                lead = sorted(first.values())
+                phases = [lead, [i for i in todo if i not in set(lead)]]
+            run(ex, fn, units, seeds, phases, finish, desc)
     finally:
         if bar is not None:
             bar.close()
     return results
 
 
-def _run_processes(ex: Executor, fn, units, seeds, todo, finish, desc):
+def _run_processes(ex: Executor, fn, units, seeds, phases, finish, desc):
+    """Run ``phases`` (lists of unit indices, one after the other) on one pool of spawned processes."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -503,36 +516,49 @@ def _run_processes(ex: Executor, fn, units, seeds, todo, finish, desc):
 
     cdir = ex.cache_dir or str(cache_dir())
     payload = _dumps(fn)
-    pending = list(todo)
+    phases = [list(p) for p in phases if p]
     restarts = 0
-    while pending:
+    while phases:
         broken = False
-        pool = ProcessPoolExecutor(max_workers=min(ex.workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(cdir,))
+        size = min(ex.workers, max(len(p) for p in phases))
+        pool = ProcessPoolExecutor(max_workers=size, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(cdir,))
         try:
-            futures = {pool.submit(_run_unit, payload, units[i], seeds[i], cdir): i for i in pending}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    value = fut.result()
-                except BrokenProcessPool:
-                    broken = True
-                    break
-                except Exception as exc:
-                    _note(exc, desc, i)
-                    raise
-                finish(i, value)
-                pending.remove(i)
+            while phases and not broken:
+                pending = phases[0]
+                futures = {pool.submit(_run_unit, payload, units[i], seeds[i], cdir): i for i in pending}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        value = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        break
+                    except Exception as exc:
+                        _note(exc, desc, i)
+                        raise
+                    finish(i, value)
+                    pending.remove(i)
+                if not pending:
+                    phases.pop(0)
         finally:
             pool.shutdown(wait=not broken, cancel_futures=True)
         if broken:
             restarts += 1
             if restarts > ex.retries:
+                left = [i for p in phases for i in p]
                 raise RuntimeError(f"{desc}: a local worker process died {restarts} times (killed, out of memory?); "
-                                   f"{len(pending)} unit(s) unfinished: {pending[:10]}")
+                                   f"{len(left)} unit(s) unfinished: {left[:10]}")
 
 
-def _run_dask(ex: Executor, fn, units, seeds, todo, finish, desc):
+def _run_dask(ex: Executor, fn, units, seeds, phases, finish, desc):
+    """Run ``phases`` (lists of unit indices, one after the other) on a Dask cluster."""
+    for todo in phases:
+        if todo:
+            _run_dask_phase(ex, fn, units, seeds, todo, finish, desc)
+
+
+def _run_dask_phase(ex: Executor, fn, units, seeds, todo, finish, desc):
     from dask.distributed import as_completed
 
     client = ex.client

@@ -206,6 +206,11 @@ def _estimator_id(estimator):
     return f"{getattr(estimator, '__module__', '')}.{getattr(estimator, '__qualname__', repr(estimator))}"
 
 
+def _model_key(u: dict) -> str:
+    """Units fitting the same candidate need the same compiled likelihood (neurorl.parallel's compile_key)."""
+    return repr(u["agent"])
+
+
 def _fit_recovery_unit(u: dict) -> dict:
     """One unit of a recovery study: fit one estimator to one block of simulated subjects."""
     est = u["estimator"] if u["built"] else _make_estimator(u["estimator"], u["agent"], u["rng"], u["options"])
@@ -652,7 +657,7 @@ def model_recovery(
              "estimator": _estimator_id(estimator), "estimator_options": estimator_options,
              "units": [[j, len(blk)] for j, blk, _, _ in plan], "seed": _seed_id(root)}
     parts = _par.map_units(_fit_recovery_unit, units, store=store, study=study, only_stored=partial,
-                           progress=bool(progress), desc="model recovery fits")
+                           progress=bool(progress), desc="model recovery fits", compile_key=_model_key)
     flat = np.full((K * n, K), np.nan)  # concatenated subject, model
     done = np.zeros((K * n, K), bool)
     for (j, blk, _, _), part in zip(plan, parts):
