@@ -168,3 +168,14 @@ def test_a_killed_dask_worker_is_survived_and_its_unit_rerun(client, tmp_path):
     ref = par.map_units(_draw, range(6), seed=4)
     for a, b in zip(got, ref):
         assert np.array_equal(a, b)
+
+
+def test_cli_parallel_options_are_checked(tmp_path, capsys):
+    from neurorl.cli import main
+
+    base = ["recover", "--agent", "q_learning", "--task", "bandit", "--subjects", "2", "-o", str(tmp_path / "r.nc")]
+    assert main([*base, "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert main([*base, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2  # mutually exclusive
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "r.nc").exists()
