@@ -141,6 +141,23 @@ class Executor:
         self.workers = int(workers or 0)
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.retries = int(retries)
+        self._pool = None
+
+    def _process_pool(self, cache_dir: str):
+        """The executor's pool of spawned processes (started on first use, kept until :meth:`close`)."""
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(cache_dir,))
+        return self._pool
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the local worker processes, if any (a Dask client is left to its owner)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
 
     @property
     def kind(self) -> str:
@@ -207,6 +224,8 @@ def parallel(client=None, *, workers: int | None = None, scheduler: str | None =
         yield ex
     finally:
         _CURRENT.reset(token)
+        if ex is not client:
+            ex.close()
         if own is not None:
             own.close()
 
@@ -446,6 +465,7 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
     units = list(units)
     n = len(units)
     ex = _as_executor(client)
+    ad_hoc = client is not None and not isinstance(client, Executor)  # made here, closed here
     if store is not None and not isinstance(store, UnitStore):
         if study is None:
             raise ValueError("map_units: a store directory needs study= (a description of the study)")
@@ -503,13 +523,14 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
     finally:
         if bar is not None:
             bar.close()
+        if ad_hoc:
+            ex.close()
     return results
 
 
 def _run_processes(ex: Executor, fn, units, seeds, phases, finish, desc):
-    """Run ``phases`` (lists of unit indices, one after the other) on one pool of spawned processes."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Run ``phases`` (lists of unit indices, one after the other) on the executor's spawned processes."""
+    from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     from .backend.cache import cache_dir
@@ -520,9 +541,7 @@ def _run_processes(ex: Executor, fn, units, seeds, phases, finish, desc):
     restarts = 0
     while phases:
         broken = False
-        size = min(ex.workers, max(len(p) for p in phases))
-        pool = ProcessPoolExecutor(max_workers=size, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(cdir,))
+        pool = ex._process_pool(cdir)
         try:
             while phases and not broken:
                 pending = phases[0]
@@ -541,9 +560,11 @@ def _run_processes(ex: Executor, fn, units, seeds, phases, finish, desc):
                     pending.remove(i)
                 if not pending:
                     phases.pop(0)
-        finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
+        except BaseException:
+            ex.close(wait=False)
+            raise
         if broken:
+            ex.close(wait=False)
             restarts += 1
             if restarts > ex.retries:
                 left = [i for p in phases for i in p]
