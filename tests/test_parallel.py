@@ -117,7 +117,9 @@ def test_a_killed_local_process_is_survived(tmp_path):
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+    import dask
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             distributed.Client(cl) as c:
         yield c
 
