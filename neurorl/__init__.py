@@ -6,11 +6,13 @@ the submodules that need them):
 * tasks: :func:`make_task`, :func:`list_tasks`
 * agents: :func:`make_agent`, :func:`list_agents`
 * :func:`simulate`, :func:`replay`
+* :mod:`neurorl.parallel`: where independent units of work run (``with neurorl.parallel.parallel(workers=4):``)
 * data: :func:`make_trials`, :func:`validate_trials`, :func:`from_table`,
   :func:`to_table`, :func:`read_trials`, :func:`write_trials`, :func:`read_latents`,
   :func:`write_latents`, :func:`read_simulation`, :func:`write_simulation`
 """
 
+from . import parallel  # the execution layer (serial, local processes, Dask); light: numpy only
 from .agents.base import list_agents, make_agent, register_agent
 from .io import (
     from_table, read_latents, read_simulation, read_trials, to_table, write_latents, write_simulation, write_trials,

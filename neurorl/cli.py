@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import write_simulation
+from .parallel import add_arguments as add_parallel_arguments
 from .results import (
     FINGERPRINT_ATTR, OUTPUT_ATTR, atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover,
     trials_fingerprint,
@@ -373,22 +374,16 @@ def _cmd_fit(args) -> int:
     n_valid = int(trials["valid"].sum())
     _say(args, f"fit: {len(specs)} model(s) x {n_sub} subjects ({n_valid} valid trials) from {args.data} "
                f"by {args.method.upper()}" + (f" (read as {args.format})" if args.format else ""))
+    from . import parallel as par
+
+    show_each = show and par.current().kind == "serial"  # progress bars of workers would interleave
+    units = [{"label": label, "agent": agent, "trials": trials, "data": str(args.data), "fit": (
+        args.method, agent, args.starts, args.seed, covariates, args.optimizer, show_each, args.max_iter,
+        args.max_em_iter)} for label, name, options, fixed, agent in specs]
+    fitted = par.map_units(_fit_model_unit, units, progress=show and not show_each, desc="fit models")
     groups, rows = {}, []
-    for label, name, options, fixed, agent in specs:
-        t0 = time.perf_counter()
-        est = _estimator(args.method, agent, args.starts, args.seed, covariates, args.optimizer, show,
-                         args.max_iter, args.max_em_iter)
-        try:
-            with warnings.catch_warnings(record=True) as caught:  # shown below and kept for the report
-                warnings.simplefilter("always")
-                est.fit(trials)
-        except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
-            raise
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
-        for w in caught:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-        held = dict(getattr(est, "fixed_by_default_", {}) or {})
+    for (label, name, options, fixed, agent), f in zip(specs, fitted):
+        held = f["held"]
         if held:
             print(f"{label}: {', '.join(f'{k} = {v:g}' for k, v in held.items())} held fixed (it does not affect "
                   "choices, so choices cannot estimate it; fix it yourself with fix.PARAM=VALUE)")
@@ -396,17 +391,11 @@ def _cmd_fit(args) -> int:
         spec = {"name": name, "options": options, "fixed": fixed, "rt": args.rt, "covariates": covariates,
                 "method": args.method, "label": label, "spec": _spec_string(name, {**options, "fixed": fixed}),
                 "fixed_by_default": held}
-        res = est.result_.copy()
+        res = f["result"]
         res.attrs["neurorl_model"] = json.dumps(spec)
-        res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
-        res.attrs["fit_warnings"] = json.dumps(list(dict.fromkeys(
-            f"{w.category.__name__}: {w.message}" for w in caught)))
-        groups[f"models/{label}/result"] = res
-        groups[f"models/{label}/evidence"] = est.evidence_
-        groups[f"models/{label}/params"] = est.params_
-        groups[f"models/{label}/pointwise"] = est.pointwise_loglik_.to_dataset()
-        groups[f"models/{label}/predicted"] = _policy_dataset(est, trials)
-        rows.append((label, est, time.perf_counter() - t0))
+        for k in ("result", "evidence", "params", "pointwise", "predicted"):
+            groups[f"models/{label}/{k}"] = f[k]
+        rows.append((label, f["summary"], f["seconds"]))
     groups["trials"] = trials
     if truth is not None:
         groups["truth"] = truth
@@ -443,6 +432,33 @@ def _cmd_export(args) -> int:
         raise UsageError("export: give --csv (the only export format)")
     _export(args.fit, args.prefix)
     return 0
+
+
+def _fit_model_unit(u: dict) -> dict:
+    """One unit of ``neurorl fit``: fit one model to all subjects (run by :mod:`neurorl.parallel`)."""
+    import types
+
+    t0 = time.perf_counter()
+    est = _estimator(*u["fit"])
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # shown here and kept for the report
+            warnings.simplefilter("always")
+            est.fit(u["trials"])
+    except np.linalg.LinAlgError:  # a numerical failure, not the user's input (exit code 1)
+        raise
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{u['data']!r}: model {u['label']!r}: {exc}") from None
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    res = est.result_.copy()
+    res.attrs["fit_seconds"] = float(time.perf_counter() - t0)
+    res.attrs["fit_warnings"] = json.dumps(list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)))
+    out = {"held": dict(getattr(est, "fixed_by_default_", {}) or {}), "result": res, "evidence": est.evidence_,
+           "params": est.params_, "pointwise": est.pointwise_loglik_.to_dataset(),
+           "predicted": _policy_dataset(est, u["trials"])}
+    out["summary"] = types.SimpleNamespace(result_=res, params_=est.params_)
+    out["seconds"] = time.perf_counter() - t0
+    return out
 
 
 def _print_fit_table(rows):
@@ -504,13 +520,14 @@ def _cmd_compare(args) -> int:
         raise UsageError(f"{', '.join(map(str, args.fits))}: {exc}") from None
     loo = loo_table = None
     if args.loo:
-        from .fitting.loo import laplace_loo, loo_compare
+        from . import parallel as par
+        from .fitting.loo import loo_compare
 
-        loo = {}
-        for k, m in models.items():
-            loo[k] = laplace_loo(m["result"], trials_of[k], agent=_agent_of(m["spec"]),
-                                 covariates=m["spec"].get("covariates") or None, n_draws=args.draws,
-                                 rng=args.seed, progress=not args.quiet)
+        serial = par.current().kind == "serial"
+        units = [(m["result"], trials_of[k], _agent_of(m["spec"]), m["spec"].get("covariates") or None, args.draws,
+                  args.seed, not args.quiet and serial) for k, m in models.items()]
+        loo = dict(zip(models, par.map_units(_loo_unit, units, progress=not args.quiet and not serial,
+                                             desc="LOO of each model")))
         try:
             loo_table = loo_compare(loo, equivalent=json.loads(table.attrs["equivalent"]))
         except ValueError as exc:
@@ -588,6 +605,12 @@ def _predictive(args, models, trials_of, loo, table):
     else:
         name = "LOO"
     return (cv_compare(hyb, equivalent=eq), name), fallback
+def _loo_unit(u):
+    """One unit of ``neurorl compare --loo``: the Laplace-LOO of one model."""
+    from .fitting.loo import laplace_loo
+
+    result, trials, agent, covariates, draws, seed, progress = u
+    return laplace_loo(result, trials, agent=agent, covariates=covariates, n_draws=draws, rng=seed, progress=progress)
 
 
 def _print_compare(table, res, loo_table, criterion):
@@ -699,7 +722,9 @@ def _cmd_recover(args) -> int:
                        f"{args.trials or task.default_n_trials} trials on {task.name})")
             res = parameter_recovery(a, task, n_subjects=args.subjects, n_trials=args.trials,
                                      params=centres.get(lab), estimator=method, estimator_options=options,
-                                     narrow=DEFAULT_NARROW, rng=args.seed, progress=show)
+                                     narrow=DEFAULT_NARROW, rng=args.seed, progress=show,
+                                     subjects_per_unit=args.subjects_per_unit,
+                                     store=Path(args.store) / f"parameter_recovery-{lab}" if args.store else None)
             groups[f"parameter_recovery/{lab}"] = res
             r = ", ".join(f"{p} {float(res['r'].sel(param=p)):.2f}" for p in res.param.values)
             print(f"  {lab}: r(true, estimated) {r}")
@@ -708,7 +733,8 @@ def _cmd_recover(args) -> int:
                    f"{args.trials or task.default_n_trials} trials on {task.name}, selection by {args.criterion})")
         res = model_recovery(agents, task, n_subjects=args.subjects, n_trials=args.trials, params=centres or None,
                              criterion=args.criterion, estimator=method, estimator_options=options, rng=args.seed,
-                             progress=show)
+                             progress=show, subjects_per_unit=args.subjects_per_unit,
+                             store=Path(args.store) / "model_recovery" if args.store else None)
         groups["model_recovery"] = res
         C = res["confusion"].values
         print("  confusion P(selected | generated), rows = generators:")
@@ -1170,6 +1196,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-em-iter", type=int, default=None,
                     help="with --method emmap: EM iterations (default 100)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the starting points (default 0)")
+    add_parallel_arguments(sp)
     sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
     sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")
     sp.add_argument("--columns", action="append", metavar="OURS=THEIRS",
@@ -1228,6 +1255,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cv-fallback-folds", type=int, default=10, metavar="K",
                     help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10; "
                          "0: no fallback, and the verdict leaves an unreliable LOO out)")
+    add_parallel_arguments(sp)
     _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")
 
     # ---- design
@@ -1274,6 +1302,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--starts", type=int, default=3, help="starting points per subject (default 3)")
     sp.add_argument("--parameters", action="store_true", help="with several agents, also run parameter recovery")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--subjects-per-unit", type=int, default=None, metavar="N",
+                    help="fit blocks of N subjects as separate units of work (default: one unit per model)")
+    sp.add_argument("--store", default=None, metavar="DIR",
+                    help="write every finished unit to DIR and resume from it when rerun (a resumable study)")
+    add_parallel_arguments(sp)
     _finish(sp, _cmd_recover, out="recover.nc", figures="the PNG figures")
 
     # ---- decode
@@ -1302,6 +1335,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--subject", nargs="+", default=None, metavar="LABEL", help="decode only these subjects")
     sp.add_argument("--max-subjects", type=int, default=None, help="decode at most this many subjects")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the pseudosessions (default 0)")
+    add_parallel_arguments(sp)
     _finish(sp, _cmd_decode, out="decode.nc", figures="the PNG figure")
 
     # ---- report
@@ -1353,6 +1387,11 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _showwarning(args.command)
         try:
+            if hasattr(args, "workers"):
+                from .parallel import from_args
+
+                with from_args(args):
+                    return args.func(args)
             return args.func(args)
         except UsageError as exc:
             if debug:

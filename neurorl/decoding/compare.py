@@ -45,6 +45,7 @@ that bin is left out of the population means.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -54,6 +55,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from ..parallel import map_units
 from .cv import cv_splits
 from .neural import _as_dataset, align
 from .decoders import with_single_threaded_blas
@@ -212,6 +214,14 @@ def _nuisance(nuisance, trials, n, owner):
     return _zscore(v, axis=0, owner=owner, what="a nuisance column")
 
 
+def _null_scores(base, Y, splits, znull):
+    """Cross-validated R² of a block of null draws ``znull`` (k, C, n) -> (k, C, m) (one unit of work)."""
+    k, C, n = znull.shape
+    z = znull.reshape(-1, n)
+    X = np.concatenate([np.broadcast_to(base, (z.shape[0],) + base.shape), z[:, :, None]], axis=2)
+    return cv_r2_designs(X, Y, splits).reshape(k, C, Y.shape[1])
+
+
 def _centred_p(obs, null):
     mu = null.mean(axis=0)
     return p_value(np.abs(obs - mu), np.abs(null - mu))
@@ -358,11 +368,11 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
                          axis=1)  # (D, C, n)
         Znull = _zscore(Znull, axis=-1, owner=owner, what="a null draw of a candidate")
         D = Znull.shape[0]
-        null_score = np.empty((D, C, Y.shape[1]))
         b = max(1, int(batch_size))
-        for s in range(0, D, b):
-            z = Znull[s:s + b].reshape(-1, n)
-            null_score[s:s + b] = cv_r2_designs(designs(z), Y, splits).reshape(-1, C, Y.shape[1])
+        base = np.concatenate([ones, N], axis=1)
+        blocks = [Znull[s:s + b] for s in range(0, D, b)]  # units of neurorl.parallel (deterministic scores)
+        null_score = np.concatenate(map_units(functools.partial(_null_scores, base, Y, splits), blocks,
+                                              desc="null draws"), axis=0)
         null_diff = np.stack([null_score[:, i] - null_score[:, j] for i, j in pairs], axis=1)  # (D, P, m)
         null_mean = null_score.mean(axis=0)
         excess = score - null_mean

@@ -36,7 +36,7 @@ given (select the analysis window with ``.sel(time=slice(a, b))`` first).
 [A] The many small dense problems (one per fold, time bin and penalty) run
 with single-threaded BLAS (``threadpoolctl``, restored afterwards):
 multithreaded BLAS on matrices of tens of columns is several times slower,
-and parallel work belongs to joblib.
+and parallel work belongs to :mod:`neurorl.parallel` (processes or Dask workers).
 [A] A :class:`RidgeDecoder` fitted on several targets (e.g. null draws) chooses
 alpha per target, exactly as it would fitting each target alone; :func:`decode`
 uses this to decode all columns of a target matrix in one pass.

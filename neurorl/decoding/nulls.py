@@ -51,6 +51,7 @@ rejected).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
@@ -304,6 +305,13 @@ def _result(observed, null, method, alternative, draws):
     return NullResult(observed, null, p, method, np.asarray(draws))
 
 
+def _null_block(statistic, latent, vectorized, Z):
+    """One unit of :func:`null_test`: the statistic on a block of null draws (a batch, or a list of draws)."""
+    if vectorized:
+        return statistic(_like(latent, Z.T))
+    return [statistic(_like(latent, z)) for z in Z]
+
+
 def null_test(statistic: Callable, latent, null_latents, *, alternative: str = "greater", vectorized: bool = False,
               batch_size: int = 64, variable: str | None = None, method: str = "pseudosession") -> NullResult:
     """Run ``statistic`` on the real latent and on every null latent.
@@ -334,23 +342,33 @@ def null_test(statistic: Callable, latent, null_latents, *, alternative: str = "
     -------
     NullResult
         ``observed``, ``null`` (draws first), ``p`` = (1 + #{null >= observed}) / (1 + n_null).
+
+    Notes
+    -----
+    The null draws are evaluated in blocks of ``batch_size`` draws, one unit of :mod:`neurorl.parallel` per block:
+    inside ``with neurorl.parallel.parallel(...)`` they run on local processes or a Dask cluster (``statistic`` must
+    then be picklable by cloudpickle; closures are). The statistic draws no random numbers, so the result is the
+    same on every executor.
     """
+    from .. import parallel as _par
+
     owner = "null_test"
     y = _latent_values(latent, owner)
     Z = _null_matrix(null_latents, y.size, owner, variable)
+    b = max(1, int(batch_size))
+    blocks = [Z[s:s + b] for s in range(0, Z.shape[0], b)]
+    run = functools.partial(_null_block, statistic, latent, bool(vectorized))
     if vectorized:
         obs = statistic(_like(latent, y[:, None]))
         obs = obs[0] if not isinstance(obs, xr.DataArray) else obs.isel({obs.dims[0]: 0}, drop=True)
         if not isinstance(obs, xr.DataArray):
             obs = np.asarray(obs, float)
-        b = max(1, int(batch_size))
-        chunks = [statistic(_like(latent, Z[s:s + b].T)) for s in range(0, Z.shape[0], b)]
-        null = _stack(chunks, axis_first=True)
+        null = _stack(_par.map_units(run, blocks, desc="null draws"), axis_first=True)
     else:
         obs = statistic(latent)
         if not isinstance(obs, xr.DataArray):
             obs = np.asarray(obs, float)
-        null = _stack([statistic(_like(latent, z)) for z in Z], axis_first=False)
+        null = _stack([r for part in _par.map_units(run, blocks, desc="null draws") for r in part], axis_first=False)
     nshape = null.shape[0]
     if nshape != Z.shape[0]:
         raise ValueError(f"{owner}: the statistic returned {nshape} draws for {Z.shape[0]} null latents")

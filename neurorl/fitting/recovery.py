@@ -55,6 +55,18 @@ Assumptions and choices
 [A6] Simulation uses the task generator (free simulation, every subject its own session) unless
      ``schedule`` trials are given, in which case subject ``i`` is simulated on the schedule and
      trial count of schedule subject ``i mod n_schedule`` (:func:`neurorl.fitting.ppc.simulate_on_schedule`).
+[A7] Parallel units (:mod:`neurorl.parallel`): simulation runs in the calling process (it is cheap and vectorised);
+     the fits are the units -- one per candidate (model recovery; one per candidate x generator with ``EMMAP``), or
+     one per block of ``subjects_per_unit`` subjects. Every unit's generator is spawned from the root ``rng`` in a
+     fixed order before anything runs, so results do not depend on the executor, the number of workers or the
+     order in which units finish. With the default ``subjects_per_unit=None`` (one fit over all subjects) results
+     are those of a run without the execution layer; blocks of subjects draw other starting points (same
+     estimator, another random stream), so a blocked study is reproducible for a given block size, not equal to
+     an unblocked one.
+[A8] ``store=DIR`` makes the study resumable: each finished unit is written to ``DIR`` as it completes and a rerun
+     with the same arguments (and the same root seed) computes only the missing units. ``partial=True`` computes
+     nothing and summarises the subjects whose every fit is in the store (attribute ``n_complete``; incomplete
+     subjects have NaN log evidence / estimates and ``selected = -1``).
 """
 
 from __future__ import annotations
@@ -66,7 +78,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import parallel as _par
 from ..agents.base import Agent, make_agent
+from ..results import trials_fingerprint
 from ..schema import SUBJECT, TRIAL
 from ..simulate import simulate
 from ..tasks.base import Task, as_rng, make_task
@@ -172,6 +186,51 @@ def _make_estimator(estimator, agent: Agent, rng, options: Mapping | None):
                     f"{type(estimator).__name__}")
 
 
+def _check_store(store, partial, rng, owner):
+    if partial and store is None:
+        raise ValueError(f"{owner}: partial=True summarises a store; pass store=DIR")
+    if store is not None and not (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+        raise ValueError(f"{owner}: a resumable study (store=) needs an int rng, so that a rerun draws the same "
+                         f"subjects; got {type(rng).__name__}")
+
+
+def _seed_id(rng):
+    return int(rng) if isinstance(rng, (int, np.integer)) else repr(rng)
+
+
+def _estimator_id(estimator):
+    if isinstance(estimator, str):
+        return estimator
+    if hasattr(estimator, "fit"):
+        return repr(estimator)
+    return f"{getattr(estimator, '__module__', '')}.{getattr(estimator, '__qualname__', repr(estimator))}"
+
+
+def _model_key(u: dict) -> str:
+    """Units fitting the same candidate need the same compiled likelihood (neurorl.parallel's compile_key)."""
+    return repr(u["agent"])
+
+
+def _fit_recovery_unit(u: dict) -> dict:
+    """One unit of a recovery study: fit one estimator to one block of simulated subjects."""
+    est = u["estimator"] if u["built"] else _make_estimator(u["estimator"], u["agent"], u["rng"], u["options"])
+    if u["progress"] is not None and hasattr(est, "progress"):
+        est.progress = u["progress"]
+    est.fit(u["trials"])
+    res = est.result_
+    names = u.get("names")
+    out = {"loglik": res["loglik"].values, "converged": res["converged"].values.astype(bool)}
+    if u.get("criterion") is not None:
+        out["log_evidence"] = _log_evidence(est, u["criterion"])
+    if names is not None:
+        missing = [k for k in names if k not in list(res[PARAM].values)]
+        if missing:
+            raise ValueError(f"parameter_recovery: the estimator did not fit {missing}")
+        out["estimate"] = res["estimate"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+        out["theta"] = res["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+    return out
+
+
 def _simulate(agent, task, n, n_trials, p_con, rng, schedule, progress):
     if schedule is None:
         return simulate(agent, task, n_subjects=n, n_trials=n_trials, params=p_con, rng=rng, progress=progress).trials
@@ -204,6 +263,9 @@ def parameter_recovery(
     narrow: float = DEFAULT_NARROW,
     rng=None,
     progress: bool | None = None,
+    subjects_per_unit: int | None = None,
+    store=None,
+    partial: bool = False,
 ) -> xr.Dataset:
     """Simulate subjects with known parameters, refit them, and summarise how well they are recovered.
 
@@ -230,6 +292,13 @@ def parameter_recovery(
     rng : int, numpy.random.Generator or None
     progress : bool, optional
         Progress bars of the simulation and the fit.
+    subjects_per_unit : int, optional
+        Fit blocks of this many subjects as separate units of :mod:`neurorl.parallel` (default: one fit of all
+        subjects) ([A7]). Runs on the executor of the enclosing :func:`neurorl.parallel.parallel` block.
+    store : str or path-like, optional
+        Directory of a resumable study ([A8]); needs an int ``rng``.
+    partial : bool, default False
+        Summarise the blocks already in ``store`` without fitting anything ([A8]).
 
     Returns
     -------
@@ -247,33 +316,53 @@ def parameter_recovery(
     r(alpha) = 0.76, r(beta) = 0.91.
     """
     agent, task = make_agent(agent), make_task(task)
+    _check_store(store, partial, rng, "parameter_recovery")
+    root = rng
     rng = as_rng(rng)
     sim_rng, fit_rng, draw_rng = rng.spawn(3)
     n = int(n_subjects)
     if n < 2:
         raise ValueError(f"parameter_recovery: n_subjects must be >= 2 (correlations), got {n}")
+    blocks = _par.chunks(n, subjects_per_unit)
+    instance = not isinstance(estimator, str) and hasattr(estimator, "fit")
+    if instance and len(blocks) > 1:
+        raise ValueError("parameter_recovery: subjects_per_unit needs one estimator per block: pass a name ('MAP') "
+                         "or a callable(agent) -> estimator, not an estimator instance")
     est = _make_estimator(estimator, agent, fit_rng, estimator_options)
-    if progress is not None and hasattr(est, "progress"):
-        est.progress = progress
     bound = float(getattr(est, "bound", 15.0))
     theta = draw_params(agent, n, params, rng=draw_rng, narrow=narrow, bound=bound)
     p_con = _constrained(agent, theta)
     trials = _simulate(agent, task, n, n_trials, p_con, sim_rng, schedule, progress)
-    est.fit(trials)
     names = [p.name for p in agent.params]
-    res = est.result_
-    layout_names = list(res[PARAM].values)
-    missing = [k for k in names if k not in layout_names]
-    if missing:
-        raise ValueError(f"parameter_recovery: the estimator did not fit {missing}")
-    est_con = res["estimate"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
-    est_unc = res["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+    rngs = [fit_rng] if len(blocks) == 1 else fit_rng.spawn(len(blocks))
+    one = len(blocks) == 1 and _par.current().kind == "serial"
+    units = [{"estimator": est if (instance or one) else estimator, "built": instance or one, "agent": agent,
+              "rng": r, "options": estimator_options, "names": names, "progress": progress if one else False,
+              "trials": trials.isel({SUBJECT: b}) if len(blocks) > 1 else trials} for b, r in zip(blocks, rngs)]
+    study = {"function": "parameter_recovery", "agent": repr(agent), "task": repr(task), "n_subjects": n,
+             "trials": trials_fingerprint(trials), "estimator": _estimator_id(estimator),
+             "estimator_options": estimator_options, "blocks": [len(b) for b in blocks], "seed": _seed_id(root)}
+    parts = _par.map_units(_fit_recovery_unit, units, store=store, study=study, only_stored=partial,
+                           progress=bool(progress) and not one, desc=f"parameter recovery of {agent.name}")
+    D = len(names)
+    est_con, est_unc = np.full((n, D), np.nan), np.full((n, D), np.nan)
+    converged, loglik = np.zeros(n, bool), np.full(n, np.nan)
+    complete = np.zeros(n, bool)
+    for b, part in zip(blocks, parts):
+        if part is None:
+            continue
+        est_con[b], est_unc[b] = part["estimate"], part["theta"]
+        converged[b], loglik[b] = part["converged"].astype(bool), part["loglik"]
+        complete[b] = True
+    if partial and complete.sum() < 2:
+        raise ValueError(f"parameter_recovery: store {str(store)!r} holds {int(complete.sum())} finished subject(s); "
+                         "a summary needs at least 2")
     true_con = np.stack([p_con[k] for k in names], axis=1)
     true_unc = np.stack([theta[k] for k in names], axis=1)
-    converged = np.asarray(res["converged"].values, bool)
-    if not converged.all():
-        warnings.warn(f"parameter_recovery: {int((~converged).sum())} of {n} fits did not converge; they are "
-                      "included in r, bias and RMSE (see the 'converged' variable)", UserWarning, stacklevel=2)
+    if not converged[complete].all():
+        warnings.warn(f"parameter_recovery: {int((~converged[complete]).sum())} of {int(complete.sum())} fits did "
+                      "not converge; they are included in r, bias and RMSE (see the 'converged' variable)",
+                      UserWarning, stacklevel=2)
     D = len(names)
 
     def metrics(t, e):
@@ -282,16 +371,17 @@ def parameter_recovery(
         rmse = np.sqrt(np.mean((e - t) ** 2, axis=0))
         return r, bias, rmse
 
-    r, bias, rmse = metrics(true_con, est_con)
-    ru, bu, mu = metrics(true_unc, est_unc)
-    cross = np.array([[_corr(true_con[:, i], est_con[:, j]) for j in range(D)] for i in range(D)])
-    ecorr = np.array([[_corr(est_con[:, i], est_con[:, j]) for j in range(D)] for i in range(D)])
+    c = complete
+    r, bias, rmse = metrics(true_con[c], est_con[c])
+    ru, bu, mu = metrics(true_unc[c], est_unc[c])
+    cross = np.array([[_corr(true_con[c, i], est_con[c, j]) for j in range(D)] for i in range(D)])
+    ecorr = np.array([[_corr(est_con[c, i], est_con[c, j]) for j in range(D)] for i in range(D)])
     dims = (SUBJECT, PARAM)
     ds = xr.Dataset(
         {
             "true": (dims, true_con), "estimated": (dims, est_con),
             "true_unconstrained": (dims, true_unc), "estimated_unconstrained": (dims, est_unc),
-            "converged": (SUBJECT, converged), "loglik": (SUBJECT, res["loglik"].values),
+            "converged": (SUBJECT, converged), "loglik": (SUBJECT, loglik),
             "r": (PARAM, r), "bias": (PARAM, bias), "rmse": (PARAM, rmse),
             "r_unconstrained": (PARAM, ru), "bias_unconstrained": (PARAM, bu), "rmse_unconstrained": (PARAM, mu),
             "cross_correlation": ((PARAM, PARAM2), cross), "estimate_correlation": ((PARAM, PARAM2), ecorr),
@@ -299,7 +389,8 @@ def parameter_recovery(
         coords={SUBJECT: trials[SUBJECT].values, PARAM: names, PARAM2: names},
         attrs={"agent": agent.name, "agent_options": repr(agent), "task": task.name, "task_options": repr(task),
                "estimator": type(est).__name__, "n_trials": int(trials["valid"].sum(TRIAL).max()),
-               "n_subjects": n, "schedule": "recorded" if schedule is not None else "free"},
+               "n_subjects": n, "schedule": "recorded" if schedule is not None else "free",
+               "n_complete": int(complete.sum()), "units": len(blocks)},
     )
     ds["r"].attrs["description"] = "Pearson r(true, estimated), constrained scale"
     ds["cross_correlation"].attrs["description"] = "corr(true param, estimated param_) over subjects"
@@ -463,6 +554,9 @@ def model_recovery(
     narrow: float = DEFAULT_NARROW,
     rng=None,
     progress: bool | None = None,
+    subjects_per_unit: int | None = None,
+    store=None,
+    partial: bool = False,
 ) -> xr.Dataset:
     """Model recovery: how often each generating agent is selected, and which generator a selection implies.
 
@@ -489,7 +583,14 @@ def model_recovery(
     narrow : float
     rng : int, numpy.random.Generator or None
     progress : bool, optional
-        A progress bar over generators and candidates.
+        A progress bar over the fit units.
+    subjects_per_unit : int, optional
+        Fit each candidate to blocks of this many subjects (of all generators together), one unit of
+        :mod:`neurorl.parallel` per candidate and block (default: one unit per candidate) ([A7]).
+    store : str or path-like, optional
+        Directory of a resumable study ([A8]); needs an int ``rng``.
+    partial : bool, default False
+        Summarise the subjects whose every candidate fit is in ``store``, fitting nothing ([A8]).
 
     Returns
     -------
@@ -517,54 +618,69 @@ def model_recovery(
         raise ValueError(f"model_recovery: params given for unknown generator(s) {unknown}; labels are {labels}")
     for a in objs:
         a.check_task(task)
+    _check_store(store, partial, rng, "model_recovery")
+    root = rng
     rng = as_rng(rng)
     K, n = len(objs), int(n_subjects)
     if n < 1:
         raise ValueError(f"n_subjects must be >= 1, got {n}")
     gen_rngs = rng.spawn(K)
     fit_rngs = rng.spawn(K)
-    bar = None
-    if progress:
-        from ..progress import progress_bar
-
-        bar = progress_bar(True, "model recovery", 2 * K, unit="steps")
     sims = []
     for i, (lab, a) in enumerate(zip(labels, objs)):
         d_rng, s_rng = gen_rngs[i].spawn(2)
         theta = draw_params(a, n, params.get(lab), rng=d_rng, narrow=narrow)
         tr = _simulate(a, task, n, n_trials, _constrained(a, theta), s_rng, schedule, False)
         sims.append(tr.assign_coords({SUBJECT: np.arange(i * n, (i + 1) * n)}))
-        if bar is not None:
-            bar.update(1)
     all_trials = xr.concat(sims, dim=SUBJECT, data_vars="minimal", coords="minimal", compat="override",
                            join="outer") if K > 1 else sims[0]
     hierarchical = isinstance(estimator, str) and estimator == "EMMAP"
-    L = np.empty((K, n, K))  # generator, subject, model
-    for j, a in enumerate(objs):
-        if hierarchical:
+    # units ([A7]): (model j, subject indices into the K*n concatenated subjects, generator rng)
+    plan = []
+    if hierarchical:
+        if subjects_per_unit is not None:
+            raise ValueError("model_recovery: EMMAP learns a group prior from each generator's subjects together; "
+                             "subjects_per_unit does not apply")
+        for j in range(K):
             for i in range(K):
-                est = _make_estimator(estimator, a, fit_rngs[j].spawn(1)[0], estimator_options)
-                est.fit(sims[i])
-                L[i, :, j] = _log_evidence(est, criterion)
-        else:
-            est = _make_estimator(estimator, a, fit_rngs[j], estimator_options)
-            est.fit(all_trials)
-            L[:, :, j] = _log_evidence(est, criterion).reshape(K, n)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    bad = ~np.isfinite(L)
+                plan.append((j, np.arange(i * n, (i + 1) * n), fit_rngs[j].spawn(1)[0], sims[i]))
+    else:
+        blocks = _par.chunks(K * n, subjects_per_unit)
+        for j in range(K):
+            rngs = [fit_rngs[j]] if len(blocks) == 1 else fit_rngs[j].spawn(len(blocks))
+            for blk, r in zip(blocks, rngs):
+                plan.append((j, blk, r, all_trials if len(blocks) == 1 else all_trials.isel({SUBJECT: blk})))
+    units = [{"estimator": estimator, "built": False, "agent": objs[j], "rng": r, "options": estimator_options,
+              "progress": False, "criterion": criterion, "trials": tr} for j, _, r, tr in plan]
+    study = {"function": "model_recovery", "agents": {lab: repr(a) for lab, a in zip(labels, objs)},
+             "task": repr(task), "n_subjects": n, "trials": trials_fingerprint(all_trials), "criterion": criterion,
+             "estimator": _estimator_id(estimator), "estimator_options": estimator_options,
+             "units": [[j, len(blk)] for j, blk, _, _ in plan], "seed": _seed_id(root)}
+    parts = _par.map_units(_fit_recovery_unit, units, store=store, study=study, only_stored=partial,
+                           progress=bool(progress), desc="model recovery fits", compile_key=_model_key)
+    flat = np.full((K * n, K), np.nan)  # concatenated subject, model
+    done = np.zeros((K * n, K), bool)
+    for (j, blk, _, _), part in zip(plan, parts):
+        if part is not None:
+            flat[blk, j] = part["log_evidence"]
+            done[blk, j] = True
+    complete = done.all(axis=1)
+    bad = ~np.isfinite(flat) & done
     if bad.any():
-        i, s, j = np.argwhere(bad)[0]
+        s_, j = np.argwhere(bad)[0]
         raise ValueError(f"model_recovery: the {criterion} log evidence of model {labels[j]!r} is not finite for "
-                         f"subject {s} of generator {labels[i]!r} (e.g. a non-positive-definite Hessian for "
-                         "'laplace'); use criterion='bic' or check the fits")
-    selected = np.argmax(L, axis=2)  # ties -> first model ([A4])
+                         f"subject {s_ % n} of generator {labels[s_ // n]!r} (e.g. a non-positive-definite Hessian "
+                         "for 'laplace'); use criterion='bic' or check the fits")
+    if partial and not complete.any():
+        raise ValueError(f"model_recovery: store {str(store)!r} holds no subject whose every candidate is fitted yet")
+    L = flat.reshape(K, n, K)  # generator, subject, model
+    complete = complete.reshape(K, n)
+    selected = np.where(complete, np.argmax(np.nan_to_num(L, nan=-np.inf), axis=2), -1)  # ties -> first ([A4])
     gen = np.repeat(np.arange(K), n)
-    C = confusion_matrix(gen, selected.ravel(), K)
+    keep = complete.ravel()
+    C = confusion_matrix(gen[keep], selected.ravel()[keep], K)
     counts = np.zeros((K, K), np.int64)
-    np.add.at(counts, (gen, selected.ravel()), 1)
+    np.add.at(counts, (gen[keep], selected.ravel()[keep]), 1)
     data = {
         "log_evidence": ((GENERATOR, SUBJECT, MODEL), L),
         "selected": ((GENERATOR, SUBJECT), selected),
@@ -575,7 +691,10 @@ def model_recovery(
     if bms:
         freq, ep, pxp, bor = np.empty((K, K)), np.empty((K, K)), np.empty((K, K)), np.empty(K)
         for i in range(K):
-            res = run_bms(L[i].T)
+            if not complete[i].any():
+                freq[i], ep[i], pxp[i], bor[i] = np.nan, np.nan, np.nan, np.nan
+                continue
+            res = run_bms(L[i][complete[i]].T)
             freq[i], ep[i], pxp[i], bor[i] = (res.frequencies.values, res.ep.values, res.pxp.values, res.bor)
         data.update(bms_frequency=((GENERATOR, MODEL), freq), bms_ep=((GENERATOR, MODEL), ep),
                     bms_pxp=((GENERATOR, MODEL), pxp), bms_bor=(GENERATOR, bor))
@@ -583,7 +702,8 @@ def model_recovery(
                     attrs={"criterion": criterion, "task": task.name, "task_options": repr(task),
                            "estimator": estimator if isinstance(estimator, str) else repr(estimator),
                            "n_subjects": n, "n_trials": int(sims[0].sizes[TRIAL]),
-                           "schedule": "recorded" if schedule is not None else "free"})
+                           "schedule": "recorded" if schedule is not None else "free",
+                           "n_complete": int(complete.sum()), "units": len(plan)})
     ds["confusion"].attrs["description"] = "P(selected model | generator); rows sum to 1"
     ds["inversion"].attrs["description"] = "P(generator | selected model), uniform prior; columns sum to 1"
     return ds

@@ -1,0 +1,134 @@
+"""Benchmark: a model-recovery study serially and on a 2-worker local Dask cluster, in the same run.
+
+Study: :func:`neurorl.fitting.recovery.model_recovery` of ``q_learning`` vs ``rflr`` on ``mouse_bandit`` (MAP, BIC),
+``--subjects`` simulated subjects per generator x ``--trials`` trials, fitted in units of ``--block`` subjects (one
+unit of :mod:`neurorl.parallel` per candidate x block). Timed, each with its own compiled-likelihood cache:
+
+* ``cold``: an empty cache -- the serial run compiles in this process; on the cluster each worker process compiles
+  (or loads what the other worker has written meanwhile);
+* ``warm``: the same study again: the serial run loads from the cache (or memory); the workers too.
+
+By default every process computes on one thread (``--xla-threads one``), so that the comparison is one core against
+``--workers`` cores, as on a cluster of single-core workers; with ``--xla-threads all`` the serial run already
+spreads each fit over the machine's cores.
+
+Printed: wall times, the speed-up (serial / cluster), the per-unit cost, the per-task overhead of the cluster
+(``cluster - serial / workers`` spread over the units, and the round trip of ``--empty`` empty tasks), the start-up
+of the cluster, whether the cluster's results equal the serial ones bit for bit, and the projected wall time of a
+1,000-cohort design study on 100 workers from the measured per-unit cost (see docs/parallel.md).
+
+Run:  python benchmarks/scale_out.py [--subjects 100] [--trials 500] [--block 25] [--starts 5] [--workers 2]
+Target (issue 17): a speed-up close to the number of workers on units longer than a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+
+
+def study(args, **kw):
+    from neurorl.fitting.recovery import model_recovery
+
+    return model_recovery(["q_learning", "rflr"], "mouse_bandit", n_subjects=args.subjects, n_trials=args.trials,
+                          criterion="bic", estimator_options={"n_starts": args.starts}, subjects_per_unit=args.block,
+                          rng=args.seed, **kw)
+
+
+def _nothing(unit):
+    return unit
+
+
+def timed(fn, cpu: dict | None = None, key: str = ""):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    if cpu is not None:
+        cpu[key] = time.process_time() - c0  # this process only: meaningful for the serial runs
+    return out, time.perf_counter() - t0
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subjects", type=int, default=100, help="simulated subjects per generator (default 100)")
+    ap.add_argument("--trials", type=int, default=500, help="trials per subject (default 500)")
+    ap.add_argument("--block", type=int, default=25, help="subjects per unit (default 25)")
+    ap.add_argument("--starts", type=int, default=5, help="optimiser starts per subject (default 5)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
+    ap.add_argument("--empty", type=int, default=200, help="empty tasks timed for the per-task overhead")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--xla-threads", choices=["one", "all"], default="one",
+                    help="one (default): every process -- the serial run and each worker -- computes on one thread "
+                         "(XLA_FLAGS), so the comparison is one core against N; all: XLA's own thread pool, so the "
+                         "serial run already uses every core and the cluster cannot do better on this machine")
+    args = ap.parse_args(argv)
+    if args.xla_threads == "one":  # before JAX is imported here or in a worker (workers inherit the environment)
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    warnings.simplefilter("ignore")  # fit warnings of simulated subjects (e.g. one choice throughout) are expected
+    os.environ["PYTHONWARNINGS"] = "ignore"  # ... in the worker processes too
+
+    import numpy as np
+    from dask.distributed import Client, LocalCluster
+
+    import neurorl.parallel as par
+
+    n_units = 2 * int(np.ceil(2 * args.subjects / args.block))
+    print(f"model recovery: q_learning vs rflr on mouse_bandit, {args.subjects} subjects per generator x "
+          f"{args.trials} trials, {n_units} units of {args.block} subjects; {os.cpu_count()} CPU cores; XLA threads "
+          f"per process: {args.xla_threads}")
+    root = tempfile.mkdtemp(prefix="nr-scale-out-")
+    serial_cache, cluster_cache = os.path.join(root, "serial"), os.path.join(root, "cluster")
+    os.environ["NEURORL_CACHE_DIR"] = serial_cache
+
+    rows, cpu = {}, {}
+    ref, rows["serial cold"] = timed(lambda: study(args), cpu, "serial cold")
+    _, rows["serial warm"] = timed(lambda: study(args), cpu, "serial warm")
+
+    import dask
+
+    # dask's statistical profiler samples every worker's stack every 10 ms; on a loaded machine its GIL hand-offs
+    # cost as much as the work (measured here: 2.7x the serial wall time per unit with it, 1.2x without)
+    dask.config.set({"distributed.worker.profile.enabled": False})
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    startup = time.perf_counter() - t0
+    try:
+        with par.parallel(client, cache_dir=cluster_cache):
+            res, rows["cluster cold"] = timed(lambda: study(args))
+            _, rows["cluster warm"] = timed(lambda: study(args))
+            _, t_empty = timed(lambda: par.map_units(_nothing, range(args.empty)))
+    finally:
+        client.close()
+        cluster.close()
+    same = bool(np.array_equal(res["log_evidence"].values, ref["log_evidence"].values))
+
+    print(f"\n{'run':<16}{'wall s':>9}{'per unit s':>12}{'CPU s':>9}")
+    for k, v in rows.items():
+        c = f"{cpu[k]:>9.2f}" if k in cpu else f"{'':>9}"
+        print(f"{k:<16}{v:>9.2f}{v / n_units:>12.3f}{c}")
+    print("(CPU s: processor time of this process; on an idle machine the serial wall time is close to it)")
+    w = args.workers
+    for state in ("cold", "warm"):
+        s, c = rows[f"serial {state}"], rows[f"cluster {state}"]
+        print(f"{state}: speed-up {s / c:.2f}x on {w} workers; overhead per unit "
+              f"{(c - s / w) * w / n_units:+.3f} s (cluster - serial/{w}, spread over the units)")
+    print(f"cluster start-up {startup:.2f} s; empty task round trip {t_empty / args.empty * 1e3:.1f} ms per task "
+          f"({args.empty} tasks)")
+    print(f"cluster results equal the serial ones bit for bit: {same}")
+
+    unit = rows["serial warm"] / n_units
+    cohorts, workers = 1000, 100
+    per_task = t_empty / args.empty
+    total = cohorts * n_units * unit
+    projected = total / workers + cohorts * n_units * per_task / workers + rows["serial cold"] / n_units
+    print(f"\nprojection: a 1,000-cohort design study (each cohort this study: {n_units} units of {unit:.2f} s) = "
+          f"{total / 3600:.1f} CPU hours serially; on {workers} workers about {projected / 60:.0f} min "
+          f"(work / workers + task overhead + one cold unit per worker)")
+
+
+if __name__ == "__main__":
+    main()

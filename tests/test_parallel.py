@@ -1,0 +1,183 @@
+"""The execution layer (neurorl.parallel): identical results on every executor, killed workers, resumable studies.
+
+The Dask tests start a ``dask.distributed.LocalCluster`` (2 worker processes) inside the test module; the worker that
+is killed is one of those processes (it kills itself, by SIGKILL, on its first attempt at a chosen unit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import neurorl.parallel as par
+from neurorl.decoding.nulls import null_test
+from neurorl.fitting.recovery import model_recovery
+
+AGENTS = ["q_learning", "rflr"]
+TASK = "mouse_bandit"
+STUDY = {"n_subjects": 4, "n_trials": 80, "criterion": "bic", "estimator_options": {"n_starts": 2},
+         "subjects_per_unit": 4, "rng": 11}  # 2 models x 2 blocks of 4 subjects = 4 units
+
+
+def _draw(unit, rng):
+    return unit + rng.standard_normal(4)
+
+
+def _draw_and_env(unit, rng):
+    return {"x": unit + rng.standard_normal(4), "cache": np.array(os.environ.get("NEURORL_CACHE_DIR", ""))}
+
+
+def _counting(unit, rng, *, log: Path, fail_at: int | None = None):
+    """Record the call in ``log`` (one file per call), optionally fail at unit ``fail_at`` (an interruption)."""
+    (log / f"call-{unit}-{len(list(log.iterdir()))}").touch()
+    if unit == fail_at:
+        raise KeyboardInterrupt("interrupted")
+    return xr.Dataset({"x": ("i", unit + rng.standard_normal(3))}, attrs={"unit": unit})
+
+
+def _kill_once(unit, rng, *, marker_dir: str, victim: int):
+    """Kill the worker process the first time unit ``victim`` runs (the marker survives the process)."""
+    marker = Path(marker_dir) / f"attempt-{unit}"
+    if unit == victim and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return unit + rng.standard_normal(4)
+
+
+# ============================================================================ seeds and the serial path
+def test_unit_seeds_are_the_spawned_children_whatever_the_order():
+    kids = np.random.SeedSequence(5).spawn(4)
+    for i in (3, 0, 2, 1):  # any order: the seed depends on the index only
+        assert np.array_equal(par.unit_seed(5, i).generate_state(4), kids[i].generate_state(4))
+    g = np.random.default_rng(5)
+    assert np.array_equal(par.unit_seed(g, 2).generate_state(4), kids[2].generate_state(4))
+    got = par.map_units(_draw, [10, 20], seed=5)
+    for k, (u, x) in enumerate(zip([10, 20], got)):
+        assert np.array_equal(x, u + np.random.default_rng(kids[k]).standard_normal(4))
+    with pytest.raises(TypeError, match="seed"):
+        par.map_units(_draw, [1], seed="x")
+    with pytest.raises(ValueError, match="workers"):
+        par.Executor(workers=-1)
+
+
+def test_an_interrupted_study_resumes_and_a_partial_one_is_summarised(tmp_path):
+    import functools
+
+    store, log = tmp_path / "store", tmp_path / "log"
+    log.mkdir()
+    study = {"what": "test", "seed": 3}
+    units = list(range(6))
+    with pytest.raises(KeyboardInterrupt):
+        par.map_units(functools.partial(_counting, log=log, fail_at=3), units, seed=3, store=store, study=study)
+    assert sorted(p.name for p in store.glob("unit-*.nc")) == [f"unit-{i:06d}.nc" for i in range(3)]
+    partial = par.map_units(_counting, units, seed=3, store=store, study=study, only_stored=True)
+    assert [p is None for p in partial] == [False] * 3 + [True] * 3
+    assert par.UnitStore(store, study, 6).summary()["n_done"] == 3
+    n_calls = len(list(log.iterdir()))
+    resumed = par.map_units(functools.partial(_counting, log=log), units, seed=3, store=store, study=study)
+    calls = sorted(p.name.split("-")[1] for p in log.iterdir())
+    assert len(calls) - n_calls == 3  # only units 3, 4, 5 ran again
+    fresh = par.map_units(functools.partial(_counting, log=tmp_path), units, seed=3)
+    for a, b in zip(resumed, fresh):
+        xr.testing.assert_identical(a, b)
+    with pytest.raises(ValueError, match="another study"):
+        par.map_units(_counting, units, seed=4, store=store, study={"what": "test", "seed": 4})
+
+
+# ============================================================================ local processes
+def test_local_processes_give_the_serial_results_and_share_the_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURORL_CACHE_DIR", str(tmp_path / "cache"))
+    serial = par.map_units(_draw_and_env, range(3), seed=9)
+    with par.parallel(workers=2) as ex:
+        assert ex.kind == "processes"
+        procs = par.map_units(_draw_and_env, range(3), seed=9)
+    for a, b in zip(serial, procs):
+        assert np.array_equal(a["x"], b["x"])
+        assert str(b["cache"]) == str(tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_a_killed_local_process_is_survived(tmp_path):
+    import functools
+
+    fn = functools.partial(_kill_once, marker_dir=str(tmp_path), victim=1)
+    got = par.map_units(fn, range(4), seed=2, client=2)
+    ref = par.map_units(_draw, range(4), seed=2)
+    assert (tmp_path / "attempt-1").exists()
+    for a, b in zip(got, ref):
+        assert np.array_equal(a, b)
+
+
+# ============================================================================ a Dask cluster
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("dask.distributed")
+    import dask
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def serial_recovery():
+    return model_recovery(AGENTS, TASK, **STUDY)
+
+
+def test_model_recovery_on_a_dask_cluster_equals_serial(client, serial_recovery, tmp_path):
+    with par.parallel(client) as ex:
+        assert ex.kind == "dask"
+        res = model_recovery(AGENTS, TASK, **STUDY, store=tmp_path / "study")
+    assert res.attrs["units"] == 4 and res.attrs["n_complete"] == 8
+    np.testing.assert_array_equal(res["log_evidence"].values, serial_recovery["log_evidence"].values)
+    np.testing.assert_array_equal(res["confusion"].values, serial_recovery["confusion"].values)
+    assert len(list((tmp_path / "study").glob("unit-*.nc"))) == 4
+    # a rerun on the same store fits nothing (every unit is loaded) and gives the same study
+    again = model_recovery(AGENTS, TASK, **STUDY, store=tmp_path / "study")
+    xr.testing.assert_identical(again, res)
+
+
+def test_null_distribution_on_a_dask_cluster_equals_serial(client):
+    rng = np.random.default_rng(0)
+    y = np.cumsum(rng.standard_normal(60))
+    neural = 0.5 * y + rng.standard_normal(60)
+    nulls = np.cumsum(rng.standard_normal((25, 60)), axis=1)
+
+    def corr(v):
+        return np.corrcoef(neural, v)[0, 1]
+
+    serial = null_test(corr, y, nulls, batch_size=4)
+    with par.parallel(client):
+        dist = null_test(corr, y, nulls, batch_size=4)
+    expected = np.array([np.corrcoef(neural, z)[0, 1] for z in nulls])  # the statistic, by hand
+    np.testing.assert_array_equal(dist.null, serial.null)
+    np.testing.assert_allclose(dist.null, expected, rtol=0, atol=1e-12)
+    assert dist.p == (1 + np.sum(expected >= corr(y))) / 26
+
+
+def test_a_killed_dask_worker_is_survived_and_its_unit_rerun(client, tmp_path):
+    import functools
+
+    fn = functools.partial(_kill_once, marker_dir=str(tmp_path), victim=2)
+    with par.parallel(client):
+        got = par.map_units(fn, range(6), seed=4, store=tmp_path / "s", study={"t": "kill"})
+    assert (tmp_path / "attempt-2").exists()  # unit 2 killed its worker once and ran again elsewhere
+    ref = par.map_units(_draw, range(6), seed=4)
+    for a, b in zip(got, ref):
+        assert np.array_equal(a, b)
+
+
+def test_cli_parallel_options_are_checked(tmp_path, capsys):
+    from neurorl.cli import main
+
+    base = ["recover", "--agent", "q_learning", "--task", "bandit", "--subjects", "2", "-o", str(tmp_path / "r.nc")]
+    assert main([*base, "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert main([*base, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2  # mutually exclusive
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "r.nc").exists()
