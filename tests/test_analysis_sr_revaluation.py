@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # three likelihood compilations for the small model recovery (minutes on a loaded 2-core machine)
 def test_sr_revaluation_quick(tmp_path, monkeypatch):
     path = ROOT / "analyses" / "sr_revaluation.py"
     spec = importlib.util.spec_from_file_location("analysis_sr_revaluation", path)
