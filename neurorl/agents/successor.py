@@ -234,7 +234,7 @@ class Successor(Agent):
         q = self._at(mix, items, known, kv, ops)
         policy, logp = softmax_policy(p["beta"][:, None] * q, obs["avail"], ops)
         out = shared_latents(q, policy, 1.0 / p["beta"], ops)
-        out.update(policy=policy, log_policy=logp)
+        out.update(policy=policy, log_policy=logp, _mix=mix)  # _mix: the item values, reused by learn
         for c in self.options["components"]:
             out["q_" + c] = self._at(tables[c], items, known, kv, ops)
         if "sr" in self._has:
@@ -275,8 +275,7 @@ class Successor(Agent):
                 rpe = r - w_s
                 new["Ws"] = s["Ws"] + (p["alpha_w"] * rpe)[:, None] * e_s
             else:
-                _, mix = self._item_tables(p, s, ops)
-                nq = self._at(mix, obs["next_items"], obs["next_known"], obs["next_known_value"], ops)
+                nq = self._at(dec["_mix"], obs["next_items"], obs["next_known"], obs["next_known_value"], ops)
                 pi_n, _ = softmax_policy(p["beta"][:, None] * nq, obs["next_avail"], ops)
                 noh = ops.onehot(obs["next_items"], I)  # (n, A, I)
                 h_next = ops.sum((pi_n[:, :, None] * noh)[:, :, :, None] * s["H"][:, None, :, :], axis=(1, 2))
