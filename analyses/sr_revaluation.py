@@ -141,6 +141,21 @@ def recovery_part(args, rng):
     return res, msgs
 
 
+def recovery_reading(C, labels) -> str:
+    """A plain reading of the confusion matrix (which generators are recovered, where the others go)."""
+    good = [m for i, m in enumerate(labels) if C[i, i] >= 0.6]
+    poor = [f"{m} ({C[i, i]:.2f}; mostly taken for {labels[int(np.argmax(np.where(np.arange(len(labels)) == i, -1, C[i])))]}"
+            f", {np.max(np.delete(C[i], i)):.2f})" for i, m in enumerate(labels) if C[i, i] < 0.6]
+    return ("Recovered well (>= 0.6): " + (", ".join(good) if good else "none") + "; recovered poorly: "
+            + (", ".join(poor) if poor else "none") + ". Only the free root choices carry likelihood (about "
+            "6 in phase 1 and one per test episode); the model-free candidate has one parameter fewer than the "
+            "model-based and SR candidates, and BIC charges ln(n) per parameter: a likely reason (not tested "
+            "here) why, with this few informative choices per subject, generated MB and SR subjects go to the "
+            "simpler model. The revaluation signature (first test choice after each change) separates the "
+            "learners in the population; per-subject selection needs more test choices per subject, several "
+            "revaluation blocks, or a criterion without BIC's penalty (exact cross-validation).")
+
+
 def _fig_signature(sig):
     import matplotlib.pyplot as plt
 
@@ -226,6 +241,7 @@ def main(args: Args) -> dict:
         rec_text = (f"Selected model = generator for {acc:.0%} of subjects (chance 33%; each entry has a binomial "
                     f"standard error of up to {se:.2f} with {args.n_recovery} subjects per generator).\n\n"
                     + "\n".join(rec_rows))
+        rec_text += "\n\n" + recovery_reading(C, labels)
         if msgs:
             rec_text += "\n\nFit warnings: " + "; ".join(msgs[:5])
     res["runtime_s"] = time.perf_counter() - t0
