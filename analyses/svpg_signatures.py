@@ -245,6 +245,7 @@ def main(args: Args) -> dict:
     svpg_br = {k: v for k, v in br.items() if k.startswith("svpg")}
     inside = [k for k, v in svpg_br.items() if v["ci"][0] <= 0.5 <= v["ci"][1]]
     above = [k for k, v in svpg_br.items() if v["ci"][0] > 0.5]
+    below = [k for k, v in svpg_br.items() if v["ci"][1] < 0.5]
     interp = (
         f"Frequency x stakes: SVPG's frequency effect is {_sig(sv['ci'][0, 0], sv['ci'][1, 0])} "
         f"({sv['effects'][0]:+.3f}) and its stakes effect {_sig(sv['ci'][0, 1], sv['ci'][1, 1])} "
@@ -255,6 +256,8 @@ def main(args: Args) -> dict:
         + (f"SVPG's root preference is indistinguishable from indifference (0.5) at {', '.join(inside)}" if inside
            else "SVPG's root preference differs from 0.5 at every alpha")
         + (f"; above 0.5 at {', '.join(above)}" if above else "")
+        + (f"; below 0.5 at {', '.join(below)} (toward the branch without a second choice, not toward max-ent's "
+           "prediction)" if below else "")
         + f" -- max-ent's soft value iteration predicts {br['theory_soft']:.3f}. SVPG's entropy-like term acts on "
         "the distribution of policy *parameters* (particles repel in logit space), not on the entropy of actions "
         "along future paths, so it gives no bonus to the branch with a downstream choice; it behaves like a "
