@@ -93,13 +93,17 @@ class Args:
     sweep_alpha_ps: str = "0.0001,0.01,0.03"
     sweep_subjects: int = 40
     rflr_starts: int = 3
+    timestep: bool = True
+    ts_subjects: int = 100
+    ts_rows: int = 3000
+    ts_beta: float = 1.5
     out_root: str = ""
     docs_dir: str = ""
     docs: bool = True
 
 
 QUICK = {"n_subjects": 10, "n_trials": 300, "sweep_betas": "1,2", "sweep_alpha_ps": "0.01", "sweep_subjects": 5,
-             "rflr_starts": 1}
+             "rflr_starts": 1, "ts_subjects": 6, "ts_rows": 400}
 
 
 # ----------------------------------------------------------------------------- analysis pieces
@@ -142,6 +146,49 @@ def rflr_fit(trials, args, rng):
         est = MAP("rflr", n_starts=args.rflr_starts, rng=rng, progress=False).fit(trials)
     p = est.params_
     return {k: float(np.median(p[k].values)) for k in ("alpha", "beta", "tau")}
+
+
+# ----------------------------------------------------------------------------- time-step variant (wait action)
+def timestep_generators(args):
+    """(label, agent, params) on the time-step task with a wait action (agents.md §4 open point)."""
+    pc = {"beta": args.ts_beta, "alpha_theta": args.pc_alpha_theta, "alpha_p": args.pc_alpha_p, "alpha_v": 0.1}
+    return [("PC, decision-only marginal", nr.make_agent("policy_compression", null_action=2), pc),
+            ("PC, marginal over all actions", nr.make_agent("policy_compression"), pc),
+            ("Q-learning", nr.make_agent("q_learning"), {"alpha": 0.5, "beta": 3.0})]
+
+
+def summarise_timestep(trials, latents):
+    """Decision-row summaries of a time-step session: switching, tracking, waiting and the marginal."""
+    dec = trials["decision"].values.astype(bool)
+    c, z, r = trials["choice"].values, trials["high_port"].values, trials["reward"].values
+    ph = trials["phase"].values
+    sw, hi, after = [], [], []
+    for i in range(c.shape[0]):
+        ci, zi = c[i, dec[i]], z[i, dec[i]]
+        sw.append(ci[1:] != ci[:-1])
+        hi.append(ci == zi)
+        change = np.flatnonzero(zi[1:] != zi[:-1]) + 1  # first decision of each new block
+        for k in change:
+            after.extend((ci[k:k + 5][1:] != ci[k:k + 5][:-1]).tolist())
+    go = ph == 1
+    out = {"n_decisions": int(dec.sum()), "p_switch": float(np.mean(np.concatenate(sw))),
+           "p_high": float(np.mean(np.concatenate(hi))),
+           "p_switch_after": float(np.mean(after)) if after else float("nan"),
+           "wait_go": float(np.mean(c[go] == 2)), "wait_iti": float(np.mean(c[ph == 0] == 2)),
+           "reward_per_decision": float(r.sum() / max(dec.sum(), 1))}
+    if "marginal" in latents:
+        out["marginal"] = latents["marginal"].values[:, trials.sizes["trial"] // 2:].mean(axis=(0, 1)).tolist()
+    return out
+
+
+def timestep_part(args, rng):
+    task = nr.make_task("mouse_bandit_timestep", include_null_action=True, p_rew_max=args.p_high)
+    res = {}
+    gens = timestep_generators(args)
+    for (lab, agent, params), rs in zip(gens, rng.spawn(len(gens))):
+        sim = nr.simulate(agent, task, n_subjects=args.ts_subjects, n_trials=args.ts_rows, params=params, rng=rs)
+        res[lab] = summarise_timestep(sim.trials, sim.latents)
+    return res
 
 
 # ----------------------------------------------------------------------------- figures
@@ -234,6 +281,7 @@ def main(args: Args) -> dict:
     gens = generators(args)
     rng = np.random.default_rng(args.seed)
     r_sim, r_fit, r_sweep = rng.spawn(3)
+    r_ts = np.random.default_rng([args.seed, 1])  # a separate stream: the trial-level results do not change
     results = {}
     for (lab, agent, params), rs, rf in zip(gens, r_sim.spawn(len(gens)), r_fit.spawn(len(gens))):
         sim = nr.simulate(agent, task, n_subjects=args.n_subjects, n_trials=args.n_trials, params=params, rng=rs)
@@ -255,6 +303,7 @@ def main(args: Args) -> dict:
     for r in results.values():
         r["gap"] = float(np.interp(r["info"], curve["information"].values[order_i], curve["value"].values[order_i])
                          - r["expected_reward"])
+    ts = timestep_part(args, r_ts) if args.timestep else None
     output.save(_fig_block(results), "block_switch")
     output.save(_fig_history(results), "history")
     output.save(_fig_sweep(sweep, betas, aps), "sweep")
@@ -351,16 +400,49 @@ def main(args: Args) -> dict:
                               "generator's mutual information between high port and choice (pooled over subjects) "
                               "and the expected reward of its pooled policy."),
     ]
-    output.write("Policy compression and perseveration on the mouse bandit",
-                 {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}, figures)
-    return {"runtime_s": runtime, "frontier_max": vmax,
-            **{lab: {k: v for k, v in r.items() if k not in ("block", "hist")} for lab, r in results.items()}}
+    sections = {"What was run": what, "Headline numbers": headline, "Figures": "", "Interpretation": interp}
+    if ts is not None:
+        sections["Time-step variant with a wait action"] = _timestep_text(ts, args)
+    output.write("Policy compression and perseveration on the mouse bandit", sections, figures)
+    out = {"runtime_s": runtime, "frontier_max": vmax,
+           **{lab: {k: v for k, v in r.items() if k not in ("block", "hist")} for lab, r in results.items()}}
+    if ts is not None:
+        out["timestep"] = ts
+    return out
+
+
+def _timestep_text(ts, args) -> str:
+    rows = ["| generator | decisions | P(switch) between decisions | P(switch), first 5 decisions of a block | "
+            "P(high port) | reward per decision | P(wait), go period | P(wait), ITI | mean marginal (left, right, "
+            "wait), second half |", "|---|---|---|---|---|---|---|---|---|"]
+    for lab, r in ts.items():
+        m = ", ".join(f"{x:.2f}" for x in r["marginal"]) if "marginal" in r else "--"
+        rows.append(f"| {lab} | {r['n_decisions']} | {r['p_switch']:.3f} | {r['p_switch_after']:.3f} | "
+                    f"{r['p_high']:.3f} | {r['reward_per_decision']:.3f} | {r['wait_go']:.3f} | {r['wait_iti']:.3f} | "
+                    f"{m} |")
+    d, a = ts["PC, decision-only marginal"], ts["PC, marginal over all actions"]
+    more = "more" if d["p_switch"] > a["p_switch"] else "less"
+    return (
+        f"`mouse_bandit_timestep` with `include_null_action=True` (action 2 = wait; p_rew_max = {args.p_high}, "
+        f"p_switch 0.02, ITI Geometric(0.5), no abort penalty), {args.ts_subjects} subjects x {args.ts_rows} rows "
+        f"per generator. Policy compression at beta = {args.ts_beta}, alpha_theta = {args.pc_alpha_theta}, alpha_p "
+        f"= {args.pc_alpha_p}, alpha_v = 0.1, with the decision-only marginal (`null_action=2`: the marginal over "
+        "left/right only, no cost on wait rows, the wait-or-act decision uncompressed; "
+        "neurorl/agents/policy_compression.py) and with the published marginal over all three actions. Summaries "
+        "on the task's decision rows (covariate `decision`).\n\n" + "\n".join(rows) + "\n\n"
+        f"With the marginal over choices only, the wait action carries no marginal mass ({d['marginal'][2]:.2f} vs "
+        f"{a['marginal'][2]:.2f} with the published rule) and the agent switches {more} between decisions "
+        f"(P(switch) {d['p_switch']:.3f} vs {a['p_switch']:.3f}; P(high port) {d['p_high']:.3f} vs "
+        f"{a['p_high']:.3f}). One parameter setting, simulated data; the DRQN's `kl_decision_only` penalty "
+        "(neurorl/agents/deep/drqn.py) still updates its marginal with the full policy including wait (not changed "
+        "here)."
+    )
 
 
 if __name__ == "__main__":
     res = main(parse_args(Args))
     for lab, r in res.items():
-        if isinstance(r, dict):
+        if isinstance(r, dict) and lab != "timestep":
             print(f"{lab}: P(switch) {r['p_switch']:.3f}, P(high) {r['p_high']:.3f}, reward {r['reward']:.3f}, "
                   f"I(Z;A) {r['info']:.3f}, RFLR alpha {r['rflr']['alpha']:.2f}")
     print(f"frontier max reward {res['frontier_max']:.3f}; runtime {res['runtime_s']:.0f} s")

@@ -16,10 +16,34 @@ of the reward distribution: ``tau E[(r - z)_+] = (1 - tau) E[(z - r)_+]``.
 Choices: ``pi = softmax(beta * q)`` over the available actions, with ``q(s, a)``
 the channel mean of ``Z(s, a, .)``.
 
+Asymmetries (option ``taus``)
+-----------------------------
+``None`` (default): ``tau_i = (i + 1/2) / N`` on an even grid in (0, 1), so the channel index orders
+the optimism levels (and the reversal points) by construction. ``"random"``: as the source, each
+channel draws ``alpha_i^+, alpha_i^- ~ U(0.001, 0.02)`` independently (seeded by ``tau_seed``, so
+replay is exact) and keeps its asymmetry ``tau_i = alpha_i^+ / (alpha_i^+ + alpha_i^-)``; the channels
+are *not* sorted, so any ordering of reversal points has to be found from the responses
+(:func:`reversal_points`). A sequence of floats in (0, 1): user-given levels. In all cases the scale
+of the two rates is the free ``alpha`` (their geometric mean), so only the asymmetry comes from the
+option [A].
+
+Variants (option ``variant``)
+-----------------------------
+``"expectile"`` (default): steps ``rate(d) * d``, fixed point the ``tau_i``-expectile.
+``"quantile"``: sign-only steps ``rate(d) * sign(d)`` (``alpha^+`` up, ``alpha^-`` down, 0 at
+``d = 0``), fixed point the ``tau_i``-quantile: ``tau P(r > z) = (1 - tau) P(r < z)`` [D].
+
+Helpers
+-------
+:func:`expectile` and :func:`quantile` of a discrete distribution; :func:`reversal_points` (the
+reward at which a channel's (or neuron's) response changes sign) and :func:`response_slopes`
+(slopes of the response above and below the reversal point: the optimistic and pessimistic rates
+``alpha^+`` and ``alpha^-`` when the response is the channel's update ``rate(d) * d``, and their
+asymmetry ``slope^+ / (slope^+ + slope^-)``).
+
 Deviations from the source (neuro-nav ``DistQ``), so that replay is exact
 -----------------------------------------------------------------------
-[A] Rates are deterministic: ``tau_i = (i + 1/2) / N`` on an even grid in
-    (0, 1), not ``alpha^+, alpha^- ~ U(0.001, 0.02)`` drawn at random.
+[A] Random asymmetries are drawn once per agent from ``tau_seed`` (not per run).
 [A] Bootstrap: the source draws one channel ``j`` of a next action ``a'`` (the
     action taken next in its on-policy mode, an argmax in its off-policy mode) and
     uses ``r + gamma Z(s', a', j)`` for every channel. Here the update is the
@@ -68,12 +92,158 @@ import numpy as np
 from ..params import Param
 from .base import VALUE_LATENTS, Agent, register_agent, shared_latents, softmax_policy, take
 
-__all__ = ["DistributionalTD", "tau_grid", "asymmetric_rates"]
+__all__ = ["DistributionalTD", "tau_grid", "random_taus", "asymmetric_rates", "expectile", "quantile",
+           "reversal_points", "response_slopes"]
+
+VARIANTS = ("expectile", "quantile")
 
 
 def tau_grid(n_channels: int) -> np.ndarray:
     """Optimism levels ``(i + 1/2) / N``, i = 0..N-1."""
     return (np.arange(n_channels) + 0.5) / n_channels
+
+
+def random_taus(n_channels: int, seed: int = 0, low: float = 0.001, high: float = 0.02) -> np.ndarray:
+    """Asymmetries ``a+ / (a+ + a-)`` of rates drawn independently from U(low, high) (neuro-nav ``DistQ``)."""
+    rng = np.random.default_rng(seed)
+    up, down = rng.uniform(low, high, size=(2, n_channels))
+    return up / (up + down)
+
+
+def expectile(values, probs, tau: float) -> float:
+    """The ``tau``-expectile ``z`` of a discrete distribution: ``tau E[(r - z)+] = (1 - tau) E[(z - r)+]``.
+
+    Solved exactly: the equation is piecewise linear in ``z`` between sorted support points.
+    """
+    v, p = _distribution(values, probs)
+    if not 0.0 < tau < 1.0:
+        raise ValueError(f"expectile: tau must be in (0, 1), got {tau}")
+    # g(z) = tau sum p (v - z)+ - (1 - tau) sum p (z - v)+ is decreasing; find the segment where it crosses 0
+    def g(z):
+        return tau * np.sum(p * np.maximum(v - z, 0.0)) - (1 - tau) * np.sum(p * np.maximum(z - v, 0.0))
+
+    gs = np.array([g(x) for x in v])
+    k = int(np.flatnonzero(gs <= 0.0)[0]) if np.any(gs <= 0.0) else len(v) - 1
+    if k == 0 or gs[k] == 0.0:
+        return float(v[k])
+    lo, hi = v[k - 1], v[k]
+    return float(lo + (hi - lo) * gs[k - 1] / (gs[k - 1] - gs[k]))
+
+
+def quantile(values, probs, tau: float) -> float:
+    """The ``tau``-quantile of a discrete distribution: the smallest ``v`` with ``P(r <= v) >= tau``.
+
+    At a ``tau`` equal to a CDF step every point between two support values is a quantile; the
+    smallest is returned.
+    """
+    v, p = _distribution(values, probs)
+    if not 0.0 < tau < 1.0:
+        raise ValueError(f"quantile: tau must be in (0, 1), got {tau}")
+    cdf = np.cumsum(p)
+    return float(v[int(np.flatnonzero(cdf >= tau - 1e-15)[0])])
+
+
+def _distribution(values, probs):
+    v, p = np.asarray(values, float).ravel(), np.asarray(probs, float).ravel()
+    if v.shape != p.shape or v.size == 0:
+        raise ValueError(f"values and probs must be non-empty and of the same length, got {v.size} and {p.size}")
+    if np.any(p < 0) or not np.all(np.isfinite(v)) or p.sum() <= 0:
+        raise ValueError("probs must be non-negative with a positive sum and values finite")
+    order = np.argsort(v)
+    return v[order], p[order] / p.sum()
+
+
+def reversal_points(reward, response, *, method: str = "kink") -> np.ndarray:
+    """Reward at which each channel's (or unit's) response changes sign.
+
+    Parameters
+    ----------
+    reward : array_like, shape (T,)
+        Reward of each trial (a few distinct magnitudes, as in Dabney et al. 2020).
+    response : array_like, shape (T,) or (T, C)
+        Response per trial and channel: the agent's ``rpe_channels`` (linear in the reward), its
+        channel updates ``rate(d) d`` (slope ``alpha^+`` above the reversal point and ``alpha^-``
+        below), or a neuron's firing change.
+    method : {"kink", "interpolate"}, default "kink"
+        ``"interpolate"``: linear interpolation of the mean response per magnitude between the two
+        adjacent magnitudes where it goes from negative to non-negative (exact for a response linear
+        in the reward). ``"kink"``: within that bracket, the ``z`` that minimises the squared error of
+        the two-slope model ``slope_pos (r - z)+ - slope_neg (z - r)+`` fitted by least squares (exact
+        for a noiseless asymmetric response, where interpolation is biased toward the steeper side).
+
+    Returns
+    -------
+    numpy.ndarray, shape (C,)
+        Reversal points; NaN for a channel whose mean response never changes sign over the
+        magnitudes shown (its reversal point lies outside them).
+    """
+    from scipy.optimize import minimize_scalar
+
+    if method not in ("kink", "interpolate"):
+        raise ValueError(f"reversal_points: method must be 'kink' or 'interpolate', got {method!r}")
+    r = np.asarray(reward, float).ravel()
+    y = np.asarray(response, float)
+    y = y[:, None] if y.ndim == 1 else y
+    if y.shape[0] != r.size:
+        raise ValueError(f"reversal_points: reward has {r.size} trials, response {y.shape[0]}")
+    mags = np.unique(r)
+    if mags.size < 2:
+        raise ValueError("reversal_points: needs at least two distinct reward magnitudes")
+    mean = np.stack([y[r == m].mean(axis=0) for m in mags])  # (M, C)
+    out = np.full(y.shape[1], np.nan)
+    for c in range(y.shape[1]):
+        cross = np.flatnonzero((mean[:-1, c] < 0) & (mean[1:, c] >= 0))
+        if not cross.size:
+            continue
+        k = cross[0]
+        y0, y1 = mean[k, c], mean[k + 1, c]
+        out[c] = mags[k] + (mags[k + 1] - mags[k]) * (-y0) / (y1 - y0)
+        if method == "kink":
+            yc = y[:, c]
+            out[c] = minimize_scalar(lambda z: _kink_sse(r, yc, z), bounds=(mags[k], mags[k + 1]), method="bounded",
+                                     options={"xatol": 1e-12}).x
+    return out
+
+
+def _kink_sse(r, y, z) -> float:
+    """Residual sum of squares of ``y = s+ (r - z)+ - s- (z - r)+`` at its least-squares slopes."""
+    x = r - z
+    sse = 0.0
+    for side in (x > 0, x < 0):
+        if side.any():
+            xs, ys = x[side], y[side]
+            b = np.sum(xs * ys) / np.sum(xs * xs)
+            sse += float(np.sum((ys - b * xs) ** 2))
+    return sse + float(np.sum(y[x == 0] ** 2))
+
+
+def response_slopes(reward, response, reversal) -> dict:
+    """Optimistic and pessimistic slopes of each channel's response around its reversal point.
+
+    Least squares through the reversal point, separately for trials with reward above and below it:
+    ``response = slope_pos (r - z)`` for ``r > z`` and ``slope_neg (r - z)`` for ``r < z``.
+
+    Returns
+    -------
+    dict
+        ``slope_pos``, ``slope_neg`` and ``asymmetry = slope_pos / (slope_pos + slope_neg)``, each (C,);
+        NaN where a side has no trials or the reversal point is NaN.
+    """
+    r = np.asarray(reward, float).ravel()
+    y = np.asarray(response, float)
+    y = y[:, None] if y.ndim == 1 else y
+    z = np.atleast_1d(np.asarray(reversal, float))
+    if y.shape != (r.size, z.size):
+        raise ValueError(f"response_slopes: response must be (T={r.size}, C={z.size}), got {y.shape}")
+    pos, neg = np.full(z.size, np.nan), np.full(z.size, np.nan)
+    for c in range(z.size):
+        if not np.isfinite(z[c]):
+            continue
+        x = r - z[c]
+        for side, out in ((x > 0, pos), (x < 0, neg)):
+            if side.any():
+                out[c] = float(np.sum(x[side] * y[side, c]) / np.sum(x[side] ** 2))
+    return {"slope_pos": pos, "slope_neg": neg, "asymmetry": pos / (pos + neg)}
 
 
 def asymmetric_rates(alpha, taus, ops):
@@ -98,6 +268,13 @@ class DistributionalTD(Agent):
     -------
     n_channels : int >= 1, default 10
         Number of channels ``N``. ``n_channels = 1`` is expected SARSA (``tau = 1/2``).
+    taus : None, "random" or sequence of float, default None
+        Optimism levels: even grid, random asymmetries (seed ``tau_seed``) or user-given levels in
+        (0, 1) (then ``n_channels`` is their number).
+    tau_seed : int, default 0
+        Seed of the random asymmetries.
+    variant : {"expectile", "quantile"}, default "expectile"
+        Asymmetric TD steps (expectiles) or sign-only steps (quantiles).
     gamma : float in [0, 1], default 0.9
         Discount factor.
     q0 : float, default 0.0
@@ -112,18 +289,44 @@ class DistributionalTD(Agent):
                    "tau_channels": ("channel",)}
     null_policy_params = {"beta": 1e-12}
 
-    def __init__(self, *, n_channels: int = 10, gamma: float = 0.9, q0: float = 0.0, fixed=None):
+    def __init__(self, *, n_channels: int = 10, gamma: float = 0.9, q0: float = 0.0, taus=None, tau_seed: int = 0,
+                 variant: str = "expectile", fixed=None):
+        extra = {}
+        if taus is not None and not (isinstance(taus, str) and taus == "random"):
+            if isinstance(taus, str):
+                raise ValueError(f"distributional_td: taus must be None, 'random' or a sequence of levels, got {taus!r}")
+            try:
+                levels = np.asarray(taus, float).ravel()
+            except (TypeError, ValueError):
+                raise ValueError(f"distributional_td: taus must be numbers in (0, 1), got {taus!r}") from None
+            if levels.size == 0 or not np.all((levels > 0) & (levels < 1)):
+                raise ValueError(f"distributional_td: every tau must lie in (0, 1), got {taus!r}")
+            n_channels = levels.size
+            extra["taus"] = tuple(float(x) for x in levels)
         if isinstance(n_channels, bool) or not isinstance(n_channels, (int, np.integer)) or n_channels < 1:
             raise ValueError(f"distributional_td: n_channels must be a positive integer, got {n_channels!r}")
         if not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"distributional_td: gamma must be in [0, 1], got {gamma}")
-        self.tau_channels = tau_grid(int(n_channels))
-        super().__init__(fixed=fixed, n_channels=int(n_channels), gamma=float(gamma), q0=float(q0))
+        if variant not in VARIANTS:
+            raise ValueError(f"distributional_td: variant must be one of {VARIANTS}, got {variant!r}")
+        if isinstance(taus, str):
+            if isinstance(tau_seed, bool) or not isinstance(tau_seed, (int, np.integer)):
+                raise ValueError(f"distributional_td: tau_seed must be an int, got {tau_seed!r}")
+            self.tau_channels = random_taus(int(n_channels), int(tau_seed))
+            extra.update(taus="random", tau_seed=int(tau_seed))
+        elif taus is not None:
+            self.tau_channels = np.asarray(extra["taus"])
+        else:
+            self.tau_channels = tau_grid(int(n_channels))
+        if variant != "expectile":
+            extra["variant"] = variant
+        super().__init__(fixed=fixed, n_channels=int(n_channels), gamma=float(gamma), q0=float(q0), **extra)
 
     @property
     def alpha_max(self) -> float:
         """Upper bound of ``alpha``: every channel rate stays below 1."""
-        t = float(self.tau_channels[0])
+        t = float(np.min(self.tau_channels))
+        t = min(t, 1.0 - float(np.max(self.tau_channels)))
         return math.sqrt(t / (1.0 - t))
 
     def param_spec(self):
@@ -168,7 +371,8 @@ class DistributionalTD(Agent):
         a_pos, a_neg = asymmetric_rates(p["alpha"], self.tau_channels, ops)
         rate = ops.where(d > 0, a_pos[:, :, None, None], a_neg[:, :, None, None])
         weight = w[:, None, :, None] / N
-        inc = ops.sum(ops.sum(weight * rate * d, axis=-1), axis=-1)  # (n, N)
+        step = d if self.options.get("variant", "expectile") == "expectile" else ops.sign(d)
+        inc = ops.sum(ops.sum(weight * rate * step, axis=-1), axis=-1)  # (n, N)
         rpe_ch = ops.sum(ops.sum(weight * d, axis=-1), axis=-1)
         learnt = 1.0 - take(ops.where(obs["known"], 1.0, 0.0), a1h, ops)
         Z = s["Z"]

@@ -41,6 +41,26 @@ Assumptions ([A], chosen here)
   (within the authors' fitted range [1, 30]); ``alpha_v = alpha_theta =
   alpha_p = 0.1``; ``C = 0.5`` nats; ``alpha_beta = 0.1``; ``v_star = 0.5``.
 
+Decision-only marginal (option ``null_action``; agents.md §4 open point)
+-----------------------------------------------------------------------
+On tasks with a null / wait action (``mouse_bandit_timestep`` with ``include_null_action=True``,
+action 2), ``null_action=k`` computes the marginal over the *choice* actions only:
+
+* ``P`` lives on the choice actions (``P(k) = 0``; uniform over the others at the start);
+* ``pi(a|s) ∝ pi0(a|s) exp(beta theta(s, a))`` with ``pi0(a|s) = P(a) / sum_avail-choice P`` on
+  choice actions and ``pi0(k|s) = 1`` [D]: the conditional policy over choices,
+  ``pi_c(a) = pi(a) / (1 - pi(k))``, is then ``∝ P(a) exp(beta theta(s, a))`` -- the compression
+  optimum of ``beta E_pi_c[theta] - KL(pi_c || P)`` --, and the wait-or-act decision is left
+  uncompressed (its odds are ``exp(beta theta(k)) : sum_c pi0(c) exp(beta theta(c))``);
+* ``cost_t = log pi_c(a_t) - log P(a_t)`` on rows whose action is a choice, 0 on null rows (the
+  penalty is skipped on wait steps);
+* ``P <- P + alpha_p (pi_c - P)`` (renormalised) only on rows whose action is a choice.
+
+A row counts as a choice whenever its action is not the null action (the agent does not see the
+task's ``decision`` covariate; on the time-step task with ``abort_penalty = 0`` a non-null action in
+the ITI is ignored by the task but is still a choice for the agent). Without ``null_action`` the rule
+is the published one (the marginal over all actions; with a wait action the wait mass enters ``P``).
+
 Latents
 -------
 ``policy``, ``marginal`` (``P`` before the trial's update), ``cost``, ``rpe``
@@ -89,6 +109,9 @@ class PolicyCompression(Agent):
         Rate of the running average of cost (capacity) or reward (value).
     ebar0, rbar0 : float, default 0
         Initial running averages of cost and reward.
+    null_action : int, optional
+        Index of a null / wait action: the marginal, the cost and the marginal's update then use the
+        choice actions only (module docstring, "Decision-only marginal").
     """
 
     name = "policy_compression"
@@ -98,7 +121,11 @@ class PolicyCompression(Agent):
     null_policy_params = {"beta": 1e-12}
 
     def __init__(self, *, adaptive=None, beta_bounds=(0.1, 30.0), alpha_avg=0.01, ebar0=0.0, rbar0=0.0,
-                 fixed=None):
+                 null_action=None, fixed=None):
+        if null_action is not None and (isinstance(null_action, bool) or not isinstance(null_action, (int, np.integer))
+                                        or null_action < 0):
+            raise ValueError(f"policy_compression: null_action must be None or an action index >= 0, "
+                             f"got {null_action!r}")
         if adaptive not in _ADAPTIVE:
             raise ValueError(f"policy_compression: adaptive must be one of {_ADAPTIVE}, got {adaptive!r}")
         lo, hi = (float(b) for b in beta_bounds)
@@ -106,8 +133,9 @@ class PolicyCompression(Agent):
             raise ValueError(f"policy_compression: beta_bounds must satisfy 0 <= lower < upper, got {beta_bounds!r}")
         if not 0.0 < alpha_avg <= 1.0:
             raise ValueError(f"policy_compression: alpha_avg must be in (0, 1], got {alpha_avg}")
+        extra = {} if null_action is None else {"null_action": int(null_action)}
         super().__init__(fixed=fixed, adaptive=adaptive, beta_bounds=(lo, hi), alpha_avg=float(alpha_avg),
-                         ebar0=float(ebar0), rbar0=float(rbar0))
+                         ebar0=float(ebar0), rbar0=float(rbar0), **extra)
 
     def param_spec(self):
         spec = [
@@ -125,21 +153,51 @@ class PolicyCompression(Agent):
             spec.append(Param("v_star", -float("inf"), float("inf"), 0.5, doc="target average reward"))
         return spec
 
+    def check_env(self, env):
+        k = self.options.get("null_action")
+        if k is not None and not k < env.n_actions:
+            raise ValueError(f"{self.name}: null_action={k} but the task has {env.n_actions} actions "
+                             f"(on mouse_bandit_timestep the wait action 2 needs include_null_action=True)")
+        if k is not None and env.n_actions < 3:
+            raise ValueError(f"{self.name}: null_action needs at least two choice actions besides it; the task has "
+                             f"{env.n_actions} actions")
+
+    def _choice_mask(self):
+        """Float (A,) 1 on choice actions, 0 on the null action (None without ``null_action``)."""
+        k = self.options.get("null_action")
+        if k is None:
+            return None
+        m = np.ones(self.env.n_actions)
+        m[k] = 0.0
+        return m
+
     def init(self, p, env, n, ops):
         o = self.options
         avg0 = o["ebar0"] if o["adaptive"] == "capacity" else o["rbar0"]
+        k = o.get("null_action")
+        P0 = np.full(env.n_actions, 1.0 / env.n_actions)
+        if k is not None:
+            P0 = np.where(np.arange(env.n_actions) == k, 0.0, 1.0 / (env.n_actions - 1))
         return {
             "theta": ops.zeros((n, env.n_items)),
             "V": ops.zeros((n, env.n_states)),
-            "P": ops.zeros((n, env.n_actions)) + 1.0 / env.n_actions,
+            "P": ops.zeros((n, env.n_actions)) + ops.asarray(P0),
             "beta": p["beta"] * 1.0,
             "avg": ops.zeros((n,)) + avg0,
         }
 
     def _default_policy(self, P, avail, ops):
-        """``log pi0(a|s)``: log of ``P`` renormalised over the available actions."""
-        Pm = ops.where(avail, ops.maximum(P, _LOG_FLOOR), 0.0)
-        return ops.log(ops.maximum(Pm, _LOG_FLOOR)) - ops.log(ops.sum(Pm, axis=-1, keepdims=True))
+        """``log pi0(a|s)``: log of ``P`` renormalised over the available (choice) actions; 0 for the null action."""
+        mask = self._choice_mask()
+        if mask is None:
+            Pm = ops.where(avail, ops.maximum(P, _LOG_FLOOR), 0.0)
+            return ops.log(ops.maximum(Pm, _LOG_FLOOR)) - ops.log(ops.sum(Pm, axis=-1, keepdims=True))
+        choice = avail & (ops.asarray(mask) > 0)[None]
+        Pm = ops.where(choice, ops.maximum(P, _LOG_FLOOR), 0.0)
+        # a state where only the null action is available: keep the log-normaliser finite
+        norm = ops.maximum(ops.sum(Pm, axis=-1, keepdims=True), _LOG_FLOOR)
+        lp = ops.log(ops.maximum(Pm, _LOG_FLOOR)) - ops.log(norm)
+        return ops.where(ops.asarray(mask) > 0, lp, 0.0)
 
     def decide(self, p, s, obs, ops):
         avail = obs["avail"]
@@ -163,7 +221,17 @@ class PolicyCompression(Agent):
         a1h = ops.onehot(obs["choice"], A)
         beta = s["beta"]
         r = obs["reward"]
-        cost = take(dec["log_policy"], a1h, ops) - take(dec["log_pi0"], a1h, ops)
+        mask = self._choice_mask()
+        if mask is None:
+            cost = take(dec["log_policy"], a1h, ops) - take(dec["log_pi0"], a1h, ops)
+            pi_c, is_choice = dec["policy"], 1.0
+        else:
+            m = ops.asarray(mask)
+            is_choice = ops.sum(a1h * m[None], axis=-1)  # 1 if the action is a choice
+            act = ops.sum(dec["policy"] * m[None], axis=-1)  # 1 - pi(null)
+            act = ops.maximum(act, _LOG_FLOOR)
+            pi_c = dec["policy"] * m[None] / act[:, None]
+            cost = is_choice * (take(dec["log_policy"], a1h, ops) - ops.log(act) - take(dec["log_pi0"], a1h, ops))
         delta = beta * r - cost - dec["v"]
         V = ops.scatter_add(s["V"], obs["state"], p["alpha_v"] * delta)
         learnt = ops.where(obs["avail"], 1.0, 0.0) * (1.0 - ops.where(obs["known"], 1.0, 0.0))
@@ -171,8 +239,12 @@ class PolicyCompression(Agent):
         theta = s["theta"]
         for a in range(A):
             theta = ops.scatter_add(theta, obs["items"][:, a], step[:, a])
-        P = s["P"] + p["alpha_p"][:, None] * (dec["policy"] - s["P"])
-        P = P / ops.sum(P, axis=-1, keepdims=True)
+        if mask is None:
+            P = s["P"] + p["alpha_p"][:, None] * (dec["policy"] - s["P"])
+            P = P / ops.sum(P, axis=-1, keepdims=True)
+        else:
+            P = s["P"] + (p["alpha_p"] * is_choice)[:, None] * (pi_c - s["P"])
+            P = P / ops.sum(P, axis=-1, keepdims=True)
         if o["adaptive"] is None:
             avg, new_beta = s["avg"], beta
         else:
