@@ -101,3 +101,13 @@ def test_identical_models_are_one_row():
     assert list(v.table.index) == ["q_learning = soft_q", "dra"]
     assert v.winner == "q_learning = soft_q"
     assert "Identical models" in v.sentence
+
+
+def test_all_models_identical_is_no_comparison():
+    base = -60 + np.zeros(N)
+    res = {m: xr.Dataset({"loglik": ("subject", base), "n_params": ((), 2), "n_trials": ("subject", np.full(N, 100)),
+                          "laplace_log_evidence": ("subject", base)}, coords={"subject": np.arange(N)})
+           for m in ("q_learning", "soft_q")}
+    v = reconcile(compare_table(res))
+    assert v.winner is None and list(v.table.index) == ["q_learning = soft_q"]
+    assert "are one model" in v.sentence and "inf" not in v.sentence

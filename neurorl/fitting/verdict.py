@@ -259,6 +259,12 @@ def reconcile(table: xr.Dataset, bms: Any = None, predictive: xr.Dataset | None 
         disagree = (f"the criteria disagree ({ev_name} total: {ev_w}; BMS: {bm_w}): the models differ across "
                     "subjects -- read the BMS frequencies")
     indist = [l for l in rlab if " = " in l]
+    if len(rlab) == 1:  # every model in one equivalence class: there is nothing to compare (R1)
+        sentence = (f"Identical models (same pointwise likelihood): {rlab[0]}. No winner: on these data the models "
+                    "are one model, so no criterion can prefer one of them.")
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.index.name = "model_class"
+        return Verdict(sentence, None, df, ["the models are identical on these data"], sources)
     head = ""
     if indist:
         head = "Identical models (same pointwise likelihood): " + "; ".join(indist) + ". "
