@@ -17,8 +17,7 @@ of the compiled structure (a model with ``v, a, t0`` free compiles a 3 x 3 Hessi
 
 Formulas, links, subject effects and priors act on ``P`` from outside (NumPy in :mod:`neurorl.ssm.model`, PyTensor
 in the PyMC model), with the chain rule written out there. So the compiled code does not depend on the formulas,
-the number of coefficients or subjects: it depends only on the padded number of trials (a power of two, at least
-``MIN_BLOCK``) and on whether the contaminant mixture is on. Compiled executables are stored with
+the number of coefficients or subjects: it depends only on the padded number of trials (:func:`pad_size`) and on whether the contaminant mixture is on. Compiled executables are stored with
 :mod:`neurorl.backend.cache` (keyed by neurorl's source, the JAX version and the processor), so a new process loads
 them instead of compiling.
 
@@ -52,9 +51,16 @@ _KERNELS: dict = {}
 
 
 def pad_size(n: int) -> int:
-    """Padded number of trials: the next power of two, at least :data:`MIN_BLOCK`."""
+    """Padded number of trials: the smallest ``2^k * m / 4`` (``m`` = 4..7) at or above ``n``, at least
+    :data:`MIN_BLOCK` (at most 25 % padding, a few sizes per doubling)."""
     n = max(int(n), 1)
-    return max(MIN_BLOCK, 1 << (n - 1).bit_length())
+    if n <= MIN_BLOCK:
+        return MIN_BLOCK
+    p = 1 << ((n - 1).bit_length() - 1)  # largest power of two below n
+    for m in (5, 6, 7, 8):
+        if p * m // 4 >= n:
+            return p * m // 4
+    return 2 * p
 
 
 def _trial_fn(lapse: bool, rt_max: float):
@@ -86,6 +92,11 @@ class TrialKernel:
         self.n_pad, self.lapse, self.rt_max = int(n_pad), bool(lapse), float(rt_max)
         self.free = tuple(sorted(int(i) for i in free))
         self._fns = {}
+
+    def __getstate__(self):  # executables do not pickle; another process loads them from the disk cache
+        state = dict(self.__dict__)
+        state["_fns"] = {}
+        return state
 
     def _structure(self, order: int) -> str:
         return (f"neurorl.ssm.kernel/v2/order={order}/n={self.n_pad}/lapse={self.lapse}/rt_max={self.rt_max!r}/"

@@ -106,7 +106,12 @@ class DDM:
         Column names (HDDM data: ``subject="subj_idx"``).
     rt_max : float
         Support of the contaminant's uniform time (s).
-    draws, tune, chains, cores, target_accept : NUTS options (``method="nuts"``).
+    draws, tune, chains, cores, target_accept : NUTS options (``method="nuts"``). Chains run one after another in
+        this process by default (``cores=None``): JAX is multithreaded and forked chain processes can deadlock;
+        ``cores=k`` runs them in spawned processes (guard your script with ``if __name__ == "__main__":``).
+    nuts_sampler : {"pymc", "numpyro"}
+        PyMC's NUTS calling the compiled kernel, or numpyro on the model transpiled to JAX
+        (:mod:`neurorl.ssm.bayes`).
     rng : int, Generator or None
     progress : bool
     max_iter : int
@@ -118,13 +123,14 @@ class DDM:
                  hierarchical: bool = True, priors: dict | None = None, method: str = "map", rt: str = "rt",
                  response: str = "response", subject: str = "subject", rt_max: float = 10.0, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, cores: int | None = None, target_accept: float = 0.8,
-                 rng=None, progress: bool = True, max_iter: int = 5000):
+                 nuts_sampler: str = "pymc", rng=None, progress: bool = True, max_iter: int = 5000):
         self.formulas = formulas
         self.v, self.a, self.z, self.t0, self.sv, self.p_outlier = v, a, z, t0, sv, p_outlier
         self.coding, self.stimulus, self.split_param = coding, stimulus, split_param
         self.hierarchical, self.priors, self.method = hierarchical, priors, method
         self.rt, self.response, self.subject, self.rt_max = rt, response, subject, rt_max
         self.draws, self.tune, self.chains, self.cores, self.target_accept = draws, tune, chains, cores, target_accept
+        self.nuts_sampler = nuts_sampler
         self.rng, self.progress, self.max_iter = rng, progress, max_iter
 
     # ------------------------------------------------------------------------------------------------ spec
