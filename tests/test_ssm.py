@@ -87,7 +87,7 @@ def test_chain_rule_gradient_and_hessian_match_differences(data):
     w = np.ones(layout.n)
     _, _, g, H = m._loglik(th, layout, kern, df, w, 2)
     eps = 1e-6
-    idx = rng.choice(layout.size, 8, replace=False)  # a sample of directions keeps the test short
+    idx = rng.choice(layout.size, 4, replace=False)  # a sample of directions keeps the test short
     for k in idx:
         e = np.zeros(layout.size)
         e[k] = eps
@@ -143,7 +143,8 @@ def test_stimulus_coding_mirrors_drift(data):
     ll2 = stim._loglik(th, l2, k2, d2, np.ones(l2.n), 0)[1]
     np.testing.assert_allclose(ll1, ll2, rtol=1e-12)
     # split_param="z": the starting point of stimulus-0 trials is 1 - z
-    zsplit = DDM("v ~ 1", "a ~ 1", z="1", coding="stimulus", stimulus="stim", split_param="z", progress=False)
+    zsplit = DDM("v ~ 1", "a ~ 1", z="1", coding="stimulus", stimulus="stim", split_param="z", hierarchical=False,
+                 progress=False)
     d3, l3, _, _ = zsplit._setup(df)
     P, _ = l3.trial_params(np.zeros(l3.size) + 0.3)
     z = 1 / (1 + np.exp(-0.3))
@@ -151,8 +152,8 @@ def test_stimulus_coding_mirrors_drift(data):
 
 
 def test_predictive_check_matches_boundary_probability(fitted):
-    chk = predictive_check(fitted, by="conf", n_rep=8, rng=7)
-    assert chk.sizes["condition"] == 2 and chk["pred_rt"].shape == (8, 1500)
+    chk = predictive_check(fitted, by="conf", n_rep=4, rng=7)
+    assert chk.sizes["condition"] == 2 and chk["pred_rt"].shape == (4, 1500)
     # the simulator's upper-boundary rate agrees with the closed-form probability at the fitted parameters
     P, _ = fitted.layout_.trial_params(fitted.theta_)
     p_exact = wiener_p_upper(P[0], P[1], P[2]).mean()
