@@ -89,7 +89,7 @@ def hssm_worker(data_path: str, out_path: str, draws: int, tune: int, chains: in
         data=df[["participant_id", "x", "rt", "response"]], model="ddm", loglik_kind="analytical",
         include=[{"name": "v", "formula": "v ~ 1 + x + (1|participant_id)"},
                  {"name": "a", "formula": "a ~ 1 + (1|participant_id)"}],
-        z=0.5, p_outlier=0.0, link_settings="log_logit", hierarchical=False)
+        z=0.5, p_outlier=0.0, link_settings="log_logit")
     t_build = time.perf_counter()
     idata = model.sample(draws=draws, tune=tune, chains=chains, cores=1, random_seed=seed, progressbar=False)
     t_end = time.perf_counter()

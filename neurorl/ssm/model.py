@@ -35,7 +35,8 @@ M-step, each sd maximises ``E[log p(b | sd)] + log HalfNormal(sd)`` with ``b = s
 sd moves by more than :data:`EM_TOL` times ``sd + 0.1 s`` (an sd
 shrinking towards 0 converges only geometrically; below a tenth of its prior scale its exact value hardly changes
 the other estimates). Each E-step takes one Newton step from the previous mode (a generalised EM); the
-final mode is polished to a gradient below 1e-8. Per trial the density, its gradient and its Hessian in ``(v, a, z, t0,
+final mode is polished to a gradient below 1e-8. The EM sequence of the log sds is accelerated by
+SQUAREM (Varadhan & Roland 2008: two EM steps, an extrapolated point, one EM step). Per trial the density, its gradient and its Hessian in ``(v, a, z, t0,
 sv, p_outlier)`` come from one compiled kernel (:mod:`neurorl.ssm.kernel`, cached on disk); the chain rule through
 links, formulas and subject effects is written out here in NumPy (exact; the tests compare it with differences).
 Standard errors of the coefficients are Laplace's (inverse Hessian over ``(beta, u)`` at the final sds); the sds have
@@ -349,36 +350,69 @@ class DDM:
                                       options={"maxiter": self.max_iter, "maxfun": 2 * self.max_iter,
                                                "gtol": 1e-8, "ftol": 1e-13})
         theta[free] = res.x
-        n_em, em_ok = 0, not islsd.any()
-        for n_em in range(1, MAX_EM_ITER + 1):
-            theta, H = self._newton(theta, free, layout, kern, df, weight, prior, fun,
-                                    max_steps=50 if not islsd.any() else 1)
-            if not islsd.any():
-                break
-            cov = self._safe_inv(H[np.ix_(free, free)])
-            var_free = np.full(layout.size, np.nan)
-            var_free[free] = np.diag(cov)
-            new = theta.copy()
+        S = layout.n_subjects
+
+        def set_lsd(th, lsd_new):
+            """Move the log sds, keeping the subject effects b = sd * u."""
+            out = th.copy()
             for b in layout.blocks.values():
                 R = len(b["rcols"])
-                S = layout.n_subjects
                 for r in range(R):
                     k = b["lsd"].start + r
                     cols = b["u"].start + np.arange(S) * R + r
-                    sd = np.exp(theta[k])
-                    eb2 = np.sum(sd ** 2 * (theta[cols] ** 2 + var_free[cols]))
+                    out[k] = lsd_new[k]
+                    out[cols] = th[cols] * np.exp(th[k] - lsd_new[k])
+            return out
+
+        def em_step(th):
+            """One generalised EM iteration: a Newton step of the mode, then the closed-form M-step."""
+            th, H = self._newton(th, free, layout, kern, df, weight, prior, fun, max_steps=1)
+            cov = self._safe_inv(H[np.ix_(free, free)])
+            var_free = np.full(layout.size, np.nan)
+            var_free[free] = np.diag(cov)
+            lsd_new = th.copy()
+            for b in layout.blocks.values():
+                R = len(b["rcols"])
+                for r in range(R):
+                    k = b["lsd"].start + r
+                    cols = b["u"].start + np.arange(S) * R + r
+                    sd = np.exp(th[k])
+                    eb2 = np.sum(sd ** 2 * (th[cols] ** 2 + var_free[cols]))
                     s2 = prior[1][k] ** 2
-                    sd_new = np.sqrt(0.5 * s2 * (-S + np.sqrt(S * S + 4.0 * eb2 / s2)))
-                    sd_new = max(sd_new, 1e-8)
-                    new[k] = np.log(sd_new)
-                    new[cols] = theta[cols] * sd / sd_new  # keep the subject effects b = sd * u
-            sd_old, sd_new = np.exp(theta[islsd]), np.exp(new[islsd])
-            moved = np.max(np.abs(sd_new - sd_old) / (sd_old + 0.1 * prior[1][islsd]))
-            theta = new
-            if moved < EM_TOL:
-                em_ok = True
-                theta, H = self._newton(theta, free, layout, kern, df, weight, prior, fun)
+                    lsd_new[k] = np.log(max(np.sqrt(0.5 * s2 * (-S + np.sqrt(S * S + 4.0 * eb2 / s2))), 1e-8))
+            new = set_lsd(th, lsd_new)
+            moved = np.max(np.abs(np.exp(new[islsd]) - np.exp(th[islsd])) / (np.exp(th[islsd]) +
+                                                                               0.1 * prior[1][islsd]))
+            return new, moved
+
+        n_em, em_ok = 0, not islsd.any()
+        if em_ok:
+            theta, _ = self._newton(theta, free, layout, kern, df, weight, prior, fun)
+        while not em_ok and n_em < MAX_EM_ITER:
+            # SQUAREM (Varadhan & Roland 2008) on the log sds: two EM steps, an extrapolated point, one EM step
+            th1, m1 = em_step(theta)
+            th2, m2 = em_step(th1)
+            n_em += 2
+            if m2 < EM_TOL:
+                theta, em_ok = th2, True
                 break
+            r = th1[islsd] - theta[islsd]
+            v = th2[islsd] - th1[islsd] - r
+            alpha = -np.linalg.norm(r) / max(np.linalg.norm(v), 1e-300)
+            alpha = min(alpha, -1.0)
+            lsd_x = theta[islsd] - 2 * alpha * r + alpha ** 2 * v
+            bound = np.log(10 * prior[1][islsd])
+            if np.all(np.isfinite(lsd_x)) and np.all(lsd_x < bound) and np.all(lsd_x > np.log(1e-8)):
+                full = th2.copy()
+                full[islsd] = lsd_x
+                theta, m3 = em_step(set_lsd(th2, full))
+            else:
+                theta, m3 = em_step(th2)
+            n_em += 1
+            if m3 < EM_TOL:
+                em_ok = True
+        if islsd.any():
+            theta, _ = self._newton(theta, free, layout, kern, df, weight, prior, fun)
         if bar is not None:
             bar.close()
         ll, ll_pt, g, H = self._loglik(theta, layout, kern, df, weight, 2)
