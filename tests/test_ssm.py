@@ -15,8 +15,14 @@ import pandas as pd
 import pytest
 
 from neurorl.fitting.wiener import wiener_logpdf, wiener_p_upper
-from neurorl.ssm import DDM, SSMWarning, plot_qp, plot_rt_distributions, predictive_check, simulate_ddm
-from neurorl.ssm.kernel import PARAMS, get_kernel
+from neurorl.ssm import (
+    DDM,
+    plot_qp,
+    plot_rt_distributions,
+    predictive_check,
+    simulate_ddm,
+)
+from neurorl.ssm.kernel import get_kernel
 
 TRUE = {"v:Intercept": 1.0, "v:x": 0.5, "a:Intercept": np.log(1.5), "a:theta:C(conf)[0]": -0.25,
         "a:theta:C(conf)[1]": 0.25, "t0:Intercept": np.log(0.3)}
@@ -145,7 +151,7 @@ def test_stimulus_coding_mirrors_drift(data):
     # split_param="z": the starting point of stimulus-0 trials is 1 - z
     zsplit = DDM("v ~ 1", "a ~ 1", z="1", coding="stimulus", stimulus="stim", split_param="z", hierarchical=False,
                  progress=False)
-    d3, l3, _, _ = zsplit._setup(df)
+    _, l3, _, _ = zsplit._setup(df)
     P, _ = l3.trial_params(np.zeros(l3.size) + 0.3)
     z = 1 / (1 + np.exp(-0.3))
     np.testing.assert_allclose(P[2], np.where(df["stim"] == 1, z, 1 - z))

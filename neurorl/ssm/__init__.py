@@ -15,4 +15,4 @@ estimators), :mod:`neurorl.ssm.formula` (formulas, links, priors), :mod:`neurorl
 from .model import DDM, SSMWarning
 from .ppc import plot_qp, plot_rt_distributions, predictive_check, simulate_ddm
 
-__all__ = ["DDM", "SSMWarning", "predictive_check", "plot_qp", "plot_rt_distributions", "simulate_ddm"]
+__all__ = ["DDM", "SSMWarning", "plot_qp", "plot_rt_distributions", "predictive_check", "simulate_ddm"]

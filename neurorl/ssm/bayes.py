@@ -67,7 +67,10 @@ def _make_op_class():
             outputs[1][0] = g
 
         def grad(self, inputs, output_grads):
-            from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
+            from pytensor.gradient import (
+                DisconnectedType,
+                grad_not_implemented,
+            )
 
             (P,) = inputs
             g_ll, g_grad = output_grads
@@ -102,7 +105,7 @@ def _make_op_class():
     return DDMLoglikOp
 
 
-def DDMLoglikOp(kernel, rt, response, weight):  # noqa: N802 - a factory that looks like the class
+def DDMLoglikOp(kernel, rt, response, weight):
     """The PyTensor Op of the compiled kernel (PyTensor imported on first use)."""
     return _op_class()(kernel, rt, response, weight)
 

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .formula import LINKS, ParamFormula, parse_formula
+from .formula import LINKS, ParamFormula
 from .kernel import PARAMS
 
-__all__ = ["Layout", "prepare_data", "build_layout", "DEFAULT_FIXED"]
+__all__ = ["DEFAULT_FIXED", "Layout", "prepare_data"]
 
 #: values of parameters that are not given a formula (``v``, ``a``, ``t0`` get the formula "1")
 DEFAULT_FIXED = {"z": 0.5, "sv": 0.0, "p_outlier": 0.0}

@@ -25,7 +25,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["LINKS", "DEFAULT_PRIORS", "ParamFormula", "parse_formula", "Link"]
+__all__ = ["DEFAULT_PRIORS", "LINKS", "Link", "ParamFormula", "parse_formula"]
 
 _RANDOM = re.compile(r"\(\s*([^()|]+?)\s*\|\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)")
 

@@ -36,7 +36,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["PARAMS", "MIN_BLOCK", "TrialKernel", "get_kernel", "pad_size"]
+__all__ = ["MIN_BLOCK", "PARAMS", "TrialKernel", "get_kernel", "pad_size"]
 
 #: rows of the per-trial parameter matrix, in order
 PARAMS = ("v", "a", "z", "t0", "sv", "p_outlier")

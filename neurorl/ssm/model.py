@@ -459,7 +459,7 @@ class DDM:
             f_cur = f_new
         return theta, H_out
 
-    def fit(self, data) -> "DDM":
+    def fit(self, data) -> DDM:
         """Fit the model to ``data`` (a tidy DataFrame, one row per trial, or a trials xarray.Dataset)."""
         t_start = time.perf_counter()
         df, layout, kern, lapse = self._setup(data)
@@ -492,8 +492,8 @@ class DDM:
         self.converged_ = bool(gnorm < 1e-3 and pd_ and best["em_converged"])
         self.n_em_iter_ = best["n_em"]
         self.theta_, self.cov_theta_ = theta, cov
-        rows, names, params, kinds = [], [], [], []
-        sd_rows, sd_names, sd_se = [], [], []
+        rows, names, params = [], [], []
+        sd_rows, sd_names = [], []
         for p, b in layout.blocks.items():
             for j, c in enumerate(b["cols"]):
                 k = b["beta"].start + j

@@ -20,7 +20,7 @@ import xarray as xr
 from ..fitting.wiener import sample_wiener
 from ..tasks.base import as_rng
 
-__all__ = ["simulate_ddm", "predictive_check", "plot_qp", "plot_rt_distributions", "QUANTILES"]
+__all__ = ["QUANTILES", "plot_qp", "plot_rt_distributions", "predictive_check", "simulate_ddm"]
 
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
