@@ -212,3 +212,37 @@ def test_nuts_agrees_with_map_and_gives_loo(data, fitted):
             2 * float(c["se"].sel(coef=name)) + 0.02
     loo = fit.loo()
     assert loo.n_data_points == 1500
+
+
+def test_sigmoid_rlddm_matches_hand_computation():
+    """RL-DDM with the sigmoid drift (Fontanesi et al. 2019) and dual learning rates: the compiled likelihood of
+    MAP/EM-MAP equals the density written out by hand from the replayed Q values."""
+    import neurorl as nr
+    from neurorl.fitting.graph import compiled_loglik
+    from neurorl.fitting.joint import WithRT
+    from neurorl.simulate import observations
+    from neurorl.ssm.rlddm import SigmoidWienerRT
+
+    agent = nr.make_agent("q_learning", dual_rates=True, q0=0.5)
+    model = WithRT(agent, SigmoidWienerRT())
+    params = {"alpha_pos": np.array([0.4, 0.2]), "alpha_neg": np.array([0.1, 0.3]), "v_max": np.array([4.0, 3.0]),
+              "v_mod": np.array([3.0, 1.5]), "a": np.array([1.5, 1.2]), "w": np.array([0.45, 0.55]),
+              "t0": np.array([0.25, 0.3])}
+    params = {p.name: params.get(p.name, np.full(2, p.default)) for p in model.params}
+    sim = nr.simulate(model, nr.make_task("bandit", p=(0.75, 0.25)), n_subjects=2, n_trials=60, params=params,
+                      rng=3)
+    tr = sim.trials
+    env, obs = observations(tr)
+    theta = np.stack([p.to_unconstrained(np.asarray(params[p.name], float)) for p in model.params])
+    pw = compiled_loglik(model, env, order=0)(theta, obs)["pointwise"].T
+    # by hand: Q-learning with dual rates on the chosen option, drift = v_max (sigmoid(v_mod dQ) - 1/2)
+    for i in range(2):
+        q = np.array([0.5, 0.5])
+        for t in range(60):
+            c, r, rt = int(tr["choice"].values[i, t]), tr["reward"].values[i, t], tr["rt"].values[i, t]
+            dq = q[1] - q[0]
+            v = params["v_max"][i] * (1 / (1 + np.exp(-params["v_mod"][i] * dq)) - 0.5)
+            ref = wiener_logpdf(rt, c, v, params["a"][i], params["w"][i], params["t0"][i])
+            np.testing.assert_allclose(pw[i, t], ref, rtol=1e-10)
+            delta = r - q[c]
+            q[c] += (params["alpha_pos"][i] if delta > 0 else params["alpha_neg"][i]) * delta

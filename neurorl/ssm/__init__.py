@@ -9,7 +9,8 @@
 
 See docs/ssm.md ("from HDDM/HSSM to neurorl") and the module docstrings of :mod:`neurorl.ssm.model` (the model and
 estimators), :mod:`neurorl.ssm.formula` (formulas, links, priors), :mod:`neurorl.ssm.design` (response coding),
-:mod:`neurorl.ssm.kernel` (the compiled likelihood) and :mod:`neurorl.ssm.ppc` (simulation and checks).
+:mod:`neurorl.ssm.kernel` (the compiled likelihood), :mod:`neurorl.ssm.ppc` (simulation and checks) and
+:mod:`neurorl.ssm.rlddm` (RL-DDM variants for :class:`neurorl.fitting.WithRT`).
 """
 
 from .model import DDM, SSMWarning
