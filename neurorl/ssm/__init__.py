@@ -15,5 +15,7 @@ estimators), :mod:`neurorl.ssm.formula` (formulas, links, priors), :mod:`neurorl
 
 from .model import DDM, SSMWarning
 from .ppc import plot_qp, plot_rt_distributions, predictive_check, simulate_ddm
+from .rlddm import SigmoidWienerRT
 
-__all__ = ["DDM", "SSMWarning", "plot_qp", "plot_rt_distributions", "predictive_check", "simulate_ddm"]
+__all__ = ["DDM", "SSMWarning", "SigmoidWienerRT", "plot_qp", "plot_rt_distributions", "predictive_check",
+           "simulate_ddm"]
