@@ -16,7 +16,9 @@ interpreter::
     python benchmarks/ssm_vs_hssm.py --hssm-python /work/venv-hssm/bin/python
 
 The HSSM side runs in a subprocess (this file, ``--hssm-worker``, imports only numpy, pandas and hssm there).
-Printed: each group estimate of both (posterior mean and sd, on the same scale), their standardised difference
+HSSM's analytical DDM uses half the boundary separation as its ``a`` (it doubles ``a`` inside ``logp_ddm``); its
+``a`` intercept is shifted by ``log 2`` to the separation scale used here (and by HDDM). Printed: each group
+estimate of both (posterior mean and sd, on the same scale), their standardised difference
 ``|m1 - m2| / sqrt(sd1^2 + sd2^2)`` (agreement within posterior uncertainty: below 2), the wall time (total,
 including model building and compilation, and sampling alone) and the ESS per second of sampling (minimum bulk ESS
 over the group parameters; also per total time). Priors differ between the two packages (each uses its defaults),
@@ -109,8 +111,11 @@ def hssm_worker(data_path: str, out_path: str, draws: int, tune: int, chains: in
         if n is None:
             continue
         d = post[n]
-        out[k] = {"mean": float(d.mean()), "sd": float(d.std()), "ess": float(az.ess(d.to_dataset(name="x"))["x"]),
-                  "name": n}
+        # HSSM's analytical DDM doubles its `a` (hssm/likelihoods/analytical.py: ``a = a * 2.0``): its `a` is half
+        # the boundary separation, so its log-link intercept is log(separation) - log 2
+        shift = float(np.log(2.0)) if k == "a:Intercept" else 0.0
+        out[k] = {"mean": float(d.mean()) + shift, "sd": float(d.std()),
+                  "ess": float(az.ess(d.to_dataset(name="x"))["x"]), "name": n}
     div = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else -1
     with open(out_path, "w") as fh:
         json.dump({"params": out, "total_s": t_end - t, "sample_s": t_end - t_build, "divergent": div,

@@ -204,14 +204,15 @@ def test_bad_data_names_rows(data):
 
 @pytest.mark.slow
 def test_nuts_agrees_with_map_and_gives_loo(data, fitted):
-    fit = DDM("v ~ 1 + x", "a ~ 1 + theta:C(conf)", method="nuts", draws=300, tune=300, chains=2, rng=1,
-              progress=False).fit(data)
+    fit = DDM("v ~ 1 + x", "a ~ 1 + theta:C(conf)", method="nuts", draws=200, tune=200, chains=2, rng=1,
+              nuts_sampler="numpyro", progress=False).fit(data)
     c, m = fit.coefs_, fitted.coefs_
     for name in TRUE:
         assert abs(float(c["estimate"].sel(coef=name)) - float(m["estimate"].sel(coef=name))) < \
             2 * float(c["se"].sel(coef=name)) + 0.02
     loo = fit.loo()
     assert loo.n_data_points == 1500
+    assert fit.idata_.log_likelihood["loglik"].sizes["obs"] == 1500
 
 
 def test_sigmoid_rlddm_matches_hand_computation():
