@@ -1,0 +1,21 @@
+"""Sequential sampling models: drift-diffusion regressions with formulas on every parameter (HDDM/HSSM users' home).
+
+::
+
+    from neurorl.ssm import DDM, predictive_check, plot_qp
+    fit = DDM("v ~ 1 + C(stim)", "a ~ 1 + theta:C(conf)", subject="subj_idx").fit(df)     # MAP
+    fit = DDM("v ~ 1 + C(stim)", method="nuts").fit(df)                                    # PyMC NUTS
+    plot_qp(predictive_check(fit, by="stim"))
+
+See docs/ssm.md ("from HDDM/HSSM to neurorl") and the module docstrings of :mod:`neurorl.ssm.model` (the model and
+estimators), :mod:`neurorl.ssm.formula` (formulas, links, priors), :mod:`neurorl.ssm.design` (response coding),
+:mod:`neurorl.ssm.kernel` (the compiled likelihood), :mod:`neurorl.ssm.ppc` (simulation and checks) and
+:mod:`neurorl.ssm.rlddm` (RL-DDM variants for :class:`neurorl.fitting.WithRT`).
+"""
+
+from .model import DDM, SSMWarning
+from .ppc import plot_qp, plot_rt_distributions, predictive_check, simulate_ddm
+from .rlddm import SigmoidWienerRT
+
+__all__ = ["DDM", "SSMWarning", "SigmoidWienerRT", "plot_qp", "plot_rt_distributions", "predictive_check",
+           "simulate_ddm"]
