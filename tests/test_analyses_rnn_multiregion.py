@@ -47,7 +47,7 @@ def test_multiregion_half_triangle_quick(tmp_path, monkeypatch):
     for f in ("result.md", "learning.png", "decoding.png"):
         assert (out / f).exists()
     assert (docs / "multiregion_half_triangle.md").exists()
-    assert set(k.split("/")[0] for k in res["runs"]) == {"single", "ff+fb", "ff only"}
+    assert {k.split("/")[0] for k in res["runs"]} == {"single", "ff+fb", "ff only"}
     for r in res["runs"].values():
         assert set(r["decoding"]) in ({"all units"}, {"olfactory", "spatial"})
         assert 0.0 <= r["success"] <= 1.0 or math.isnan(r["success"])

@@ -3,14 +3,16 @@ a pathway that is off carries no derivative), and a short training run that lear
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import neurorl as nr  # noqa: E402
-from neurorl.agents.deep.multiregion import (  # noqa: E402
-    MultiRegionDRQN, MultiRegionQNetwork, half_triangle_routes, region_hidden,
+import neurorl as nr
+from neurorl.agents.deep.multiregion import (
+    MultiRegionDRQN,
+    MultiRegionQNetwork,
+    half_triangle_routes,
+    region_hidden,
 )
 
 ROUTES = {"olfactory": [0, 1], "spatial": [2, 3, 4]}
@@ -73,7 +75,7 @@ def test_half_triangle_routes_and_export():
     ag = MultiRegionDRQN(task, seed=0, sizes=3, reset_on_done=True, exploration="epsilon", episode_length=20,
                          n_envs=2, learn_after=1, batch_episodes=2, seq_len=10, updates_per_episode=1)
     ag.train(1, progress=False)
-    tr, lat = ag.rollout(2, 25, rng=0)
+    _, lat = ag.rollout(2, 25, rng=0)
     assert lat.sizes["hidden_unit"] == 6 and list(lat["region"].values) == ["olfactory"] * 3 + ["spatial"] * 3
     parts = region_hidden(lat)
     assert set(parts) == {"olfactory", "spatial"} and parts["spatial"].sizes["hidden_unit"] == 3

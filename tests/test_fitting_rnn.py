@@ -13,7 +13,12 @@ import xarray as xr
 
 import neurorl as nr
 from neurorl.fitting.cv import block_folds
-from neurorl.fitting.heldout import fold_trials, heldout_loglik_rl, heldout_table, train_only
+from neurorl.fitting.heldout import (
+    fold_trials,
+    heldout_loglik_rl,
+    heldout_table,
+    train_only,
+)
 from neurorl.fitting.rnn import ChoiceRNN, preference_dynamics
 
 
@@ -83,7 +88,7 @@ def test_heldout_rl_matches_hand_loop_and_fits_training_trials_only():
             np.testing.assert_allclose(pw.values[i][folds[f, i]], ref[folds[f, i]], atol=1e-4)
 
             # the MAP estimate maximises the log posterior of the *training* trials (learning on all of them)
-            def logpost(ta, tb, i=i):
+            def logpost(ta, tb, i=i, f=f):
                 al, be = 1 / (1 + np.exp(-ta)), np.exp(tb)
                 return rw_logp(ch[i], rw[i], al, be)[~folds[f, i]].sum() - (ta ** 2 + tb ** 2) / (2 * 2.5 ** 2)
 

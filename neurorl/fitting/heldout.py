@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -49,7 +50,7 @@ from ..schema import SUBJECT, TRIAL
 from ..simulate import observations
 from .cv import block_folds
 
-__all__ = ["train_only", "heldout_loglik_rl", "heldout_table", "fold_trials"]
+__all__ = ["fold_trials", "heldout_loglik_rl", "heldout_table", "train_only"]
 
 MODEL = "model"
 _WRAPPERS: dict[type, type] = {}

@@ -54,16 +54,17 @@ import xarray as xr
 from ..schema import ACTION, SUBJECT, TRIAL
 from .cv import block_folds
 
-__all__ = ["ChoiceRNN", "preference_dynamics", "plot_dynamics"]
+__all__ = ["ChoiceRNN", "plot_dynamics", "preference_dynamics"]
 
 HIDDEN_UNIT = "hidden_unit"
 LOG2PI = float(np.log(2 * np.pi))
 
 
 def _jax():
-    from ..backend import jax_ops  # noqa: F401  (float64 on, as for every compiled likelihood)
     import jax
     import jax.numpy as jnp
+
+    from ..backend import jax_ops  # noqa: F401  (float64 on, as for every compiled likelihood)
 
     return jax, jnp
 
@@ -342,7 +343,7 @@ class ChoiceRNN:
         return best
 
     # ------------------------------------------------------------------ API
-    def fit(self, trials: xr.Dataset, mask=None) -> "ChoiceRNN":
+    def fit(self, trials: xr.Dataset, mask=None) -> ChoiceRNN:
         """Fit to the choices (and RTs with ``rt=True``) of ``trials`` on the trials of ``mask``.
 
         Parameters
@@ -398,9 +399,9 @@ class ChoiceRNN:
                              f"(fitted {list(self.subjects_)[:8]}, got {list(subs)[:8]})")
 
     def _forward(self, trials):
-        jax, jnp = _jax()
+        _, jnp = _jax()
         self._check_fitted(trials)
-        env, x, avail, choice, rt = self._arrays(trials)
+        _, x, avail, choice, rt = self._arrays(trials)
         nets = self.params_ if isinstance(self.params_, list) else [self.params_]
         outs = []
         for i, p in enumerate(nets):
@@ -441,7 +442,7 @@ class ChoiceRNN:
             p = np.exp(z)
             p = p / p.sum(-1, keepdims=True)
             ent = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
-        nan = lambda a: np.where(valid.reshape(valid.shape + (1,) * (a.ndim - 2)), a, np.nan)  # noqa: E731
+        nan = lambda a: np.where(valid.reshape(valid.shape + (1,) * (a.ndim - 2)), a, np.nan)
         coords = {SUBJECT: trials[SUBJECT].values, TRIAL: trials[TRIAL].values,
                   ACTION: np.arange(logits.shape[-1]), HIDDEN_UNIT: np.arange(h.shape[-1])}
         return xr.Dataset(

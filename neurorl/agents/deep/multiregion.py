@@ -30,7 +30,7 @@ dataset by region for decoding.
 from __future__ import annotations
 
 import copy
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -41,7 +41,7 @@ from .drqn import DRQN, DRQNConfig
 torch = require_torch()
 nn = torch.nn
 
-__all__ = ["MultiRegionQNetwork", "MultiRegionDRQN", "half_triangle_routes", "region_hidden"]
+__all__ = ["MultiRegionDRQN", "MultiRegionQNetwork", "half_triangle_routes", "region_hidden"]
 
 
 class MultiRegionQNetwork(nn.Module):
