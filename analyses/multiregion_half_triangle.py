@@ -54,13 +54,13 @@ class Args:
     seeds: str = "0,1"
     quick: bool = False
     units: int = 16
-    episodes: int = 80
-    episode_length: int = 200
-    n_envs: int = 6
-    updates_per_episode: int = 15
+    episodes: int = 50
+    episode_length: int = 150
+    n_envs: int = 4
+    updates_per_episode: int = 12
     eval_every: int = 5
     threshold: float = 0.8
-    rollout_rows: int = 1500
+    rollout_rows: int = 1200
     progress: bool = False
     out_root: str = ""
     docs_dir: str = ""
@@ -74,7 +74,7 @@ QUICK = {"seeds": "0", "episodes": 4, "episode_length": 40, "n_envs": 2, "update
 def make_agent(kind: str, task, args, seed: int):
     cfg = DRQNConfig(hidden_size=2 * args.units, gamma=0.9, lr=1e-3, episode_length=args.episode_length,
                      n_envs=args.n_envs, reset_on_done=True, exploration="epsilon", epsilon_start=1.0,
-                     epsilon_min=0.05, decay=0.95, seq_len=30, batch_episodes=32,
+                     epsilon_min=0.05, decay=0.93, seq_len=30, batch_episodes=32,
                      updates_per_episode=args.updates_per_episode, learn_after=20, buffer_episodes=2000,
                      eval_every=args.eval_every)
     if kind == "single":
