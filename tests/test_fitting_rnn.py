@@ -131,6 +131,12 @@ def test_rnn_latents_shapes_masks_and_errors():
     np.testing.assert_allclose(lat["policy"].sum("action"), 1.0)
     np.testing.assert_allclose(np.log(lat["policy"].values[0, np.arange(40), trials["choice"].values[0]]),
                                lat["log_prob"].values[0], atol=1e-10)
+    # hidden units go to the decoding module as recorded units, matched by trial label
+    from neurorl.agents.deep.common import latents_to_neural
+
+    neural = latents_to_neural(lat, trials, "hidden", subject=1)
+    assert neural.sizes["unit"] == 3 and neural.sizes["trial"] == 40
+    np.testing.assert_allclose(neural.values[:, :, 0], lat["hidden"].values[1])
     mask = np.zeros((2, 40), bool)
     mask[:, 5:9] = True
     sc = rnn.score(trials, mask)
