@@ -54,13 +54,13 @@ class Args:
     seeds: str = "0,1"
     quick: bool = False
     units: int = 16
-    episodes: int = 50
+    episodes: int = 40
     episode_length: int = 150
     n_envs: int = 4
-    updates_per_episode: int = 12
+    updates_per_episode: int = 10
     eval_every: int = 5
     threshold: float = 0.8
-    rollout_rows: int = 1200
+    rollout_rows: int = 1000
     progress: bool = False
     out_root: str = ""
     docs_dir: str = ""
@@ -74,7 +74,7 @@ QUICK = {"seeds": "0", "episodes": 4, "episode_length": 40, "n_envs": 2, "update
 def make_agent(kind: str, task, args, seed: int):
     cfg = DRQNConfig(hidden_size=2 * args.units, gamma=0.9, lr=1e-3, episode_length=args.episode_length,
                      n_envs=args.n_envs, reset_on_done=True, exploration="epsilon", epsilon_start=1.0,
-                     epsilon_min=0.05, decay=0.93, seq_len=30, batch_episodes=32,
+                     epsilon_min=0.05, decay=0.92, seq_len=30, batch_episodes=32,
                      updates_per_episode=args.updates_per_episode, learn_after=20, buffer_episodes=2000,
                      eval_every=args.eval_every)
     if kind == "single":
@@ -106,14 +106,20 @@ def decode_regions(ag, trials, lat):
     for name, idx in groups.items():
         neural = latents_to_neural(lat.isel(hidden_unit=idx), trials, "hidden")
         res = {}
+
+        def score(x, y, **kw):
+            # NaN (reported as "n/a") when a training fold holds a single class: too few memory rows of one odour
+            try:
+                return float(dec.decode(x, y, **kw)["score"])
+            except ValueError:
+                return float("nan")
+
+        res["odour"] = float("nan")
         if memory_rows.sum() >= 20 and len(np.unique(cue[memory_rows])) == 2:
-            r = dec.decode(neural.isel(trial=np.flatnonzero(memory_rows)), cue[memory_rows],
-                           decoder=dec.LogisticDecoder())
-            res["odour"] = float(r["score"])
-        else:
-            res["odour"] = float("nan")
+            res["odour"] = score(neural.isel(trial=np.flatnonzero(memory_rows)), cue[memory_rows],
+                                 decoder=dec.LogisticDecoder())
         for lab, y in (("tile row", tile // 5), ("tile column", tile % 5)):
-            res[lab] = float(dec.decode(neural, y.astype(float))["score"])
+            res[lab] = score(neural, y.astype(float))
         res["n_memory_rows"] = int(memory_rows.sum())
         out[name] = res
     return out
@@ -142,6 +148,7 @@ def main(args: Args) -> dict:
                                   "success": s, "episodes": n_ep, "decoding": decode_regions(ag, tr, lat),
                                   "seconds": time.perf_counter() - t1,
                                   "n_params": sum(p.numel() for p in ag.net.parameters())}
+            print(f"{kind} seed {seed}: success {s:.3f} ({time.perf_counter() - t1:.0f} s)", flush=True)
     best_eval = max(float(np.nanmax(r["eval"])) if np.isfinite(r["eval"]).any() else 0.0 for r in runs.values())
     for r in runs.values():
         ok = np.flatnonzero(r["eval"] >= args.threshold * best_eval) if best_eval > 0 else np.array([], int)
