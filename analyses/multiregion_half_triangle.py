@@ -108,7 +108,7 @@ def decode_regions(ag, trials, lat):
         res = {}
 
         def score(x, y, **kw):
-            # NaN (reported as "n/a") when a training fold holds a single class: too few memory rows of one odour
+            # NaN when a training fold holds a single class: too few memory rows of one odour
             try:
                 return float(dec.decode(x, y, **kw)["score"])
             except ValueError:
@@ -221,13 +221,16 @@ def main(args: Args) -> dict:
             "the table gives every run.")
     interp = (
         "\n".join(summary) + "\n\n"
+        "The training budget (episodes x envs x rows x updates in the arguments) is far below the 100 episodes x 8 x 300 rows x 20 updates with which a GRU(32) DRQN solves the task (docs/deep.md); greedy success rates well below 1 mean the networks have not learnt it yet, and any comparison is then about the first stage of learning only. "
         "How to read it: all three networks see the same inputs and have the same number of recurrent units; the "
         "multi-region ones are constrained (the odour reaches the Q readout only through the feedforward "
         "olfactory -> spatial weights). Differences between networks smaller than the spread between seeds are "
         "not evidence either way. Decoding: odour identity is scored only on rows where the input does not show "
-        "it, so above-chance accuracy there means the region holds the odour in memory; location is in the "
-        "spatial region's input, and a location code in the olfactory region can only come through the feedback "
-        "weights (compare 'ff+fb' with 'ff only', where the olfactory region receives no spatial signal at all)."
+        "it, so above-chance accuracy there means the region holds the odour in memory (NaN: fewer than 20 such "
+        "rows, or a fold with one odour only). Location is in the spatial region's input; the olfactory region's "
+        "own inputs carry little of it (the cue appears only on the odour port and the previous reward only at the "
+        "end ports), so a strong location code there must come through the feedback weights (compare 'ff+fb' with "
+        "'ff only', where the olfactory region receives nothing from the spatial one)."
     )
     output.write("Single- vs multi-region recurrent networks on the half-triangle memory task",
                  {"What was run": what, "Learning and success": "\n".join(rows),
