@@ -168,13 +168,13 @@ def main(args: Args) -> dict:
         axes[1].plot(ev + 1, r["eval"][ev], "o-", color=colours[kind], ms=3, lw=1,
                      label=kind if seed == seeds[0] else None)
     axes[0].set_xlabel("training episode")
-    axes[0].set_ylabel(f"reward per row (running mean of {k}; 10 per success)")
+    axes[0].set_ylabel(f"reward per row (running mean of {k})")
     axes[1].set_xlabel("training episode")
     axes[1].set_ylabel("greedy evaluation reward per row")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.suptitle(f"half_triangle (memory=True), {len(seeds)} seed(s) per network, {args.episodes} episodes x "
-                 f"{args.n_envs} x {args.episode_length} rows", fontsize=9)
+    fig.suptitle(f"half_triangle (memory=True, reward 10 per success), {len(seeds)} seed(s) per network, "
+                 f"{args.episodes} episodes x {args.n_envs} x {args.episode_length} rows", fontsize=9)
     fig.tight_layout()
     output.save(fig, "learning")
 
