@@ -19,6 +19,9 @@ dqn
     Deep Q-network (deep.md §1-2).
 drqn, a2c
     Recurrent Q-learning and A2C-LSTM meta-RL (deep.md §3-4).
+multiregion
+    Multi-region recurrent Q-networks (GRU regions with routed inputs, switchable feedforward and
+    feedback weights) trained by the DRQN machinery.
 """
 
-__all__ = ["common", "dqn", "drqn", "a2c"]
+__all__ = ["common", "dqn", "drqn", "a2c", "multiregion"]
