@@ -12,7 +12,7 @@ the submodules that need them):
   :func:`write_latents`, :func:`read_simulation`, :func:`write_simulation`
 """
 
-from . import parallel  # the execution layer (serial, local processes, Dask); light: numpy only
+from . import parallel  # noqa: F401  (nr.parallel: the execution layer; light, numpy only)
 from .agents.base import list_agents, make_agent, register_agent
 from .io import (
     from_table, read_latents, read_simulation, read_trials, to_table, write_latents, write_simulation, write_trials,

@@ -55,7 +55,6 @@ from .results import (
     trials_fingerprint,
 )
 from .results import nc_groups as _nc_groups
-from .results import nc_root_attrs as _nc_root_attrs
 from .results import open_group as _open_group
 from .results import write_groups as _write_groups
 

@@ -14,10 +14,8 @@ import xarray as xr
 import neurorl as nr
 from neurorl.fitting.cv import block_folds
 from neurorl.fitting.heldout import (
-    fold_trials,
     heldout_loglik_rl,
     heldout_table,
-    train_only,
 )
 from neurorl.fitting.rnn import ChoiceRNN, preference_dynamics
 
@@ -58,20 +56,6 @@ def switch_after_two_losses(n, T, rng, p_hi=0.8, lapse=0.03, every=40):
 
 
 # ------------------------------------------------------------------------------------------- held-out RL
-def test_fold_trials_marks_heldout_and_keeps_choices():
-    trials = ql_trials(2, 20)
-    folds = block_folds(trials, 4)
-    ft = fold_trials(trials, folds[1])
-    assert np.array_equal(ft["valid"].values, ~folds[1])
-    assert np.array_equal(ft["choice"].values, trials["choice"].values)  # held-out choices kept (learnt from)
-    bad = folds[1].copy()
-    trials2 = trials.copy()
-    trials2["valid"] = (trials["valid"].dims, ~folds[2])
-    with pytest.raises(ValueError, match="held out but not valid"):
-        fold_trials(trials2, bad | folds[2])
-    assert type(train_only("q_learning")).__name__ == "QLearningTrainOnly"
-
-
 def test_heldout_rl_matches_hand_loop_and_fits_training_trials_only():
     trials = ql_trials(3, 90)
     folds = block_folds(trials, 3)

@@ -375,7 +375,7 @@ class DRA(Agent):
         o = self.options
         A = self.env.n_actions
         a1h = ops.onehot(obs["choice"], A)
-        q, sig = dec["q"], dec["sigma"]
+        q = dec["q"]
         qa = take(q, a1h, ops)
         # expected-SARSA target with the analytic next policy
         known_item = ops.asarray(self._known_item)

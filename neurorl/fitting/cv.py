@@ -99,7 +99,8 @@ class CVResult:
     n_points : int
     pointwise : xarray.Dataset
         ``elpd_cv`` (subject, trial; NaN where not scored) and ``elpd_subject`` (subject); for K-fold also ``fold``
-        (subject, trial: the fold that held the trial out, -1 for padding) and ``converged`` (fold, subject).
+        (subject, trial: the fold that held the trial out, -1 for padding), ``converged`` (fold, subject) and
+        ``theta_fold`` (fold, param, subject: each fold's refitted estimate on the unconstrained scale).
     method : str
         ``"kfold-blocks"`` or ``"loso"``.
     """
@@ -276,6 +277,7 @@ def exact_cv(fit, k: int = 5, *, trials: xr.Dataset | None = None, agent=None, c
     elpd = np.full(data.valid.shape, np.nan)
     fold_of = np.full(data.valid.shape, -1, dtype=np.int64)
     conv = np.zeros((K, data.n), dtype=bool)
+    theta_fold = np.full((K,) + theta_hat.shape, np.nan)  # (fold, row, subject): each fold's refitted estimate
     show = progress if progress is not None else sel.size * data.T * K > 200_000
     bar = None
     if show:
@@ -294,6 +296,7 @@ def exact_cv(fit, k: int = 5, *, trials: xr.Dataset | None = None, agent=None, c
                 elpd[s, held[j]] = pw[held[j], j]
                 fold_of[s, held[j]] = f
             conv[f, sel] = out["converged"]
+            theta_fold[f][:, sel] = out["theta"]
             if bar is not None:
                 bar.update(1)
     finally:
@@ -309,8 +312,10 @@ def exact_cv(fit, k: int = 5, *, trials: xr.Dataset | None = None, agent=None, c
     pointwise = xr.Dataset(
         {"elpd_cv": ((SUBJECT, "trial"), elpd), "fold": ((SUBJECT, "trial"), fold_of),
          "elpd_subject": (SUBJECT, np.where(np.isin(np.arange(data.n), sel), np.nansum(elpd, axis=1), np.nan)),
-         "converged": (("fold", SUBJECT), conv)},
-        coords=coords, attrs={"agent": agent.name, "k": int(K), "method": "kfold-blocks"})
+         "converged": (("fold", SUBJECT), conv),
+         "theta_fold": (("fold", "param", SUBJECT), theta_fold)},
+        coords={**coords, "param": list(layout.names)},
+        attrs={"agent": agent.name, "k": int(K), "method": "kfold-blocks"})
     return CVResult(float(flat.sum()), float(math.sqrt(N * np.var(flat))) if N else float("nan"), int(N), pointwise)
 
 

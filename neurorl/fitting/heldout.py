@@ -6,27 +6,12 @@ Every model that reports an out-of-sample score here (the RL agents fitted by MA
 model *sees* every trial (it learns from the outcome of a held-out trial; the RNN takes it as input); only the
 likelihood is restricted. Scores are therefore paired trial by trial across models.
 
-How the RL models are fitted on training trials only
-----------------------------------------------------
-The estimators of :mod:`neurorl.fitting.mle` have no per-trial likelihood weight: the only per-trial switch is
-``valid``, and an agent keeps its state on invalid trials (it does not learn from them). Turning held-out trials
-invalid would therefore change the learning, not just the score. :func:`train_only` builds, without touching the
-likelihood backend, a copy of the agent whose ``step`` learns on every trial with a recorded choice (``valid`` or
-``choice >= 0``) while its ``trial_loglik`` still scores only ``valid`` trials; :func:`heldout_loglik_rl` fits it to
-a copy of the trials in which
-
-* the held-out trials of the fold are ``valid = False`` with their choice kept (learnt from, not scored), and
-* the trials that were invalid in the data get ``choice = -1`` (neither learnt from nor scored, as before).
-
-The state is thus updated on exactly the trials the plain agent updates on, and the MAP objective sums the training
-trials only. The held-out trials are then scored by :func:`neurorl.replay` of the plain agent at the fold's
-estimates (``log_policy`` of the observed choice). Padding the compiled backend adds after a subject's last trial
-may be "learnt from" by the copy, but nothing after it is scored, so no score changes.
+The RL models' held-out scores are those of :func:`neurorl.fitting.cv.exact_cv` (the one implementation of fitting
+on training trials while learning on all of them); :func:`heldout_loglik_rl` fits the estimator to all trials and
+returns exact CV's pointwise scores on the given folds.
 
 Contents
 --------
-:func:`train_only`
-    The learn-on-all, score-on-valid copy of an agent.
 :func:`heldout_loglik_rl`
     Pointwise held-out log-likelihood ``(subject, trial)`` of an agent over the folds (MAP per fold).
 :func:`heldout_table`
@@ -36,95 +21,19 @@ Contents
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
 
 from ..agents.base import Agent, make_agent
-from ..backend import NUMPY
 from ..schema import SUBJECT, TRIAL
-from ..simulate import observations
-from .cv import block_folds
+from .cv import block_folds, exact_cv
 
-__all__ = ["fold_trials", "heldout_loglik_rl", "heldout_table", "train_only"]
+__all__ = ["heldout_loglik_rl", "heldout_table"]
 
 MODEL = "model"
-_WRAPPERS: dict[type, type] = {}
-
-
-def _step_learning_on_recorded(self, p, s, obs, ops=NUMPY):
-    """``step`` of the wrapped class with ``valid`` replaced by "a choice is recorded" (learning on every real
-    trial); the latents are unchanged, and ``trial_loglik`` still reads the original ``valid``."""
-    learn = obs["valid"] | (obs["choice"] >= 0)
-    return super(type(self), self).step(p, s, {**obs, "valid": learn}, ops)
-
-
-def train_only(agent: Agent | str) -> Agent:
-    """A copy of ``agent`` that learns on every trial with a recorded choice and scores only ``valid`` trials.
-
-    The copy's class is a subclass of the agent's class (named ``<Class>TrainOnly``, defined in this module), so the
-    compiled-likelihood caches, which key on the class, never confuse it with the plain agent. Options and fixed
-    parameters are kept.
-    """
-    agent = make_agent(agent)
-    base = type(agent)
-    if getattr(base, "_train_only_base", None) is not None:
-        return agent
-    cls = _WRAPPERS.get(base)
-    if cls is None:
-        name = f"{base.__name__}TrainOnly"
-        cls = type(name, (base,), {"step": _step_learning_on_recorded, "__module__": __name__,
-                                   "__qualname__": name, "_train_only_base": base,
-                                   "__doc__": f"{base.__name__} learning on every recorded choice (train_only)."})
-        _WRAPPERS[base] = cls
-        globals()[name] = cls  # importable by name (pickling, the cache's class key)
-    new = copy.copy(agent)
-    new.__class__ = cls
-    return new
-
-
-def fold_trials(trials: xr.Dataset, heldout: np.ndarray) -> xr.Dataset:
-    """The trials of one fold for :func:`train_only` agents: held-out trials invalid with their choice kept,
-    invalid trials of the data with ``choice = -1``.
-
-    Raises
-    ------
-    ValueError
-        If ``heldout`` is not a ``(subject, trial)`` boolean array of the trials' shape, or marks an invalid trial.
-    """
-    valid = np.asarray(trials["valid"].values, bool)
-    heldout = np.asarray(heldout)
-    if heldout.shape != valid.shape or heldout.dtype != bool:
-        raise ValueError(f"fold_trials: heldout must be a boolean (subject, trial) array of shape {valid.shape}, got "
-                         f"{heldout.dtype} {heldout.shape}")
-    bad = heldout & ~valid
-    if bad.any():
-        i, t = np.argwhere(bad)[0]
-        raise ValueError(f"fold_trials: trial {int(trials[TRIAL].values[t])} of subject "
-                         f"{trials[SUBJECT].values[i]!r} is held out but not valid")
-    out = trials.copy()
-    out["choice"] = trials["choice"].where(trials["valid"], -1).astype(trials["choice"].dtype)
-    out["valid"] = (trials["valid"].dims, valid & ~heldout)
-    return out
-
-
-def _replay_loglik(agent: Agent, trials: xr.Dataset, params: dict) -> np.ndarray:
-    """``(subject, trial)`` log-probability of each observed choice under ``agent`` replayed at ``params`` (one
-    value per subject), computed with the agent's own ``trial_loglik`` (0 on invalid trials)."""
-    env, obs_tm = observations(trials)
-    T, n = obs_tm["state"].shape
-    p = agent.resolve(params, n)
-    s = agent.start(p, env, n, NUMPY)
-    out = np.zeros((n, T))
-    for t in range(T):
-        o = {k: v[t] for k, v in obs_tm.items()}
-        s, lat = agent.step(p, s, o, NUMPY)
-        out[:, t] = agent.trial_loglik(p, o, lat, NUMPY)
-    return out
 
 
 def heldout_loglik_rl(agent: Agent | str, trials: xr.Dataset, folds: np.ndarray | int = 5, *, estimator=None,
@@ -138,17 +47,19 @@ def heldout_loglik_rl(agent: Agent | str, trials: xr.Dataset, folds: np.ndarray 
     folds : ndarray or int
         Held-out masks ``(k, subject, trial)`` from :func:`neurorl.fitting.cv.block_folds`, or ``k``.
     estimator : class, optional
-        The estimator (default :class:`neurorl.fitting.MAP`), built as ``estimator(train_only(agent), **options)``.
+        The estimator (default :class:`neurorl.fitting.MAP`), built as ``estimator(agent, **options)`` and fitted to
+        all trials first (its estimates start each fold's refit).
     progress : bool
-        Passed to the estimator.
+        Passed to the estimator and to :func:`~neurorl.fitting.cv.exact_cv`.
     rng
         Passed to the estimator (starts).
 
     Returns
     -------
     xarray.DataArray
-        ``(subject, trial)`` log-probability of each held-out choice under the fold that held it out (NaN on invalid
-        trials); ``attrs``: ``agent``, ``k``, ``estimator`` and per-fold parameter estimates as JSON.
+        ``(subject, trial)`` log-probability of each held-out choice under the fold that held it out (NaN on trials
+        never scored); ``attrs``: ``agent``, ``k``, ``estimator`` and the per-fold parameter estimates (constrained
+        scale) as JSON (``fold_params``: one ``{param: [value per subject]}`` per fold).
     """
     from .mle import MAP
 
@@ -161,20 +72,16 @@ def heldout_loglik_rl(agent: Agent | str, trials: xr.Dataset, folds: np.ndarray 
         raise ValueError(f"heldout_loglik_rl: folds must be (k, subject, trial) with (subject, trial) = "
                          f"{valid.shape}; got {folds.shape}")
     est_cls = MAP if estimator is None else estimator
-    out = np.full(valid.shape, np.nan)
-    fitted = []
-    for f in range(folds.shape[0]):
-        est = est_cls(train_only(plain), progress=progress, rng=rng, **estimator_options)
-        est.fit(fold_trials(trials, folds[f]))
-        params = est.params_
-        ll = _replay_loglik(plain, trials, {k: np.asarray(params[k].values, float) for k in params.data_vars})
-        out[folds[f]] = ll[folds[f]]
-        fitted.append({k: np.asarray(params[k].values).round(6).tolist() for k in params.data_vars})
-    return xr.DataArray(out, dims=(SUBJECT, TRIAL), coords={SUBJECT: trials[SUBJECT].values,
-                                                           TRIAL: trials[TRIAL].values},
-                        name="heldout_loglik",
-                        attrs={"agent": repr(plain), "k": int(folds.shape[0]), "estimator": est_cls.__name__,
-                               "fold_params": json.dumps(fitted)})
+    fit = est_cls(plain, progress=progress, rng=rng, **estimator_options).fit(trials)
+    cv = exact_cv(fit, folds=folds, progress=progress)
+    spec = {p.name: p for p in fit.agent_.params}
+    theta = cv.pointwise["theta_fold"]
+    fitted = [{nm: np.round(spec[nm].to_constrained(theta.values[f, j]), 6).tolist()
+               for j, nm in enumerate(theta["param"].values) if nm in spec} for f in range(folds.shape[0])]
+    out = cv.pointwise["elpd_cv"].rename("heldout_loglik")
+    out.attrs = {"agent": repr(plain), "k": int(folds.shape[0]), "estimator": est_cls.__name__,
+                 "fold_params": json.dumps(fitted)}
+    return out
 
 
 def heldout_table(pointwise: Mapping[Any, xr.DataArray], *, z: float = 2.0) -> xr.Dataset:

@@ -151,7 +151,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from ..agents.base import Agent, make_agent
+from ..agents.base import Agent
 from ..schema import SUBJECT, TRIAL
 from ..simulate import observations
 from ..tasks.base import as_rng
