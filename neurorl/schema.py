@@ -26,8 +26,11 @@ variable        dims                meaning
 ==============  ==================  =============================================
 
 Missed trials (no response) are present (``trial_index >= 0``) but not
-``valid``; agents do not learn on them. Anything else per trial is a task
-covariate, kept as is.
+``valid``; agents do not learn on them. An optional boolean ``scored``
+(subject, trial) marks the valid trials whose choice (and RT) enter the
+likelihood (default: every valid trial; read on valid trials only); a valid
+trial that is not scored is learnt from but not scored -- HDDM's convention of skipping each condition's
+first trial. Anything else per trial is a task covariate, kept as is.
 
 Latents
 -------
@@ -275,7 +278,7 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     """Check a trials dataset; return it unchanged or raise ``ValueError``.
 
     Checks: required variables and dims, integer states and choices in range on
-    valid trials, chosen actions available, finite rewards on valid trials,
+    valid trials, ``scored`` (if present) True/False on valid trials, chosen actions available, finite rewards on valid trials,
     non-negative RTs, and the state/action tables.
     """
     if not isinstance(ds, xr.Dataset):
@@ -307,6 +310,11 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     bad = valid & ~np.isfinite(ds["reward"].values)
     if bad.any():
         _first_bad(ds, bad, "reward", "NaN or infinite reward on a valid trial")
+    if "scored" in ds:  # only read on valid trials (padding may hold anything)
+        sc = np.asarray(ds["scored"].values, dtype=float)
+        bad = valid & ~np.isin(sc, (0.0, 1.0))
+        if bad.any():
+            _first_bad(ds, bad, "scored", "must be True/False (1/0) on valid trials")
     rt = ds["rt"].values
     bad = np.isfinite(rt) & (rt < 0)
     if bad.any():

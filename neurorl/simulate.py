@@ -31,7 +31,7 @@ class Simulation(NamedTuple):
 
 
 def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_state=None, done=None,
-              rt=None) -> dict:
+              rt=None, scored=None) -> dict:
     """Per-trial observation dict (see ``agents.base.OBS_KEYS``) from raw arrays.
 
     Works on arrays of any leading shape (``(n,)`` for one step, ``(T, n)``
@@ -44,6 +44,8 @@ def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_st
     obs = {k: look[k][s] for k in ("items", "avail", "known", "known_value")}
     obs["state"] = s
     obs["valid"] = np.ones(s.shape, bool) if valid is None else np.asarray(valid, bool)
+    # the trials whose choice enters the likelihood (a valid trial may be learnt from without being scored)
+    obs["scored"] = obs["valid"] if scored is None else obs["valid"] & np.asarray(scored, bool)
     if choice is not None:
         c = np.asarray(choice)
         if c.size and (c.min() < 0 or c.max() >= env.n_actions):  # missed trials carry -1
@@ -71,6 +73,8 @@ def observations(trials: xr.Dataset) -> tuple[EnvSpec, dict]:
     validate_trials(trials)
     env = env_spec(trials)
     tm = {k: time_major(trials, k) for k in ("state", "valid", "choice", "reward", "next_state", "done", "rt")}
+    if "scored" in trials:
+        tm["scored"] = np.nan_to_num(np.asarray(time_major(trials, "scored"), dtype=float)) == 1.0
     return env, trial_obs(env, **tm)
 
 

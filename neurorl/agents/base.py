@@ -78,6 +78,12 @@ def shared_latents(q, policy, tau, ops, *, q_soft=None, entropy=None):
     }
 
 
+def scored_mask(obs: dict):
+    """The trials whose observed data enter the likelihood: ``valid`` and, when the observations carry it,
+    ``scored`` (a valid trial that is not scored is learnt from but not scored; see :mod:`neurorl.schema`)."""
+    return obs["valid"] & obs["scored"] if "scored" in obs else obs["valid"]
+
+
 class Agent(ParamModel):
     """Base class of every agent.
 
@@ -164,7 +170,8 @@ class Agent(ParamModel):
         return kept, {**dec, **lat}
 
     def trial_loglik(self, p: dict, obs: dict, lat: dict, ops=NUMPY):
-        """Log-likelihood of one trial's observed data ``(n,)``; 0 on invalid trials.
+        """Log-likelihood of one trial's observed data ``(n,)``; 0 on trials that are not scored
+        (:func:`scored_mask`: invalid, or valid but marked ``scored = False``).
 
         ``lat`` holds the trial's decision and learning latents (``step``'s
         output). The default scores the choice, ``log policy[choice]``
@@ -173,7 +180,7 @@ class Agent(ParamModel):
         graphs of :mod:`neurorl.fitting.graph` (MLE, MAP, PyMC) call this.
         """
         chosen = ops.sum(lat["log_policy"] * ops.onehot(obs["choice"], self.env.n_actions), axis=-1)
-        return ops.where(obs["valid"], chosen, 0.0)
+        return ops.where(scored_mask(obs), chosen, 0.0)
 
     def check_data(self, trials) -> None:
         """Raise ``ValueError`` if this model cannot score ``trials`` (naming subject and trial).

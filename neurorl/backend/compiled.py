@@ -56,7 +56,7 @@ OBS_DTYPES = {
     "state": "int64", "items": "int64", "avail": "bool", "known": "bool", "known_value": "float64",
     "valid": "bool", "choice": "int64", "chosen_item": "int64", "reward": "float64", "done": "float64",
     "next_state": "int64", "next_items": "int64", "next_avail": "bool", "next_known": "bool",
-    "next_known_value": "float64", "rt": "float64",
+    "next_known_value": "float64", "rt": "float64", "scored": "bool",
 }
 _PER_ACTION = ("items", "avail", "known", "known_value", "next_items", "next_avail", "next_known", "next_known_value")
 
@@ -240,7 +240,7 @@ class JaxLoglik:
         D, m = theta.shape
         if check:
             for k, v in self.uniform.items():
-                if not np.all(np.asarray(obs_tm[k]) == v):
+                if not np.all(np.asarray(obs_tm.get(k, obs_tm["valid"]) if k == "scored" else obs_tm[k]) == v):
                     raise ValueError(f"this likelihood was compiled for data whose {k!r} is {v.tolist()} on every "
                                      "trial; compile it for these data (compiled_loglik(..., uniform=...))")
         nb, tc = self._block_size(m), TRIAL_CHUNK
@@ -261,7 +261,10 @@ class JaxLoglik:
         pad[:, m:] = True
         obs = {}
         for k in self.obs_keys:
-            v = valid if k == "valid" else np.asarray(obs_tm[k], dtype=OBS_DTYPES[k])
+            if k == "valid" or (k == "scored" and k not in obs_tm):  # hand-made observations: every valid trial
+                v = valid
+            else:
+                v = np.asarray(obs_tm[k], dtype=OBS_DTYPES[k])
             v = v[ti][:, ri]
             obs[k] = v & ~pad if k == "valid" else v
         xx = np.asarray(x, dtype=float)[ti][:, ri] if self.has_x else np.zeros((Tp, Mp, 0))

@@ -433,6 +433,8 @@ class CompiledLoglik:
             if not np.all(np.asarray(obs_tm[k]) == v):
                 raise ValueError(f"this likelihood was compiled for data whose {k!r} is {v.tolist()} on every "
                                  "trial; compile it for these data (compiled_loglik(..., uniform=...))")
+        if "scored" not in obs_tm:  # hand-made observations: every valid trial is scored
+            obs_tm = {**obs_tm, "scored": obs_tm["valid"]}
         args = [np.ascontiguousarray(theta, dtype=float)]
         args += [np.asarray(obs_tm[k], dtype=_OBS_DTYPES.get(k)) for k in self.obs_keys]
         if self.has_x:

@@ -52,7 +52,7 @@ import warnings
 
 import numpy as np
 
-from ..agents.base import Agent, make_agent, take
+from ..agents.base import Agent, make_agent, scored_mask, take
 from ..backend import NUMPY
 from .observation import LognormalRT, ObservationModel, WienerRT
 
@@ -212,10 +212,10 @@ class WithRT(Agent):
         prt = self._rt_params(p)
         if self.wiener:
             resp = ops.asarray(obs["choice"]) * 1.0
-            return self.rt_model.logp(prt, obs["rt"], resp, self._value_diff(lat), ops, mask=obs["valid"])
+            return self.rt_model.logp(prt, obs["rt"], resp, self._value_diff(lat), ops, mask=scored_mask(obs))
         choice_ll = self.agent.trial_loglik(p, obs, lat, ops)
         rt = obs["rt"]
-        mask = obs["valid"] & (rt >= self.rt_model.min_rt)  # False for NaN
+        mask = scored_mask(obs) & (rt >= self.rt_model.min_rt)  # False for NaN
         cost = self._cost(obs, lat, obs["choice"], ops)
         rt_ll = self.rt_model.logp(prt, rt, cost, lat["entropy"], ops, mask=mask)
         return choice_ll + rt_ll + self.rt_model.log_jacobian(rt, ops, mask=mask)

@@ -327,7 +327,7 @@ def laplace_loo(fit, trials: xr.Dataset | None = None, *, agent: Agent | str | N
         warnings.warn(f"laplace_loo: the log-likelihood is NaN at {int(nan.any(axis=1).sum())} draw(s) of subject(s) "
                       f"{_names(data.subjects, subj)}; those draws get weight 0", LOOWarning, stacklevel=2)
         ll = np.where(nan, -np.inf, ll)
-    valid = data.valid  # (n, T)
+    valid = data.scored  # (n, T): the trials that enter the likelihood
     good_k = min(1.0 - 1.0 / math.log10(S), 0.7)
 
     shape = (n, data.T)

@@ -238,7 +238,10 @@ class _Data:
         self.subjects = trials[SUBJECT].values
         valid = trials["valid"].values.astype(bool)
         self.valid = valid
-        self.n_trials = valid.sum(axis=1).astype(np.int64)
+        # the trials whose choices enter the likelihood (the n of BIC): valid, and scored where the data say so
+        self.scored = valid & (np.nan_to_num(np.asarray(trials["scored"].values, dtype=float)) == 1.0) \
+            if "scored" in trials else valid
+        self.n_trials = self.scored.sum(axis=1).astype(np.int64)
         self.n, self.T = valid.shape
         empty = np.flatnonzero(self.n_trials == 0)
         if empty.size:
@@ -881,7 +884,7 @@ class MLE:
         pointwise = best["pointwise"]  # (T, n) at the estimate
         loglik = pointwise.sum(axis=0)
         self.pointwise_loglik_ = xr.DataArray(
-            np.where(data.valid, pointwise.T, np.nan), dims=(SUBJECT, TRIAL),
+            np.where(data.scored, pointwise.T, np.nan), dims=(SUBJECT, TRIAL),
             coords={SUBJECT: data.subjects, TRIAL: data.trials[TRIAL].values}, name="loglik")
         Hs = np.transpose(H, (2, 0, 1))
         sym = 0.5 * (Hs + np.transpose(Hs, (0, 2, 1)))

@@ -33,11 +33,11 @@
 Every row of a subject is a trial in that subject's order, conditions
 interleaved as in the file. The covariate ``first_in_condition`` marks each
 subject's first trial of each condition: HDDM's RL likelihood skips it (it
-learns from it but does not score it). Here every valid trial is scored; fit
-with the option ``skip_first=True`` to make those trials missed instead
-(``valid`` False: neither scored nor learnt from -- a different model from
-HDDM's, recorded in the attribute ``skip_first``). Other columns (``cond``,
-...) are covariates.
+learns from it but does not score it). By default every valid trial is scored;
+with the option ``skip_first=True`` those trials get ``scored = False``
+(:mod:`neurorl.schema`): the agent learns from them, the likelihood does not
+score them, and BIC does not count them -- HDDM's convention, recorded in the
+attribute ``skip_first``. Other columns (``cond``, ...) are covariates.
 
 ``hssm:rl`` -- HSSM's RL-DDM tables (``participant_id``, ``trial_id``,
 ``response``, ``rt``, ``feedback``; recalled from HSSM 0.2-0.3's RLSSM
@@ -92,9 +92,10 @@ def _rl_table(df, *, subject, trial_col, skip_first, **options):
                       f"{q[0]:g}: one initial value per file is supported (HDDM takes one); split the file")
         attrs["q_init"] = float(q[0])
         attrs["suggested_agent"] = f"q_learning:q0={float(q[0]):g}"
-    if skip_first:
-        d["_valid"] = ~d["first_in_condition"] & d["response"].notna()
-        options = {**options, "columns": {**options.get("columns", {}), "valid": "_valid"}}
+    if skip_first:  # learnt from, not scored (HDDM's convention)
+        if "scored" in d.columns:
+            raise ValueError("skip_first=True sets the column 'scored'; the table already has one")
+        d["scored"] = ~d["first_in_condition"].astype(bool)
     attrs["skip_first"] = bool(skip_first)
     return d, attrs, options
 
@@ -109,7 +110,7 @@ def _finish(d, attrs, options, subject):
 
 
 def read_hddm_rl(df, *, skip_first=False, **options):
-    """``hddm:rl`` (module docstring). ``skip_first``: mark each condition's first trial missed.
+    """``hddm:rl`` (module docstring). ``skip_first``: learn from each condition's first trial but do not score it.
 
     ``options`` go to :func:`~neurorl.io.from_table` (``rt_unit``).
     """
