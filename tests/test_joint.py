@@ -183,6 +183,10 @@ def test_every_agent_simulates_and_scores_choices_and_rts(agent_name):
         pytest.skip(f"{agent_name} has no two-action task")
     for rt_model in (LognormalRT(), WienerRT()):
         model = WithRT(agent, rt_model)
+        if isinstance(rt_model, WienerRT) and not task.env.available.all():
+            with pytest.raises(ValueError, match="offer only one"):  # forced moves: no two-boundary choice
+                nr.simulate(model, task, n_subjects=2, n_trials=25, rng=0)
+            continue
         sim = nr.simulate(model, task, n_subjects=2, n_trials=25, rng=0)
         rt = sim.trials["rt"].values
         assert np.all(np.isfinite(rt) & (rt > 0))

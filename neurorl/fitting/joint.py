@@ -173,6 +173,11 @@ class WithRT(Agent):
         if self.wiener and env.n_actions != 2:
             raise ValueError(f"{self.name}: the Wiener RT model needs tasks with exactly two actions (action 1 = "
                              f"upper boundary); this task has {env.n_actions}")
+        if self.wiener and not np.asarray(env.available, bool).all():
+            forced = np.flatnonzero(~np.asarray(env.available, bool).all(axis=1)).tolist()
+            raise ValueError(f"{self.name}: the Wiener RT model is a choice between both actions, but state(s) "
+                             f"{forced} offer only one (forced moves); fit the RTs of such tasks with "
+                             "rt='lognormal', or keep only the two-choice states")
 
     def init(self, p, env, n, ops):
         return self.agent.start(p, env, n, ops)
