@@ -64,6 +64,26 @@ def make_csv(path: Path, n: int, T: int, seed: int, *, agent: str = "q_learning"
     return len(df)
 
 
+#: Python started with this folder first on its path behaves as if dask and distributed were not installed
+#: (``sys.modules[name] = None``): neurorl's default install has no dask (it comes with ``neurorl[parallel]``), but
+#: with dask installed xarray imports dask, dask.array and distributed in every process that builds a dataset or
+#: writes netCDF (about 1 s); the benchmark shows both.
+NO_DASK = "import sys\nfor _m in ('dask', 'distributed'):\n    sys.modules.setdefault(_m, None)\n"
+
+
+def without_dask(env: dict, work: Path) -> dict:
+    shim = work / "no_dask"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(NO_DASK)
+    return dict(env, PYTHONPATH=os.pathsep.join([str(shim)] + [p for p in [env.get("PYTHONPATH")] if p]))
+
+
+def dask_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dask") is not None
+
+
 def timed(cmd, env=None) -> float:
     t0 = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -159,8 +179,12 @@ def main(argv=None):
     csv = work / "data.csv"
     n_rows = make_csv(csv, args.subjects, args.trials, args.seed)
     print(f"data: {args.subjects} subjects, {n_rows} trials (ragged, {args.trials} +/- 30 % each), {csv}")
-    base = [timed([sys.executable, str(HERE / "plain_scipy_fit.py"), str(csv), str(work / "plain.csv")])
-            for _ in range(2)]
+    with_dask = dask_installed()
+    if with_dask:
+        print("dask is installed here (neurorl[parallel]); the default install has none: fresh processes run as "
+              "without it, and the 'later' column is repeated with it ('later+dask')")
+    base = [timed([sys.executable, str(HERE / "plain_scipy_fit.py"), str(csv), str(work / "plain.csv")],
+                  without_dask(dict(os.environ), work)) for _ in range(2)]
     print(f"plain scipy script, fresh process: first {base[0]:.2f} s, second {base[1]:.2f} s")
     plain = base[1]
     # the console script beside this interpreter (not a shell shim that may stand first on PATH)
@@ -185,13 +209,16 @@ def main(argv=None):
     rows = []
     for agent, data, rt in jobs:
         label = agent + (f" --rt {rt}" if rt else "")
-        env = dict(os.environ, NEURORL_CACHE_DIR=str(Path(tempfile.mkdtemp(prefix="cache-", dir=work))))
+        denv = dict(os.environ, NEURORL_CACHE_DIR=str(Path(tempfile.mkdtemp(prefix="cache-", dir=work))))
+        env = without_dask(denv, work)
         cmd = neurorl + ["fit", str(data), "--agent", agent, "--no-figures", "--quiet", "-o", str(work / "fit.nc")]
         cmd += ["--rt", rt] if rt else []
         first = timed(cmd, env)
         later = timed(cmd, env)
         warm = warm_time(data, agent, env, rt)
         row = {"model": label, "first": first, "later": later, "warm": warm}
+        if with_dask:
+            row["later_dask"] = timed(cmd, denv)
         if args.pytensor:
             penv = dict(env, PYTENSOR_FLAGS=f"compiledir={tempfile.mkdtemp(prefix='pt-', dir=work)}")
             pcmd = [sys.executable, "-c", PYTENSOR_FIT, str(data), agent, rt or ""]
@@ -199,11 +226,14 @@ def main(argv=None):
             row["pt_later"] = timed(pcmd, penv)
         rows.append(row)
         print(f"  {label}: first ever {first:.2f} s, later {later:.2f} s, warm fit {warm:.2f} s"
+              + (f", later with dask installed {row['later_dask']:.2f} s" if with_dask else "")
               + (f"; PyTensor first {row['pt_first']:.1f} s, later {row['pt_later']:.1f} s" if args.pytensor else ""),
               flush=True)
 
     print()
     head = f"{'model':<22}{'first ever':>11}{'later':>8}{'warm':>7}{'overhead':>9}{'later/plain':>12}{'first/plain':>12}"
+    if with_dask:
+        head += f"{'later+dask':>11}"
     if args.pytensor:
         head += f"{'PyTensor first':>15}{'PyTensor later':>15}"
     print(f"whole fresh processes, seconds (plain scipy script: {plain:.2f} s, same CSV)")
@@ -211,6 +241,8 @@ def main(argv=None):
     for r in rows:
         line = (f"{r['model']:<22}{r['first']:>11.2f}{r['later']:>8.2f}{r['warm']:>7.2f}{r['later'] - r['warm']:>9.2f}"
                 f"{r['later'] / plain:>11.2f}x{r['first'] / plain:>11.2f}x")
+        if with_dask:
+            line += f"{r['later_dask']:>11.2f}"
         if args.pytensor:
             line += f"{r['pt_first']:>15.1f}{r['pt_later']:>15.1f}"
         print(line)
@@ -225,7 +257,8 @@ def main(argv=None):
             if rt:
                 continue
             for sampler in samplers:
-                env = dict(os.environ, NEURORL_CACHE_DIR=str(Path(tempfile.mkdtemp(prefix="cache-", dir=work))))
+                env = without_dask(dict(os.environ, NEURORL_CACHE_DIR=str(Path(tempfile.mkdtemp(prefix="cache-",
+                                                                                              dir=work)))), work)
                 first = bayes_times(data, agent, sampler, env)
                 later = bayes_times(data, agent, sampler, env)
                 print(f"{agent:<22}{sampler:>9}{first[0]:>12.1f}{first[1]:>15.1f}{later[0]:>12.1f}{later[1]:>15.1f}",

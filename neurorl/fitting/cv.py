@@ -17,7 +17,7 @@ import xarray as xr
 
 from ..schema import SUBJECT
 
-__all__ = ["block_folds", "CVResult", "exact_cv", "cv_compare", "loso_cv", "loo_with_fallback", "unreliable_loo_subjects",
+__all__ = ["block_folds", "as_folds", "CVResult", "exact_cv", "cv_compare", "loso_cv", "loo_with_fallback", "unreliable_loo_subjects",
            "K_APPROX_MAX", "HIGH_K_FRACTION_MAX"]
 
 
@@ -85,6 +85,19 @@ def block_folds(trials: xr.Dataset | np.ndarray, k: int = 5) -> np.ndarray:
 # would need one row per subject instead of three.
 
 
+
+
+def as_folds(trials: xr.Dataset, folds, where: str) -> np.ndarray:
+    """``folds`` as a boolean ``(k, subject, trial)`` array on the grid of ``trials`` (an int ``k`` gives
+    :func:`block_folds`); ``where`` names the caller in the error."""
+    if isinstance(folds, (int, np.integer)):
+        folds = block_folds(trials, int(folds))
+    folds = np.asarray(folds, bool)
+    shape = trials["valid"].shape
+    if folds.ndim != 3 or folds.shape[1:] != shape:
+        raise ValueError(f"{where}: folds must be (k, subject, trial) with (subject, trial) = {shape}; got "
+                         f"{folds.shape}")
+    return folds
 
 @dataclass
 class CVResult:

@@ -29,7 +29,7 @@ import xarray as xr
 
 from ..agents.base import Agent, make_agent
 from ..schema import SUBJECT, TRIAL
-from .cv import block_folds, exact_cv
+from .cv import as_folds, exact_cv
 
 __all__ = ["heldout_loglik_rl", "heldout_table"]
 
@@ -64,13 +64,7 @@ def heldout_loglik_rl(agent: Agent | str, trials: xr.Dataset, folds: np.ndarray 
     from .mle import MAP
 
     plain = make_agent(agent)
-    if isinstance(folds, (int, np.integer)):
-        folds = block_folds(trials, int(folds))
-    folds = np.asarray(folds, bool)
-    valid = np.asarray(trials["valid"].values, bool)
-    if folds.ndim != 3 or folds.shape[1:] != valid.shape:
-        raise ValueError(f"heldout_loglik_rl: folds must be (k, subject, trial) with (subject, trial) = "
-                         f"{valid.shape}; got {folds.shape}")
+    folds = as_folds(trials, folds, "heldout_loglik_rl")
     est_cls = MAP if estimator is None else estimator
     fit = est_cls(plain, progress=progress, rng=rng, **estimator_options).fit(trials)
     cv = exact_cv(fit, folds=folds, progress=progress)

@@ -52,7 +52,7 @@ import pandas as pd
 import xarray as xr
 
 from ..schema import ACTION, SUBJECT, TRIAL
-from .cv import block_folds
+from .cv import as_folds, block_folds
 
 __all__ = ["ChoiceRNN", "plot_dynamics", "preference_dynamics"]
 
@@ -456,13 +456,8 @@ class ChoiceRNN:
         trials outside ``folds[f]`` and scores the trials of ``folds[f]`` (the folds of
         :func:`neurorl.fitting.cv.block_folds`, shared with :func:`neurorl.fitting.heldout.heldout_loglik_rl`).
         The estimator is left fitted to the last fold."""
-        if isinstance(folds, (int, np.integer)):
-            folds = block_folds(trials, int(folds))
-        folds = np.asarray(folds, bool)
+        folds = as_folds(trials, folds, "ChoiceRNN.cross_validate")
         valid = np.asarray(trials["valid"].values, bool)
-        if folds.ndim != 3 or folds.shape[1:] != valid.shape:
-            raise ValueError(f"ChoiceRNN.cross_validate: folds must be (k, subject, trial) with (subject, trial) = "
-                             f"{valid.shape}; got {folds.shape}")
         out = np.full(valid.shape, np.nan)
         it = range(folds.shape[0])
         if self.progress:
