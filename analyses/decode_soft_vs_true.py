@@ -193,11 +193,8 @@ def _fig_diff(df, codes, args):
 # ----------------------------------------------------------------------------- main
 def main(args: Args) -> dict:
     """Run all repetitions, write figures and the markdown result; return the headline numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     out, _ = output.dirs()
     codes = [c.strip() for c in args.codes.split(",") if c.strip()]

@@ -375,11 +375,8 @@ def main(args: Args) -> dict:
 
 
 def _main(args: Args) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     rng_mem, rng_maze = rng.spawn(2)

@@ -314,11 +314,8 @@ def _fig_branching(br, args):
 # ----------------------------------------------------------------------------- main
 def main(args: Args) -> dict:
     """Run both parts, write figures and the markdown result; return the headline numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     r1, r2 = rng.spawn(2)

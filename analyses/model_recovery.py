@@ -161,11 +161,8 @@ def run_task(task, args, rng):
 # ----------------------------------------------------------------------------- main
 def main(args: Args) -> dict:
     """Run model recovery on each task, write figures and the markdown result; return the headline numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     rngs = np.random.default_rng(args.seed).spawn(len(tasks))

@@ -126,13 +126,9 @@ def decode_regions(ag, trials, lat):
 
 
 def main(args: Args) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     import matplotlib.pyplot as plt
-
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
     t0 = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     task = nr.make_task("half_triangle", memory=True, max_steps=30)

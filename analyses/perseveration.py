@@ -271,11 +271,8 @@ def _fig_frontier(curve, results):
 # ----------------------------------------------------------------------------- main
 def main(args: Args) -> dict:
     """Simulate, summarise, fit RFLR, sweep, draw the frontier; write the result; return headline numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     task = nr.make_task("mouse_bandit", p_high=args.p_high)
     gens = generators(args)

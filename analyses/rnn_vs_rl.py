@@ -101,13 +101,9 @@ RL_MODELS = {"q_learning": lambda: nr.make_agent("q_learning"),
 
 
 def main(args: Args) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     import matplotlib.pyplot as plt
-
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     data = datasets(args, rng)

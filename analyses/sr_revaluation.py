@@ -190,11 +190,8 @@ def _fig_signature(sig):
 
 def main(args: Args) -> dict:
     """Run both parts, write figures and the markdown result; return the headline numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     r1, r2 = np.random.default_rng(args.seed).spawn(2)
     sig = signature_part(args, r1)

@@ -200,11 +200,8 @@ def _fig_branching(br):
 
 def main(args: Args) -> dict:
     """Run both parts, write figures and the markdown result; return the headline numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    output = AnalysisOutput(NAME, args, quick=QUICK, repo=REPO)
-    args = output.apply_quick()
+    output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
+    args = output.args
     t0 = time.perf_counter()
     m = _signatures_module()
     sig_args = m.Args(n_subjects=args.n_subjects, n_train=args.n_train, n_test=args.n_test,

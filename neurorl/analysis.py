@@ -120,6 +120,17 @@ class AnalysisOutput:
         self.dpi = dpi
         self._dirs = None
 
+    @classmethod
+    def start(cls, name: str, args, *, quick: Mapping | None = None, repo: str | Path | None = None):
+        """Begin an analysis run: select matplotlib's file-only backend (``Agg``), build the output and apply the
+        ``--quick`` settings. Returns the output; its ``args`` are the settings the run uses."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        out = cls(name, args, quick=quick, repo=repo)
+        out.apply_quick()
+        return out
+
     def apply_quick(self):
         """With ``args.quick``, set the quick values of the fields still at their defaults; return the args."""
         if self.args.quick:
