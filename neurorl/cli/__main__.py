@@ -1,0 +1,4 @@
+"""``python -m neurorl.cli``."""
+from . import run
+
+run()
