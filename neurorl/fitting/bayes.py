@@ -42,8 +42,9 @@ Sampling
 --------
 ``sampler="auto"`` (default) is ``"pymc"``: PyMC's own NUTS, with the likelihood and its exact gradient computed by
 one Op (:class:`neurorl.backend.pytensor_op.LoglikOp`) that calls the compiled JAX function of the estimators --
-built once per machine, loaded from the on-disk cache by later processes -- so PyTensor compiles only the priors and
-transforms (seconds). ``"nutpie"`` (Rust NUTS) and ``"numpyro"`` (``pm.sample(nuts_sampler="numpyro")``) compile the
+built once per machine, loaded from the on-disk cache by later processes. PyMC's functions around it (priors,
+transforms, the trace's point function) are compiled through PyTensor's JAX backend, which JAX's persistent cache
+keeps on disk too (:func:`_pytensor_mode`), so a later process compiles nothing. ``"nutpie"`` (Rust NUTS) and ``"numpyro"`` (``pm.sample(nuts_sampler="numpyro")``) compile the
 whole model, the rule as a PyTensor scan (:func:`neurorl.fitting.graph.loglik_jet_graph`), in every process:
 numba's first compilation costs about a minute (reported as ``compile_seconds_``, separately from
 ``sample_seconds_``).
@@ -152,6 +153,28 @@ class BayesWarning(UserWarning):
 
 
 # ============================================================================ helpers
+def _pytensor_mode(sampler: str):
+    """PyTensor's mode for the functions PyMC compiles around its own NUTS: JAX for ``"pymc"``.
+
+    Those functions (the model's log density and gradient, the initial point, the trace's point function) are small,
+    but PyTensor's default C backend links each through its compile folder, whose start-up reads every module ever
+    compiled there and waits on the folder's lock held by any other process: seconds to minutes, in every process.
+    Through PyTensor's JAX backend they are XLA programs that JAX's persistent cache keeps under neurorl's cache folder
+    (:func:`neurorl.backend.cache.enable_xla_cache`), so a later process loads them. The likelihood Op translates
+    itself to JAX (:mod:`neurorl.backend.traced`), so the whole log density is one JAX function. Other samplers
+    compile the model themselves.
+    """
+    import contextlib
+
+    if sampler != "pymc":
+        return contextlib.nullcontext()
+    import pytensor
+
+    from ..backend import jax_ops  # noqa: F401 - 64-bit floats and the persistent cache before anything compiles
+
+    return pytensor.config.change_flags(mode="JAX")
+
+
 def _resolve_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -643,7 +666,7 @@ class HierarchicalBayes:
                 # can deadlock); each process loads the compiled likelihood from the on-disk cache
                 kw.setdefault("mp_ctx", "spawn")
             kw.setdefault("initvals", initvals)
-            with self.model_, warnings.catch_warnings():
+            with self.model_, warnings.catch_warnings(), _pytensor_mode(self.sampler_):
                 warnings.filterwarnings("ignore", message=".*Potential.*")
                 idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                                   target_accept=self.target_accept, progressbar=progress,
