@@ -167,6 +167,8 @@ class _GainLoss(Agent):
     sensitivities: ClassVar[bool] = True
     lapse: ClassVar[bool] = True
     decay: ClassVar[bool] = False
+    #: zero sensitivities keep every value at 0 (2par_lapse: zero learning rates)
+    null_policy_params = {"R": 1e-12, "P": 1e-12}
 
     def __init__(self, *, fixed=None):
         super().__init__(fixed=fixed)
@@ -262,7 +264,6 @@ class Bandit4Arm4Par(_GainLoss):
     name = "bandit4arm_4par"
     hbayesdm_priors = {"Arew": PHI, "Apun": PHI, "R": PHI, "P": PHI}
     lapse = False
-    null_policy_params = {"R": 0.0, "P": 0.0}
 
 
 @register_agent
@@ -271,7 +272,6 @@ class Bandit4ArmLapse(_GainLoss):
 
     name = "bandit4arm_lapse"
     hbayesdm_priors = {"Arew": PHI, "Apun": PHI, "R": PHI, "P": PHI, "xi": PHI}
-    null_policy_params = {"xi": 1.0}
 
 
 @register_agent
@@ -281,7 +281,6 @@ class Bandit4ArmLapseDecay(_GainLoss):
     name = "bandit4arm_lapse_decay"
     hbayesdm_priors = {"Arew": PHI, "Apun": PHI, "R": PHI, "P": PHI, "xi": PHI, "d": PHI}
     decay = True
-    null_policy_params = {"xi": 1.0}
 
 
 @register_agent
@@ -291,7 +290,6 @@ class Bandit4ArmSingleALapse(_GainLoss):
     name = "bandit4arm_singleA_lapse"
     hbayesdm_priors = {"A": PHI, "R": PHI, "P": PHI, "xi": PHI}
     single_rate = True
-    null_policy_params = {"xi": 1.0}
 
 
 @register_agent
@@ -299,6 +297,6 @@ class Bandit4Arm2ParLapse(_GainLoss):
     """hBayesDM ``bandit4arm_2par_lapse``: Arew, Apun, xi; outcomes unscaled (R = P = 1)."""
 
     name = "bandit4arm_2par_lapse"
+    null_policy_params = {"Arew": 1e-12, "Apun": 1e-12}
     hbayesdm_priors = {"Arew": PHI, "Apun": PHI, "xi": PHI}
     sensitivities = False
-    null_policy_params = {"xi": 1.0}
