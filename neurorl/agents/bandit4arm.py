@@ -210,12 +210,15 @@ class _GainLoss(Agent):
 
         def where(bad):
             i, t = np.argwhere(bad)[0]
-            return f"first at subject {trials[SUBJECT].values[i]!r}, trial {int(t)}"
+            subj = trials[SUBJECT].values[i]
+            subj = subj.item() if isinstance(subj, np.generic) else subj
+            label = int(trials["trial_index"].values[i, t]) if "trial_index" in trials else int(t)
+            return f"first at subject {subj!r}, trial {label}"
 
         bad = valid & ~(loss <= 0)
         if bad.any():
             raise ValueError(f"agent {self.name!r}: column 'loss' must be <= 0 on valid trials (hBayesDM's "
-                             f"convention; its reader takes -|loss|), got {loss[bad][0]!r} ({where(bad)})")
+                             f"convention; its reader takes -|loss|), got {float(loss[bad][0])} ({where(bad)})")
         if "gain" in trials:
             g = np.asarray(trials["gain"].values, dtype=float)
             r = np.asarray(trials["reward"].values, dtype=float)

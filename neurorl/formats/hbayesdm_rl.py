@@ -222,8 +222,8 @@ def read(task: str, df: pd.DataFrame, **options):
     tab = TASKS[task][0](df, **options)
     trials = from_table(tab.table, **tab.options)
     trials.attrs["hbayesdm_layout"] = task
-    trials.attrs["hbayesdm_codings"] = "; ".join(f"{k}: {v}" for k, v in tab.info.items() if k == "reward"
-                                                 or k == "action_0")
+    trials.attrs["hbayesdm_codings"] = "; ".join(f"{k}: {v}" for k, v in tab.info.items()
+                                                 if k in ("reward", "loss", "action_0"))
     return trials
 
 
