@@ -262,19 +262,24 @@ def test_parameter_recovery(model):
 
 @pytest.mark.slow
 def test_nuts_with_hbayesdm_priors():
-    """A short NUTS run of bandit4arm_4par with hBayesDM's priors: finite draws inside the bounds, LOOIC by subject."""
+    """A short NUTS run of bandit4arm_lapse_decay (the most parameters) with hBayesDM's priors: finite draws inside
+    the bounds, the group values hBayesDM's transform of the raw group means, LOOIC by subject beside LOO by trial
+    (``neurorl fit-bayes`` runs bandit4arm_4par in tests/test_cli_bayes.py)."""
     from neurorl.fitting.bayes import fit_bayes
     from neurorl.fitting.hbayesdm import looic
 
-    sim = nr.simulate("bandit4arm_4par", "bandit4arm", n_subjects=4, n_trials=80, rng=4,
-                      params=PARAMS["bandit4arm_4par"])
+    model = "bandit4arm_lapse_decay"
+    sim = nr.simulate(model, "bandit4arm", n_subjects=4, n_trials=60, rng=4, params=PARAMS[model])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_bayes("bandit4arm_4par", sim.trials, priors="hbayesdm", draws=100, tune=100, chains=2, cores=1,
+        fit = fit_bayes(model, sim.trials, priors="hbayesdm", draws=60, tune=60, chains=2, cores=1,
                         random_seed=1, progress=False)
     post = fit.idata_.posterior
-    for name, hi in (("Arew", 1), ("Apun", 1), ("R", 30), ("P", 30)):
+    for name, hi in (("Arew", 1), ("Apun", 1), ("R", 30), ("P", 30), ("xi", 1), ("d", 1)):
         v = post[name].values
-        assert np.all(np.isfinite(v)) and np.all((v > 0) & (v < hi))
+        assert np.all(np.isfinite(v)) and np.all((v > 0) & (v < hi)), name
+        raw = post["group_mean"].sel(param=name).values
+        np.testing.assert_allclose(post[f"{name}_group"].values,
+                                   hi / (1 + np.exp(-(0.07056 * raw ** 3 + 1.5976 * raw))), rtol=1e-9)
     tab = looic(fit, warn=False)
-    assert tab.loc["subject", "n_terms"] == 4 and tab.loc["trial", "n_terms"] == 320
+    assert tab.loc["subject", "n_terms"] == 4 and tab.loc["trial", "n_terms"] == 240

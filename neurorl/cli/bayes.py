@@ -134,14 +134,14 @@ def _print_table(rows):
     """One line per model (sampling diagnostics, our per-trial LOO, hBayesDM's per-subject LOOIC), then each
     model's group-level posterior."""
     head = (f"{'model':<28}{'params':>7}{'max R-hat':>10}{'min ESS':>9}{'diverg.':>8}{'elpd_loo':>11}{'se':>8}"
-            f"{'LOOIC (subj.)':>15}{'se':>8}{'max k':>7}{'seconds':>9}")
+            f"{'max k':>7}{'LOOIC (subj.)':>15}{'se':>8}{'max k':>7}{'seconds':>9}")
     print(head)
     for label, fit, loo, sec in rows:
         d = fit.diagnostics_
         tr, sj = loo.loc["trial"], loo.loc["subject"]
         print(f"{label:<28}{len(fit.layout_.names):>7}{float(d['max_rhat']):>10.3f}{float(d['min_ess_bulk']):>9.0f}"
-              f"{int(d['n_divergent']):>8}{tr['elpd_loo']:>11.2f}{tr['se']:>8.2f}{sj['looic']:>15.2f}"
-              f"{sj['looic_se']:>8.2f}{max(tr['max_pareto_k'], sj['max_pareto_k']):>7.2f}{sec:>9.1f}")
+              f"{int(d['n_divergent']):>8}{tr['elpd_loo']:>11.2f}{tr['se']:>8.2f}{tr['max_pareto_k']:>7.2f}"
+              f"{sj['looic']:>15.2f}{sj['looic_se']:>8.2f}{sj['max_pareto_k']:>7.2f}{sec:>9.1f}")
     print("elpd_loo: our PSIS-LOO, one term per trial; LOOIC (subj.): hBayesDM's, -2 x PSIS-LOO over each subject's "
           "summed log-likelihood (leave one subject out; docs/bayes.md). The two answer different questions and "
           "are not on one scale; compare models within a column only, and a difference within about two se "
