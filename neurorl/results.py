@@ -43,7 +43,7 @@ import numpy as np
 
 __all__ = [
     "OUTPUT_ATTR", "atomic_output", "check_not_input", "reading", "trials_fingerprint", "write_groups", "nc_groups",
-    "nc_root_attrs", "open_group", "read_fit", "read_compare", "read_recover", "read_decode", "agent_from_spec",
+    "nc_root_attrs", "open_group", "read_fit", "read_fit_bayes", "read_compare", "read_recover", "read_decode", "agent_from_spec",
     "estimates_table", "group_summary", "comparison_table", "fit_tables", "export_csv",
 ]
 
@@ -334,6 +334,42 @@ def read_fit(path) -> dict:
     return {"trials": trials, "truth": open_group(path, "truth") if "truth" in groups else None,
             "attrs": attrs, "models": models, "path": path,
             "fingerprint": str(attrs.get(FINGERPRINT_ATTR) or trials_fingerprint(trials))}
+
+
+def read_fit_bayes(path) -> dict:
+    """Read a file written by ``neurorl fit-bayes``.
+
+    Returns
+    -------
+    dict
+        ``trials``, ``truth`` (or None), ``attrs``, ``path``, ``fingerprint`` and ``models``: ``label ->
+        {"idata": arviz.InferenceData (posterior, log_likelihood, sample_stats), "summary", "params",
+        "diagnostics", "loo" (Datasets), "spec"}``.
+    """
+    import arviz as az
+
+    cmd = "neurorl fit-bayes"
+    path, attrs, groups = _open_output(path, "fit_bayes", cmd)
+    labels = _json_attr(path, attrs, "models", cmd)
+    parts = ("summary", "params", "diagnostics", "loo")
+    _require(path, groups, ["trials"] + [f"models/{lab}/{k}" for lab in labels for k in ("posterior",) + parts],
+             cmd)
+    models = {}
+    for lab in labels:
+        m = {k: open_group(path, f"models/{lab}/{k}") for k in parts}
+        m["idata"] = az.InferenceData(**{g: open_group(path, f"models/{lab}/{g}") for g in
+                                         ("posterior", "log_likelihood", "sample_stats")
+                                         if f"models/{lab}/{g}" in groups})
+        try:
+            m["spec"] = json.loads(m["summary"].attrs["neurorl_model"])
+        except (KeyError, json.JSONDecodeError):
+            raise ValueError(f"{str(path)!r}: model {lab!r} lacks its specification (attribute neurorl_model); "
+                             "the file is incomplete or foreign") from None
+        models[lab] = m
+    trials = open_group(path, "trials")
+    return {"trials": trials, "truth": open_group(path, "truth") if "truth" in groups else None, "attrs": attrs,
+            "models": models, "path": path, "fingerprint": str(attrs.get(FINGERPRINT_ATTR) or
+                                                                trials_fingerprint(trials))}
 
 
 def read_compare(path) -> dict:

@@ -30,7 +30,11 @@ Missed trials (no response) are present (``trial_index >= 0``) but not
 (subject, trial) marks the valid trials whose choice (and RT) enter the
 likelihood (default: every valid trial; read on valid trials only); a valid
 trial that is not scored is learnt from but not scored -- HDDM's convention of skipping each condition's
-first trial. Anything else per trial is a task covariate, kept as is.
+first trial. An optional float ``loss`` (subject, trial) is the loss part of
+``reward`` (``reward = gain + loss``, ``loss <= 0`` in hBayesDM's convention),
+read by the gain/loss learners that learn the two separately (the
+``bandit4arm_*`` models); finite on valid trials, every other agent ignores it.
+Anything else per trial is a task covariate, kept as is.
 
 Latents
 -------
@@ -278,7 +282,8 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     """Check a trials dataset; return it unchanged or raise ``ValueError``.
 
     Checks: required variables and dims, integer states and choices in range on
-    valid trials, ``scored`` (if present) True/False on valid trials, chosen actions available, finite rewards on valid trials,
+    valid trials, ``scored`` (if present) True/False on valid trials, ``loss`` (if present) finite on
+    valid trials, chosen actions available, finite rewards on valid trials,
     non-negative RTs, and the state/action tables.
     """
     if not isinstance(ds, xr.Dataset):
@@ -315,6 +320,10 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
         bad = valid & ~np.isin(sc, (0.0, 1.0))
         if bad.any():
             _first_bad(ds, bad, "scored", "must be True/False (1/0) on valid trials")
+    if "loss" in ds:  # the loss part of the reward (gain/loss learners)
+        bad = valid & ~np.isfinite(np.asarray(ds["loss"].values, dtype=float))
+        if bad.any():
+            _first_bad(ds, bad, "loss", "NaN or infinite loss on a valid trial")
     rt = ds["rt"].values
     bad = np.isfinite(rt) & (rt < 0)
     if bad.any():

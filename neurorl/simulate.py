@@ -31,7 +31,7 @@ class Simulation(NamedTuple):
 
 
 def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_state=None, done=None,
-              rt=None, scored=None) -> dict:
+              rt=None, scored=None, loss=None) -> dict:
     """Per-trial observation dict (see ``agents.base.OBS_KEYS``) from raw arrays.
 
     Works on arrays of any leading shape (``(n,)`` for one step, ``(T, n)``
@@ -65,6 +65,8 @@ def trial_obs(env: EnvSpec, state, valid=None, choice=None, reward=None, next_st
         obs["next_known_value"] = look["known_value"][ns]
         # reaction times stay NaN where absent: only RT observation models read them, and they mask first
         obs["rt"] = np.full(s.shape, np.nan) if rt is None else np.asarray(rt, float)
+        # the loss part of the reward (reward = gain + loss), read by gain/loss learners; 0 where absent
+        obs["loss"] = np.zeros(s.shape) if loss is None else np.nan_to_num(np.asarray(loss, float))
     return obs
 
 
@@ -75,6 +77,8 @@ def observations(trials: xr.Dataset) -> tuple[EnvSpec, dict]:
     tm = {k: time_major(trials, k) for k in ("state", "valid", "choice", "reward", "next_state", "done", "rt")}
     if "scored" in trials:
         tm["scored"] = np.nan_to_num(np.asarray(time_major(trials, "scored"), dtype=float)) == 1.0
+    if "loss" in trials:
+        tm["loss"] = time_major(trials, "loss")
     return env, trial_obs(env, **tm)
 
 
@@ -156,7 +160,8 @@ def simulate(
         choice, extra = agent.sample_choice(dec, obs, rng)
         ts, out = task.step(ts, choice, rng)
         rt = extra.pop("rt", None)  # agents with an RT model (fitting.joint.WithRT) also draw reaction times
-        obs = trial_obs(env, state, None, choice, out["reward"], out["next_state"], out["done"], rt)
+        obs = trial_obs(env, state, None, choice, out["reward"], out["next_state"], out["done"], rt,
+                        loss=out.get("loss"))
         if rt is not None:
             cols.setdefault("rt", []).append(rt)
         s, lat = agent.learn(p, s, obs, dec, NUMPY)

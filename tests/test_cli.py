@@ -86,7 +86,7 @@ def test_help_explains_every_option(capsys):
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == {"list", "cache", "simulate", "fit", "compare", "design", "recover", "decode", "report",
-                                "demo", "export"}
+                                "demo", "export", "fit-bayes"}
     for cmd, parser in sub.choices.items():
         assert parser.description, cmd
         for action in parser._actions:

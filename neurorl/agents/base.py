@@ -55,6 +55,8 @@ OBS_KEYS = {
     "next_known": "bool (n, A): shown values in the next state (learn only)",
     "next_known_value": "float (n, A): the shown values in the next state, 0 elsewhere (learn only)",
     "rt": "float (n,): reaction time in seconds, NaN where absent (learn only; read by RT observation models)",
+    "loss": "float (n,): the loss part of the reward, reward = gain + loss (learn only; 0 where the data have "
+            "no 'loss'; read by gain/loss learners)",
 }
 
 AGENTS: dict[str, type["Agent"]] = {}

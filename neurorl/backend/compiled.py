@@ -56,7 +56,7 @@ OBS_DTYPES = {
     "state": "int64", "items": "int64", "avail": "bool", "known": "bool", "known_value": "float64",
     "valid": "bool", "choice": "int64", "chosen_item": "int64", "reward": "float64", "done": "float64",
     "next_state": "int64", "next_items": "int64", "next_avail": "bool", "next_known": "bool",
-    "next_known_value": "float64", "rt": "float64", "scored": "bool",
+    "next_known_value": "float64", "rt": "float64", "scored": "bool", "loss": "float64",
 }
 _PER_ACTION = ("items", "avail", "known", "known_value", "next_items", "next_avail", "next_known", "next_known_value")
 
@@ -238,6 +238,8 @@ class JaxLoglik:
     def __call__(self, theta, obs_tm: dict, x=None, *, check: bool = True) -> dict:
         theta = np.asarray(theta, dtype=float)
         D, m = theta.shape
+        if "loss" not in obs_tm:  # hand-made observations: no loss channel
+            obs_tm = {**obs_tm, "loss": np.zeros(np.shape(obs_tm["choice"]))}
         if check:
             for k, v in self.uniform.items():
                 if not np.all(np.asarray(obs_tm.get(k, obs_tm["valid"]) if k == "scored" else obs_tm[k]) == v):

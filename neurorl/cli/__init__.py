@@ -11,6 +11,9 @@ Subcommands
     Fit every agent to the choices (and RTs) in DATA (CSV with its JSON sidecar, or netCDF) by MLE, MAP or EM-MAP;
     write one netCDF file with a group per model (estimates, evidence, pointwise log-likelihood, predicted policy)
     plus figures.
+``neurorl fit-bayes DATA --agent A [--agent B ...] [--priors hbayesdm]``
+    Hierarchical Bayesian fit (NUTS) of every agent with neurorl's or hBayesDM's priors; one netCDF file with each
+    model's posterior (ArviZ groups), summary, LOO and hBayesDM's LOOIC.
 ``neurorl compare FIT.nc [FIT.nc ...]``
     AIC/BIC/Laplace table, random-effects BMS with protected exceedance probabilities, optionally Laplace
     PSIS-LOO (:mod:`neurorl.fitting.loo`); netCDF plus a figure.
@@ -44,6 +47,7 @@ import warnings
 import numpy as np
 
 from ..results import read_compare, read_decode, read_fit, read_recover
+from . import bayes as _bayes_cmd
 from . import decode as _decode_cmd
 from . import demo as _demo_cmd
 from . import fit as _fit_cmd
@@ -64,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "decode, report. Start with `neurorl demo`; see docs/cli.md.",
         epilog="Exit codes: 0 success, 2 bad arguments or input files, 1 internal failure.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_tools_cmd, _fit_cmd, _study_cmd, _decode_cmd, _demo_cmd):
+    for module in (_tools_cmd, _fit_cmd, _bayes_cmd, _study_cmd, _decode_cmd, _demo_cmd):
         module.register(sub)
     return p
 

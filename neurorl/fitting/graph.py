@@ -435,6 +435,8 @@ class CompiledLoglik:
                                  "trial; compile it for these data (compiled_loglik(..., uniform=...))")
         if "scored" not in obs_tm:  # hand-made observations: every valid trial is scored
             obs_tm = {**obs_tm, "scored": obs_tm["valid"]}
+        if "loss" not in obs_tm:  # hand-made observations: no loss channel
+            obs_tm = {**obs_tm, "loss": np.zeros(np.shape(obs_tm["valid"]))}
         args = [np.ascontiguousarray(theta, dtype=float)]
         args += [np.asarray(obs_tm[k], dtype=_OBS_DTYPES.get(k)) for k in self.obs_keys]
         if self.has_x:

@@ -16,6 +16,9 @@ Codings (hBayesDM's preprocessing, ``Python/hbayesdm/preprocess_funcs.py``, appl
   rows, so values restart at 0 in every block (hBayesDM ``prl_*_multipleB``; see :mod:`neurorl.agents.prl`).
 * ``igt``: ``choice`` 1-4 (decks A-D) -> 0-3; ``reward = (gain - |loss|) / payscale`` (default 100).
 * ``bandit4arm2``: ``choice`` 1-4 -> 0-3; ``reward = outcome`` (points 1-100).
+* ``bandit4arm``: ``choice`` 1-4 -> 0-3; ``loss = -|loss|`` (hBayesDM's reader takes the magnitude) and
+  ``reward = gain + loss``; ``loss`` is the trials' second outcome channel, read by the ``bandit4arm_*``
+  gain/loss models.
 * ``pst``: each ``type`` (two digits, option1 option2, e.g. 12 = A vs B) becomes a state whose two actions are
   its two options (``EnvSpec.item``, 0-based option codes); ``choice`` 1 (option1 chosen) -> action 0,
   0 -> action 1; ``reward`` as is.
@@ -33,7 +36,7 @@ import pandas as pd
 
 from ..schema import EnvSpec
 
-__all__ = ["HBayesDMTable", "prl", "prl_multiple_blocks", "igt", "bandit4arm2", "pst", "TASKS", "read"]
+__all__ = ["HBayesDMTable", "prl", "prl_multiple_blocks", "igt", "bandit4arm2", "bandit4arm", "pst", "TASKS", "read"]
 
 
 class HBayesDMTable(NamedTuple):
@@ -144,6 +147,23 @@ def bandit4arm2(df: pd.DataFrame) -> HBayesDMTable:
                          {"reward": "outcome"})
 
 
+def bandit4arm(df: pd.DataFrame) -> HBayesDMTable:
+    """Four-armed bandit with gains and losses (``bandit4arm_4par``, ``_lapse``, ``_lapse_decay``,
+    ``_singleA_lapse``, ``_2par_lapse``): subjID, choice, gain, loss.
+
+    ``loss = -|loss|`` (as hBayesDM's reader) becomes the trials' ``loss`` variable and ``reward = gain + loss``;
+    ``gain`` stays as a covariate.
+    """
+    _need(df, ["subjID", "choice", "gain", "loss"], "bandit4arm")
+    c = _codes(df, "choice", [1, 2, 3, 4], "bandit4arm")
+    gain = pd.to_numeric(df["gain"]).to_numpy(float)
+    loss = -np.abs(pd.to_numeric(df["loss"]).to_numpy(float))
+    out = _base(df, c - 1, gain + loss)
+    out["gain"] = gain
+    out["loss"] = loss
+    return HBayesDMTable(out, {"n_actions": 4}, {"reward": "gain + loss", "loss": "-|loss|"})
+
+
 def pst(df: pd.DataFrame) -> HBayesDMTable:
     """Probabilistic selection task (``pst_Q``, ``pst_gainloss_Q``): subjID, type, choice, reward.
 
@@ -182,6 +202,9 @@ TASKS = {
                       ("prl_rp", "prl_fictitious", "prl_fictitious_woa", "prl_ewa")),
     "igt": (igt, ("subjID", "choice", "gain", "loss"), ("igt_pvl_delta", "igt_pvl_decay", "igt_vpp", "igt_orl")),
     "bandit4arm2": (bandit4arm2, ("subjID", "choice", "outcome"), ("bandit4arm2_kalman_filter",)),
+    "bandit4arm": (bandit4arm, ("subjID", "choice", "gain", "loss"),
+                   ("bandit4arm_4par", "bandit4arm_lapse", "bandit4arm_lapse_decay", "bandit4arm_singleA_lapse",
+                    "bandit4arm_2par_lapse")),
     "pst": (pst, ("subjID", "type", "choice", "reward"), ("pst_Q", "pst_gainloss_Q")),
 }
 
@@ -199,8 +222,8 @@ def read(task: str, df: pd.DataFrame, **options):
     tab = TASKS[task][0](df, **options)
     trials = from_table(tab.table, **tab.options)
     trials.attrs["hbayesdm_layout"] = task
-    trials.attrs["hbayesdm_codings"] = "; ".join(f"{k}: {v}" for k, v in tab.info.items() if k == "reward"
-                                                 or k == "action_0")
+    trials.attrs["hbayesdm_codings"] = "; ".join(f"{k}: {v}" for k, v in tab.info.items()
+                                                 if k in ("reward", "loss", "action_0"))
     return trials
 
 
@@ -215,6 +238,8 @@ def _register() -> None:
         "igt": {"subjID": "any labels", "choice": "1-4 (decks A-D)", "gain": ">= 0", "loss": "<= 0 or its magnitude",
                 "payscale": "option (default 100): reward = (gain - |loss|) / payscale"},
         "bandit4arm2": {"subjID": "any labels", "choice": "1-4", "outcome": "points"},
+        "bandit4arm": {"subjID": "any labels", "choice": "1-4", "gain": "gain (>= 0)",
+                       "loss": "loss, <= 0 or its magnitude (read as -|loss|); reward = gain + loss"},
         "pst": {"subjID": "any labels", "type": "two option digits 1-6 (12 = A vs B)",
                 "choice": "1 = the first option of the pair chosen, 0 = the second", "reward": "0/1"},
     }
@@ -222,6 +247,7 @@ def _register() -> None:
                "prl_multipleB": "probabilistic reversal learning over several blocks (hBayesDM prl_*_multipleB)",
                "igt": "Iowa gambling task (hBayesDM igt_*)",
                "bandit4arm2": "4-armed bandit with drifting payoffs (hBayesDM bandit4arm2_kalman_filter)",
+               "bandit4arm": "4-armed bandit with separate gains and losses (hBayesDM bandit4arm_*)",
                "pst": "probabilistic selection task (hBayesDM pst_*)"}
     for task, (_, columns, agents) in TASKS.items():
         def reader(df, _task=task, **options):

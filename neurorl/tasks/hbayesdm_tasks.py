@@ -1,4 +1,4 @@
-"""Tasks of hBayesDM's learning models: reversal learning, Iowa gambling, probabilistic selection.
+"""Tasks of hBayesDM's learning models: reversal learning, Iowa gambling, probabilistic selection, gain/loss bandit.
 
 ``reversal_learning``
     Two options; the correct one pays +1 with probability ``p_reward`` and -1
@@ -17,11 +17,27 @@
     Training phase of Frank et al. (2004, 2007): the pairs AB, CD, EF (states
     0-2, each pair's options are items (0, 1), (2, 3), (4, 5)) in random order;
     options A-F pay 1 with probabilities 0.8, 0.2, 0.7, 0.3, 0.6, 0.4, else 0.
+``bandit4arm``
+    Four arms, each with its own probability of a gain and, independently, of
+    a loss on every trial (Seymour, Daw, Roiser, Dayan & Dolan 2012, J Neurosci
+    32:5833; hBayesDM's ``bandit4arm_*`` models). Choosing arm ``a`` gives
+    ``gain = gain_size`` with probability ``p_gain[a]`` (else 0) and
+    ``loss = -loss_size`` with probability ``p_loss[a]`` (else 0); the reward is
+    their sum and ``loss`` is the second outcome channel of the trials
+    (:mod:`neurorl.schema`), which the gain/loss learners read. After each
+    trial every probability takes a Gaussian step of sd ``sd`` and is
+    reflected into ``bounds`` (``sd = 0``: fixed probabilities). Covariates:
+    ``gain``, ``loss``, and ``p_gain``, ``p_loss`` (per arm, on the trial).
 
 Assumptions ([A], chosen here)
 ------------------------------
 * Decks pay with fixed probabilities, not from Bechara's fixed card sequence;
   every trial is its own episode (``done = True``).
+* ``bandit4arm``: the walk's step sd (0.025), bounds (0.25, 0.75) and the
+  unit magnitudes are ours (those of ``restless_bernoulli``), not values
+  taken from Seymour et al.; initial probabilities are uniform within the
+  bounds, independently per subject, arm and outcome, unless ``p_gain`` /
+  ``p_loss`` fix them.
 * ``reversal_learning`` starts with option 0 correct; the criterion counts
   the correct choices since the last reversal.
 """
@@ -33,7 +49,7 @@ import numpy as np
 from ..schema import EnvSpec
 from .base import OneStateTask, Task, register_task
 
-__all__ = ["ReversalLearning", "IowaGambling", "ProbabilisticSelection", "IGT_GAIN", "IGT_LOSS", "IGT_P_LOSS",
+__all__ = ["ReversalLearning", "IowaGambling", "ProbabilisticSelection", "GainLossBandit", "IGT_GAIN", "IGT_LOSS", "IGT_P_LOSS",
            "PST_P_REWARD"]
 
 #: win per card of decks A-D (Bechara et al. 1994)
@@ -152,3 +168,73 @@ class ProbabilisticSelection(Task):
         reward = (rng.random(n) < np.asarray(PST_P_REWARD)[option]).astype(float)
         nxt = {"pair": rng.integers(0, 3, n)}
         return nxt, {"reward": reward, "next_state": nxt["pair"].astype(np.int64), "done": np.ones(n, bool)}
+
+
+@register_task
+class GainLossBandit(OneStateTask):
+    """Four-armed bandit with separate gain and loss outcomes (Seymour et al. 2012; see the module docstring).
+
+    Parameters
+    ----------
+    n_arms : int, default 4
+    gain_size, loss_size : float, default 1
+        Magnitudes of a gain and of a loss (a loss is recorded as ``-loss_size``).
+    sd : float, default 0.025
+        SD of each probability's per-trial Gaussian step (0: fixed probabilities).
+    bounds : (float, float), default (0.25, 0.75)
+        Reflecting bounds of the probabilities, ``0 <= lower < upper <= 1``.
+    p_gain, p_loss : sequence of float, optional
+        Initial probabilities per arm (within the bounds). Default: uniform within the bounds [A].
+    """
+
+    name = "bandit4arm"
+    covariates = {"gain": (), "loss": (), "p_gain": ("action",), "p_loss": ("action",)}
+    default_n_trials = 200
+
+    def __init__(self, *, n_arms: int = 4, gain_size: float = 1.0, loss_size: float = 1.0, sd: float = 0.025,
+                 bounds=(0.25, 0.75), p_gain=None, p_loss=None):
+        from .bandits import _arm_tuple, _check_n_arms, _check_positive
+
+        where = "bandit4arm"
+        n_arms = _check_n_arms(where, n_arms)
+        gain_size = _check_positive("gain_size", where, gain_size)
+        loss_size = _check_positive("loss_size", where, loss_size)
+        sd = _check_positive("sd", where, sd, allow_zero=True)
+        b = np.asarray(bounds, dtype=float)
+        if b.shape != (2,) or not (0.0 <= b[0] < b[1] <= 1.0):
+            raise ValueError(f"{where}: bounds must be (lower, upper) with 0 <= lower < upper <= 1, got {bounds!r}")
+        lower, upper = float(b[0]), float(b[1])
+        fixed = {}
+        for nm, v in (("p_gain", p_gain), ("p_loss", p_loss)):
+            if v is not None:
+                v = _arm_tuple(nm, where, v, n_arms)
+                if any(not lower <= x <= upper for x in v):
+                    raise ValueError(f"{where}: {nm} must lie within bounds [{lower}, {upper}], got {v}")
+            fixed[nm] = v
+        super().__init__(n_arms=n_arms, gain_size=gain_size, loss_size=loss_size, sd=sd, bounds=(lower, upper),
+                         **fixed)
+        self._env = EnvSpec.default(1, n_arms)
+
+    def reset(self, n, rng):
+        o = self.options
+        lower, upper = o["bounds"]
+        ts = {}
+        for nm in ("p_gain", "p_loss"):
+            if o[nm] is None:
+                ts[nm] = lower + (upper - lower) * rng.random((n, o["n_arms"]))
+            else:
+                ts[nm] = np.broadcast_to(np.asarray(o[nm]), (n, o["n_arms"])).copy()
+        return ts
+
+    def step(self, ts, action, rng):
+        from .bandits import reflect
+
+        action = self.check_action(ts, action)
+        o = self.options
+        n = action.shape[0]
+        rows = np.arange(n)
+        gain = np.where(rng.random(n) < ts["p_gain"][rows, action], o["gain_size"], 0.0)
+        loss = np.where(rng.random(n) < ts["p_loss"][rows, action], -o["loss_size"], 0.0)
+        new = {k: reflect(v + o["sd"] * rng.standard_normal(v.shape), *o["bounds"]) for k, v in ts.items()}
+        return new, _out(n, gain + loss, gain=gain, loss=loss, p_gain=ts["p_gain"].copy(),
+                         p_loss=ts["p_loss"].copy())
