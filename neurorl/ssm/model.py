@@ -633,6 +633,39 @@ class DDM:
                            "se": ((), float(np.sqrt(n) * held.std(ddof=1)))},
                           coords=self._obs_coords(df), attrs={"k": int(k), "method": "exact K-fold (block)"})
 
+    def save(self, path, *, by=None, n_rep: int = 50, rng=0, data: str | None = None):
+        """Write the fit (coefficients, subject sds, per-subject result, pointwise log-likelihood) and its RT
+        posterior predictive check (:func:`neurorl.ssm.predictive_check` by the ``by`` columns) to one netCDF file
+        (atomically) that ``neurorl report DIR`` finds and shows (quantile-probability plot and RT distributions).
+
+        Parameters
+        ----------
+        path : path
+            The output file (``.nc``).
+        by, n_rep, rng
+            As :func:`neurorl.ssm.predictive_check`.
+        data : str, optional
+            Where the data came from (written in the report); default not recorded.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        self._check_fitted()
+        from ..results import OUTPUT_ATTR, write_groups
+        from .ppc import predictive_check
+
+        check = predictive_check(self, by=by, n_rep=n_rep, rng=rng)
+        groups = {"coefs": self.coefs_, "group_sd": self.group_sd_, "rt_check": check,
+                  "pointwise": self.pointwise_loglik_.to_dataset()}
+        if hasattr(self, "result_"):
+            groups["result"] = self.result_
+        attrs = {OUTPUT_ATTR: "ssm", "formulas": self.formula_text_(), "method": self.method, "coding": self.coding,
+                 "n_trials": int(self.layout_.n), "n_subjects": int(len(self.subjects_)),
+                 "data": str(data) if data is not None else "", "fit_seconds": float(getattr(self, "fit_seconds_",
+                                                                                             np.nan))}
+        return write_groups(path, groups, attrs)
+
     def loo(self, level: str = "trial"):
         """PSIS-LOO of a NUTS fit (:func:`neurorl.fitting.bayes.loo`)."""
         self._check_fitted()
