@@ -26,9 +26,13 @@ def _labels(fig):
     return [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
 
 
-def test_ddm_fit_file_and_report_show_the_rt_check(tmp_path):
+def test_ddm_fit_file_and_report_show_the_rt_check(tmp_path, capsys):
     df = _simulate()
-    fit = DDM("v ~ 1 + x", "a ~ 1 + theta:C(conf)", progress=False).fit(df)
+    fit = DDM("v ~ 1 + x", "a ~ 1 + theta:C(conf)", progress=True).fit(df)
+    # loading or compiling the likelihood is a step of its own in the progress output, and MAP needs only the
+    # order-2 executable (value, gradient and Hessian in one)
+    err = capsys.readouterr().err
+    assert "DDM likelihood kernel (order 2: log density, gradient and Hessian" in err and "order 1" not in err
     fit.save(tmp_path / "ddm_fit.nc", by="conf", n_rep=4, data="simulated.csv")
     r = read_ssm(tmp_path / "ddm_fit.nc")
     chk = r["rt_check"]
