@@ -344,8 +344,9 @@ def register(sub) -> None:
                         description="Fit one or more agents to the trials in DATA, all subjects at once. Writes a "
                                     "netCDF file with a group per model (models/LABEL/result: estimates, standard "
                                     "errors, Laplace covariance; evidence; params; pointwise log-likelihood; "
-                                    "predicted choice probabilities), the fitted trials and, when DATA is a "
-                                    "simulation, the true parameters; plus figures OUT_params.png and "
+                                    "predicted choice probabilities; with --rt wiener also rt_check, the RTs' "
+                                    "predictive check shown by `neurorl report`), the fitted trials and, when DATA "
+                                    "is a simulation, the true parameters; plus figures OUT_params.png and "
                                     "OUT_learning.png.")
     sp.add_argument("data", help="trials: CSV/TSV (with its .json sidecar, or plain with --columns) or netCDF "
                                  "(a trials file, or a simulation file with groups trials/params)")

@@ -12,6 +12,10 @@ data (``rt``, ``response``, a trial ``weight``) and returns
 * order 2: in addition the per-trial Hessians ``(6, 6, n)`` (the trials are independent given ``P``, so the
   Hessian of the total is block-diagonal in the trials).
 
+:meth:`TrialKernel.prepare` loads or compiles one order up front, saying so on stderr (a step of its own in the
+progress output). MAP prepares only order 2 -- its executable also answers the order-1 calls of the line searches
+(the Hessian rows are dropped), so a first fit compiles one executable, not two; NUTS prepares only order 1.
+
 Derivatives are taken only in the rows that vary (the parameters with a formula); the others are zero. This is part
 of the compiled structure (a model with ``v, a, t0`` free compiles a 3 x 3 Hessian, not 6 x 6).
 
