@@ -172,8 +172,9 @@ class RLDDM:
     ----------
     coefs_ : xarray.Dataset
         Group coefficients over ``coef`` (``"a:Intercept"``, ``"a:theta"``, and each other parameter's name), on the
-        unconstrained (link) scale: ``estimate`` (group mean), ``se`` (EM-MAP: ``group_sd / sqrt(n_subjects)``;
-        NUTS: posterior sd), ``group_sd`` and, for NUTS, ``lower``/``upper`` (2.5/97.5 %), ``r_hat``, ``ess_bulk``.
+        unconstrained (link) scale: ``estimate`` (group mean), ``se`` (NUTS: posterior sd; EM-MAP: NaN, it gives
+        the group means no standard error), ``group_sd`` and, for NUTS, ``lower``/``upper`` (2.5/97.5 %),
+        ``r_hat``, ``ess_bulk``.
     estimator_ : EMMAP or HierarchicalBayes
         The fitted estimator (``result_``, ``params_``, ``evidence_``, ``pointwise_loglik_``, LOO ...).
     agent_, trials_, covariates_, coef_names_
@@ -210,13 +211,15 @@ class RLDDM:
             est.fit(data)
             rows = [str(r) for r in est.group_mean_["param"].values]
             mu, sd = est.group_mean_.values, est.group_sd_.values
-            n = data.sizes[self.subject]
+            # no standard error: EM-MAP's group means have none (the subjects' Laplace variances are taken under the
+            # shrinking group prior, so group_sd / sqrt(n) would understate the uncertainty); use method="nuts"
             self.coefs_ = xr.Dataset(
-                {"estimate": ("coef", mu), "se": ("coef", sd / np.sqrt(n)), "group_sd": ("coef", sd),
+                {"estimate": ("coef", mu), "se": ("coef", np.full(len(mu), np.nan)), "group_sd": ("coef", sd),
                  "row": ("coef", np.array(rows, dtype=object))},
                 coords={"coef": [coefs.get(r, r) for r in rows]},
                 attrs={"scale": "unconstrained (each parameter's transform: the link)", "estimator": "EMMAP",
-                       "se": "approximate: group_sd / sqrt(n_subjects)"})
+                       "se": "none for EM-MAP group means (NaN): use method='nuts' for their uncertainty",
+                       "n_subjects": int(data.sizes[self.subject])})
         else:
             from ..fitting.bayes import fit_bayes
 
