@@ -27,12 +27,16 @@ def _labels(fig):
 
 
 def test_ddm_fit_file_and_report_show_the_rt_check(tmp_path, capsys):
+    from neurorl.ssm import kernel
+
     df = _simulate()
+    kernel._KERNELS.clear()  # as in a new process: the kernel is loaded from the disk cache (or compiled)
     fit = DDM("v ~ 1 + x", "a ~ 1 + theta:C(conf)", progress=True).fit(df)
     # loading or compiling the likelihood is a step of its own in the progress output, and MAP needs only the
     # order-2 executable (value, gradient and Hessian in one)
     err = capsys.readouterr().err
     assert "DDM likelihood kernel (order 2: log density, gradient and Hessian" in err and "order 1" not in err
+    assert err.index("DDM likelihood kernel") < err.index("DDM EM-MAP: started")
     fit.save(tmp_path / "ddm_fit.nc", by="conf", n_rep=4, data="simulated.csv")
     r = read_ssm(tmp_path / "ddm_fit.nc")
     chk = r["rt_check"]
@@ -74,3 +78,31 @@ def test_rlddm_fit_file_and_report_show_the_rt_check(tmp_path):
     assert chk.sizes["rep"] == 30 and np.all(chk["pred_rt"].values > 0)
     html = build_report(tmp_path).read_text()
     assert ALT in html and "RT posterior predictive check: q_learning+wiener" in html and "rl_fit.nc" in html
+
+
+def test_rl_predictive_check_per_subject_and_per_trial_parameters_agree():
+    """The check at per-subject parameters equals the one at the same values given per trial (same draws), and its
+    observed summaries are the data's, counted here."""
+    import xarray as xr
+
+    from neurorl.fitting.joint import with_rt
+    from neurorl.fitting.observation import WienerRT
+    from neurorl.ssm.ppc import rl_predictive_check
+
+    agent = with_rt("q_learning", WienerRT(fixed={"w": 0.5}))
+    sim = nr.simulate(agent, nr.make_task("bandit", p=(0.8, 0.3)), n_subjects=3, n_trials=40, rng=2)
+    free = {k: sim.params[k] for k in ("alpha", "v_scale", "a", "t0")}
+    one = rl_predictive_check(agent, sim.trials, xr.Dataset(free), n_rep=3, n_bins=3, rng=7)
+    per_trial = dict(free)
+    per_trial["a"] = sim.params["a"].expand_dims(trial=sim.trials["trial"].values).transpose("subject", "trial")
+    two = rl_predictive_check(agent, sim.trials, xr.Dataset(per_trial), n_rep=3, n_bins=3, rng=7)
+    np.testing.assert_array_equal(one["pred_rt"].values, two["pred_rt"].values)
+    assert one.sizes["condition"] == 3
+    choice = sim.trials["choice"].values.ravel()
+    for c in one["condition"].values:
+        m = one["obs_condition"].values == c
+        assert float(one["p_upper"].sel(condition=c)) == pytest.approx(one["obs_response"].values[m].mean())
+    assert sorted(one["obs_response"].values) == sorted(choice)
+    # the drift of the draws is v_scale * (Q1 - Q0): conditions with larger value differences choose action 1 more
+    p = one["pred_p_upper"].values.mean(0)
+    assert p[0] < p[-1]
