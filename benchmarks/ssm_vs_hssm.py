@@ -23,6 +23,13 @@ estimate of both (posterior mean and sd, on the same scale), their standardised 
 including model building and compilation, and sampling alone) and the ESS per second of sampling (minimum bulk ESS
 over the group parameters; also per total time). Priors differ between the two packages (each uses its defaults),
 which matters little with these data sizes.
+
+RL-DDM: the issue asks for the RL-DDM side by side "where HSSM supports it". The run asks the HSSM interpreter
+(``--hssm-rl-worker``: the models ``hssm.HSSM`` accepts, the RL classes it exports, and the decision likelihood of
+the RL-SSM configurations it ships, read from ``hssm/likelihoods/rldm.py`` without importing it, since that import
+downloads networks) and prints the answer. HSSM 0.3.0 has no RL-DDM with an analytical likelihood -- its RL-SSM
+models (``rlssm1``, ``rlssm2``, ``rlwmssm_v2``) use LAN networks (angle, LBA) and are not reachable from
+``hssm.HSSM`` -- so the RL-DDM comparison prints that it was not run, and why.
 """
 
 from __future__ import annotations
@@ -122,6 +129,68 @@ def hssm_worker(data_path: str, out_path: str, draws: int, tune: int, chains: in
                    "version": hssm.__version__, "variables": names}, fh)
 
 
+def hssm_rl_worker(out_path: str) -> None:
+    """Runs under the HSSM interpreter: does this HSSM offer an RL-DDM with an analytical likelihood?
+
+    Looked up, not assumed: the models ``hssm.HSSM(model=...)`` accepts (``hssm._types.SupportedModels``), whether
+    the package exports an RL model class, and which decision model its shipped RL-SSM configurations use
+    (``hssm.likelihoods.rldm``)."""
+    import typing
+
+    import hssm
+
+    supported = list(typing.get_args(getattr(hssm._types, "SupportedModels", typing.Literal[()])))
+    rl_models = [m for m in supported if m.lower().startswith(("rl", "rlssm", "rldm"))]
+    rl_class = [n for n in dir(hssm) if n.upper().startswith("RL")]
+    shipped = {}
+    # read, not imported: importing hssm.likelihoods.rldm downloads its networks at import time
+    src = os.path.join(os.path.dirname(hssm.__file__), "likelihoods", "rldm.py")
+    if os.path.exists(src):
+        import ast
+
+        with open(src) as fh:
+            tree = ast.parse(fh.read())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "rlssm_model_config_list"
+                                                    for t in node.targets):
+                configs = ast.literal_eval(node.value)
+                shipped = {k: {"decision_model": v.get("decision_model"),
+                               "network": v.get(v.get("decision_model", ""), "")} for k, v in configs.items()}
+    analytical = [k for k, v in shipped.items() if isinstance(v, dict) and v.get("decision_model") == "analytical"]
+    with open(out_path, "w") as fh:
+        json.dump({"version": hssm.__version__, "rl_models": rl_models, "rl_classes": rl_class, "shipped": shipped,
+                   "supported": bool(rl_models or rl_class) and bool(analytical)}, fh)
+
+
+def hssm_rl_support(args) -> dict | None:
+    """Ask the HSSM interpreter whether it has an RL-DDM with an analytical likelihood (:func:`hssm_rl_worker`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_path = os.path.join(tmp, "rl.json")
+        proc = subprocess.run([args.hssm_python, os.path.abspath(__file__), "--hssm-rl-worker", out_path],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.exists(out_path):
+            print(f"HSSM RL check failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
+            return None
+        with open(out_path) as fh:
+            return json.load(fh)
+
+
+def print_rl_support(info: dict) -> None:
+    """Say plainly whether the RL-DDM side-by-side can run."""
+    if info["supported"]:
+        print(f"HSSM {info['version']} lists an RL-DDM with an analytical likelihood: {info}")
+        return
+    shipped = ", ".join(f"{k} ({v.get('decision_model')}: {v.get('network')})" for k, v in info["shipped"].items()
+                        if isinstance(v, dict)) or "none"
+    print(f"RL-DDM side by side: NOT RUN. HSSM {info['version']} has no RL-DDM with an analytical likelihood: "
+          f"hssm.HSSM(model=...) accepts no RL model ({len(info['rl_models'])} RL names among its supported "
+          f"models; RL classes exported: {info['rl_classes'] or 'none'}), and the RL-SSM configurations it ships "
+          f"use approximate (network) decision likelihoods only: {shipped}. (Its low-level builder "
+          "hssm.rl.likelihoods.builder could wrap a user-written JAX density, which is not HSSM's analytical "
+          "likelihood.) neurorl's RL-DDM: MAP/EMMAP/fit_bayes(agent, rt=WienerRT()), or neurorl.ssm.RLDDM with "
+          "formulas.")
+
+
 def run_hssm(df, args) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         data_path, out_path = os.path.join(tmp, "data.csv"), os.path.join(tmp, "hssm.json")
@@ -157,9 +226,13 @@ def main(argv=None) -> int:
     p.add_argument("--hssm-python", default=None, help="interpreter with hssm 0.3.x (default: this one if it has "
                                                        "hssm)")
     p.add_argument("--hssm-worker", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--hssm-rl-worker", metavar="OUT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.hssm_worker:
         hssm_worker(*args.hssm_worker, args.draws, args.tune, args.chains, args.seed)
+        return 0
+    if args.hssm_rl_worker:
+        hssm_rl_worker(args.hssm_rl_worker)
         return 0
     args.hssm_python = args.hssm_python or _default_hssm_python()
     df = simulate(args.subjects, args.trials, args.seed)
@@ -188,6 +261,10 @@ def main(argv=None) -> int:
         ess = min(v["ess"] for v in r["params"].values())
         print(f"{s:<8} total {r['total_s']:7.1f} s, sampling {r['sample_s']:7.1f} s, divergences {r['divergent']}, "
               f"min bulk ESS {ess:7.1f}: ESS/s {ess / r['sample_s']:.2f} (sampling), {ess / r['total_s']:.2f} (total)")
+    if args.hssm_python:
+        info = hssm_rl_support(args)
+        if info is not None:
+            print_rl_support(info)
     if len(res) == 2:
         e = {s: min(v["ess"] for v in r["params"].values()) for s, r in res.items()}
         print(f"ESS/s ratio neurorl / HSSM: {e['neurorl'] / res['neurorl']['sample_s'] / (e['hssm'] / res['hssm']['sample_s']):.2f}"

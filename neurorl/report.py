@@ -399,11 +399,12 @@ def fig_decoding(dec):
 
 # ============================================================================ report
 def find_outputs(directory) -> dict:
-    """``{"fit": [...], "compare": [...], "recover": [...], "decode": [...]}`` paths of the outputs in a directory."""
+    """``{"fit": [...], "compare": [...], "recover": [...], "decode": [...], "ssm": [...]}`` paths of the outputs in a
+    directory."""
     from .results import OUTPUT_ATTR
     from .results import nc_root_attrs as _nc_root_attrs
 
-    found = {"fit": [], "compare": [], "recover": [], "decode": []}
+    found = {"fit": [], "compare": [], "recover": [], "decode": [], "ssm": []}
     for p in sorted(Path(directory).glob("*.nc")):
         try:
             kind = _nc_root_attrs(p).get(OUTPUT_ATTR)
@@ -500,6 +501,9 @@ def _fit_section(fit) -> list[str]:
             rows.append((lab, nm, float(np.median(est)), float(np.percentile(est, 25)), float(np.percentile(est, 75)),
                          r, f"{int(res['converged'].sum())}/{res.sizes['subject']}"))
     out.append(_table(["model", "parameter", "median", "25 %", "75 %", "r with truth", "converged"], rows))
+    for lab, m in fit["models"].items():
+        if m.get("rt_check") is not None:
+            out += _rt_check_html(m["rt_check"], fit, str(lab))
     warned = []
     for lab, m in fit["models"].items():
         for msg in json.loads(m["result"].attrs.get("fit_warnings", "[]")):
@@ -511,6 +515,38 @@ def _fit_section(fit) -> list[str]:
     out.append(f"<p class='note'>Models as fitted: {specs}. Estimator: "
                f"{html.escape(estimator_description(fit['attrs'].get('method', '')))}.</p>")
     return out
+
+
+def _rt_check_html(check, res, label: str = "") -> list[str]:
+    """The RT posterior predictive check of a fit read from a file (``res["path"]``;
+    :func:`neurorl.ssm.ppc.fig_rt_check`) with its note."""
+    from .ssm.ppc import fig_rt_check
+
+    src = Path(res["path"]).name if res.get("path") is not None else "file not recorded"
+    fig = fig_rt_check(check, source=src + (f", model {label}" if label else ""))
+    a = check.attrs
+    where = _file_label(res)
+    label = html.escape(label)
+    return [f"<h3>RT posterior predictive check{': ' + label if label else ''} ({where})</h3>",
+            _img(fig, "RT posterior predictive check: quantile-probability plot and RT distributions by condition"),
+            f"<p class='note'>{check.sizes['rep']} data sets simulated at the {html.escape(str(a.get('source', '')))} "
+            f"with {html.escape(str(a.get('sampler', '')))}; conditions: {html.escape(str(a.get('by') or 'all'))}. "
+            "Left: observed RT quantiles 0.1-0.9 (circles) of upper responses at x = P(upper) and of lower responses "
+            "at 1 - P(upper), predicted medians with 95 % ranges over the simulated data sets. Right: signed RT "
+            "(lower-boundary responses negative), data histogram and predictive density.</p>"]
+
+
+def _ssm_section(fit) -> list[str]:
+    """A DDM regression (:meth:`neurorl.ssm.DDM.save`): its coefficients and RT predictive check."""
+    a, where, c = fit["attrs"], _file_label(fit), fit["coefs"]
+    out = [f"<h2>DDM regression {where}</h2>",
+           f"<p><code>{html.escape(str(a.get('formulas', '')))}</code>, {html.escape(str(a.get('method', '')).upper())}"
+           f", {a.get('n_subjects')} subjects, {a.get('n_trials')} trials"
+           + (f", data <code>{html.escape(str(a['data']))}</code>" if a.get("data") else "") + ".</p>"]
+    rows = [(str(k), float(c["estimate"].values[i]), float(c["se"].values[i]), float(c["lower"].values[i]),
+             float(c["upper"].values[i])) for i, k in enumerate(c["coef"].values)]
+    out.append(_table(["coefficient (link scale)", "estimate", "se", "2.5 %", "97.5 %"], rows))
+    return out + _rt_check_html(fit["rt_check"], fit)
 
 
 def _compare_section(cmp) -> list[str]:
@@ -678,20 +714,21 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
     Parameters
     ----------
     directory : path
-        Holds files written by ``neurorl fit``/``compare``/``recover``/``decode`` (any names; found by their
-        ``neurorl_output`` attribute) and optionally ``demo_timings.json``.
+        Holds files written by ``neurorl fit``/``compare``/``recover``/``decode`` and
+        :meth:`neurorl.ssm.DDM.save` (any names; found by their ``neurorl_output`` attribute) and optionally
+        ``demo_timings.json``.
     out : path, optional
         The HTML file (default ``directory/report.html``).
     title : str, optional
     """
     from . import __version__
-    from .results import atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover
+    from .results import atomic_output, check_not_input, read_compare, read_decode, read_fit, read_recover, read_ssm
 
     directory = Path(directory)
     found = find_outputs(directory)
     if not any(found.values()):
-        raise ValueError(f"{str(directory)!r} holds no outputs of neurorl fit/compare/recover/decode (*.nc files "
-                         "with a neurorl_output attribute)")
+        raise ValueError(f"{str(directory)!r} holds no outputs of neurorl fit/compare/recover/decode/ssm (*.nc "
+                         "files with a neurorl_output attribute)")
     out = Path(out) if out is not None else directory / "report.html"
     check_not_input(out, [p for kind in found.values() for p in kind] + [directory / "demo_timings.json"])
     timings = None
@@ -716,9 +753,11 @@ def build_report(directory, *, out=None, title: str | None = None) -> Path:
         parts += _recover_section(read_recover(p))
     for p in found["decode"]:
         parts += _decode_section(read_decode(p))
+    for p in found["ssm"]:
+        parts += _ssm_section(read_ssm(p))
     parts.append("<h2>Reproduce</h2>")
     cmds = []
-    for kind in ("fit", "compare", "recover", "decode"):
+    for kind in ("fit", "compare", "recover", "decode", "ssm"):
         for p in found[kind]:
             from .results import nc_root_attrs as _nc_root_attrs
 

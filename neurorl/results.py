@@ -7,7 +7,8 @@ within one file system). An interrupted writer therefore leaves the previous fil
 ``.NAME.<random>.part`` file beside it. :func:`check_not_input` refuses an output path that is one of the inputs
 (also through symbolic links, hard links and relative paths).
 
-Output files carry the root attribute ``neurorl_output`` (``"fit"``, ``"compare"``, ``"recover"``, ``"decode"``);
+Output files carry the root attribute ``neurorl_output`` (``"fit"``, ``"compare"``, ``"recover"``, ``"decode"``,
+``"ssm"``);
 the readers here check it and the groups they need, and name the file when it is incomplete or foreign.
 
 Functions
@@ -21,7 +22,10 @@ Functions
 :func:`write_groups`
     ``{group: Dataset}`` -> one netCDF file (atomically).
 :func:`read_fit`, :func:`read_compare`, :func:`read_recover`, :func:`read_decode`
-    The files of the ``neurorl`` subcommands.
+    The files of the ``neurorl`` subcommands (a fit of an RL-DDM, ``--rt wiener``, also holds ``rt_check``: its RT
+    predictive check, :func:`neurorl.ssm.ppc.rl_predictive_check`).
+:func:`read_ssm`
+    The file of a DDM regression (:meth:`neurorl.ssm.DDM.save`), with its RT predictive check.
 :func:`agent_from_spec`
     The agent of a fit file's model specification.
 :func:`estimates_table`, :func:`group_summary`, :func:`comparison_table`, :func:`fit_tables`, :func:`export_csv`
@@ -43,7 +47,8 @@ import numpy as np
 
 __all__ = [
     "OUTPUT_ATTR", "atomic_output", "check_not_input", "reading", "trials_fingerprint", "write_groups", "nc_groups",
-    "nc_root_attrs", "open_group", "read_fit", "read_fit_bayes", "read_compare", "read_recover", "read_decode", "agent_from_spec",
+    "nc_root_attrs", "open_group", "read_fit", "read_fit_bayes", "read_compare", "read_recover", "read_decode",
+    "read_ssm", "agent_from_spec",
     "estimates_table", "group_summary", "comparison_table", "fit_tables", "export_csv",
 ]
 
@@ -308,7 +313,7 @@ def read_fit(path) -> dict:
     dict
         ``trials`` (Dataset), ``truth`` (Dataset or None), ``attrs`` (root attributes), ``fingerprint`` (of the
         trials, :func:`trials_fingerprint`) and ``models``: an ordered dict ``label -> {"result", "evidence",
-        "params", "pointwise", "predicted", "spec"}``.
+        "params", "pointwise", "predicted", "spec"}`` (and ``"rt_check"`` for RL-DDM fits).
 
     Raises
     ------
@@ -323,7 +328,8 @@ def read_fit(path) -> dict:
     models = {}
     for lab in labels:
         m = {k: open_group(path, f"models/{lab}/{k}") for k in ("result", "evidence", "params", "pointwise",
-                                                               "predicted") if f"models/{lab}/{k}" in groups}
+                                                               "predicted", "rt_check")
+             if f"models/{lab}/{k}" in groups}
         try:
             m["spec"] = json.loads(m["result"].attrs["neurorl_model"])
         except (KeyError, json.JSONDecodeError):
@@ -397,6 +403,16 @@ def read_recover(path) -> dict:
             "parameter_recovery": {g.split("/", 1)[1]: open_group(path, g) for g in groups
                                    if g.startswith("parameter_recovery/")},
             "attrs": attrs, "path": path}
+
+
+def read_ssm(path) -> dict:
+    """Read a file written by :meth:`neurorl.ssm.DDM.save`: ``{"coefs", "group_sd", "result" (or None),
+    "pointwise", "rt_check", "attrs", "path"}``."""
+    cmd = "neurorl.ssm.DDM.save"
+    path, attrs, groups = _open_output(path, "ssm", cmd)
+    _require(path, groups, ["coefs", "rt_check"], cmd)
+    return {k: open_group(path, k) if k in groups else None for k in ("coefs", "group_sd", "result", "pointwise",
+                                                                       "rt_check")} | {"attrs": attrs, "path": path}
 
 
 def read_decode(path) -> dict:

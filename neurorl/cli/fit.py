@@ -91,8 +91,9 @@ def _cmd_fit(args) -> int:
                 "fixed_by_default": held}
         res = f["result"]
         res.attrs["neurorl_model"] = json.dumps(spec)
-        for k in ("result", "evidence", "params", "pointwise", "predicted"):
-            groups[f"models/{label}/{k}"] = f[k]
+        for k in ("result", "evidence", "params", "pointwise", "predicted", "rt_check"):
+            if k in f:
+                groups[f"models/{label}/{k}"] = f[k]
         rows.append((label, f["summary"], f["seconds"]))
     groups["trials"] = trials
     if truth is not None:
@@ -154,6 +155,10 @@ def _fit_model_unit(u: dict) -> dict:
     out = {"held": dict(getattr(est, "fixed_by_default_", {}) or {}), "result": res, "evidence": est.evidence_,
            "params": est.params_, "pointwise": est.pointwise_loglik_.to_dataset(),
            "predicted": _policy_dataset(est, u["trials"])}
+    if getattr(est.agent_, "wiener", False):  # RL-DDM: the RTs' predictive check, stored for the report
+        from ..ssm.ppc import rl_predictive_check
+
+        out["rt_check"] = rl_predictive_check(est.agent_, u["trials"], est.trial_params(), n_rep=30, rng=u["fit"][3])
     out["summary"] = types.SimpleNamespace(result_=res, params_=est.params_)
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -339,8 +344,9 @@ def register(sub) -> None:
                         description="Fit one or more agents to the trials in DATA, all subjects at once. Writes a "
                                     "netCDF file with a group per model (models/LABEL/result: estimates, standard "
                                     "errors, Laplace covariance; evidence; params; pointwise log-likelihood; "
-                                    "predicted choice probabilities), the fitted trials and, when DATA is a "
-                                    "simulation, the true parameters; plus figures OUT_params.png and "
+                                    "predicted choice probabilities; with --rt wiener also rt_check, the RTs' "
+                                    "predictive check shown by `neurorl report`), the fitted trials and, when DATA "
+                                    "is a simulation, the true parameters; plus figures OUT_params.png and "
                                     "OUT_learning.png.")
     sp.add_argument("data", help="trials: CSV/TSV (with its .json sidecar, or plain with --columns) or netCDF "
                                  "(a trials file, or a simulation file with groups trials/params)")

@@ -12,6 +12,10 @@ data (``rt``, ``response``, a trial ``weight``) and returns
 * order 2: in addition the per-trial Hessians ``(6, 6, n)`` (the trials are independent given ``P``, so the
   Hessian of the total is block-diagonal in the trials).
 
+:meth:`TrialKernel.prepare` loads or compiles one order up front, saying so on stderr (a step of its own in the
+progress output). MAP prepares only order 2 -- its executable also answers the order-1 calls of the line searches
+(the Hessian rows are dropped), so a first fit compiles one executable, not two; NUTS prepares only order 1.
+
 Derivatives are taken only in the rows that vary (the parameters with a formula); the others are zero. This is part
 of the compiled structure (a model with ``v, a, t0`` free compiles a 3 x 3 Hessian, not 6 x 6).
 
@@ -32,7 +36,9 @@ constant ``log 2`` in the contaminant term.)
 from __future__ import annotations
 
 import math
+import sys
 import threading
+import time
 
 import numpy as np
 
@@ -92,6 +98,8 @@ class TrialKernel:
         self.n_pad, self.lapse, self.rt_max = int(n_pad), bool(lapse), float(rt_max)
         self.free = tuple(sorted(int(i) for i in free))
         self._fns = {}
+        self.compile_seconds = 0.0
+        self.compiled_here = False
 
     def __getstate__(self):  # executables do not pickle; another process loads them from the disk cache
         state = dict(self.__dict__)
@@ -101,6 +109,29 @@ class TrialKernel:
     def _structure(self, order: int) -> str:
         return (f"neurorl.ssm.kernel/v2/order={order}/n={self.n_pad}/lapse={self.lapse}/rt_max={self.rt_max!r}/"
                 f"free={self.free}")
+
+    def prepare(self, order: int, *, progress: bool = True) -> float:
+        """Load (or, the first time on this machine, compile) the executable of ``order`` now, saying so on stderr
+        when ``progress``: compilation is a step of its own in the progress output. Returns the seconds it took."""
+        if order in self._fns:
+            return 0.0
+        from ..backend import cache
+
+        structure = self._structure(order)
+        what = (f"the DDM likelihood kernel (order {order}: log density, gradient"
+                f"{' and Hessian' if order >= 2 else ''}; blocks of {self.n_pad} trials)")
+        first = not cache.was_compiled(cache.executable_key(structure))
+        if progress:
+            print(f"neurorl: {'compiling' if first else 'loading'} {what}"
+                  f"{' (first use on this machine)' if first else ' from the cache'} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        self._compiled(order)
+        sec = time.perf_counter() - t0
+        self.compile_seconds += sec
+        if progress:
+            print(f"neurorl: {'compiled' if self.compiled_here else 'loaded'} in {sec:.1f} s", file=sys.stderr,
+                  flush=True)
+        return sec
 
     def _compiled(self, order: int):
         if order in self._fns:
@@ -115,7 +146,9 @@ class TrialKernel:
         loaded = cache.load_executables(key)
         if loaded is not None:
             self._fns[order] = loaded[0]
+            self.compiled_here = False
             return loaded[0]
+        self.compiled_here = True
         full = _trial_fn(self.lapse, self.rt_max)
         free = jnp.asarray(self.free)
 
@@ -171,7 +204,10 @@ class TrialKernel:
         rp[:n] = response
         wp = np.zeros(self.n_pad)
         wp[:n] = weight
-        out = self._compiled(order)(Pp, rtp, rp, wp)
+        # an order-1 request is served by the order-2 executable when that is the one at hand (MAP prepares only
+        # order 2: one compilation instead of two; the Hessian rows are then dropped)
+        use = 2 if order == 1 and 1 not in self._fns and 2 in self._fns else order
+        out = self._compiled(use)(Pp, rtp, rp, wp)
         k = len(PARAMS)
         g = np.zeros((k, n))
         g[list(self.free)] = np.asarray(out[1])[:, :n]

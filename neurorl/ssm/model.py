@@ -29,15 +29,17 @@ MAP (hierarchical EM-MAP)
 The joint mode over ``(beta, log sd, u)`` is not a good estimate of the subject sds: with the ``log sd`` Jacobian
 the mode puts every sd at or above its prior scale, without it the sds collapse towards 0 (a group-lasso penalty).
 So the sds are estimated by EM (as :class:`neurorl.fitting.EMMAP`, Huys et al. 2011): E-step, the mode over
-``(beta, u)`` given the sds (L-BFGS-B once, then Newton steps with the exact Hessian) and its Laplace covariance;
+``(beta, u)`` given the sds (Newton steps with the exact Hessian) and its Laplace covariance;
 M-step, each sd maximises ``E[log p(b | sd)] + log HalfNormal(sd)`` with ``b = sd u``, in closed form
 ``sd^2 = s^2 (-S + sqrt(S^2 + 4 E[sum b^2] / s^2)) / 2`` (``S`` subjects, ``s`` the prior scale). It stops when no
 sd moves by more than :data:`EM_TOL` times ``sd + 0.1 s`` (an sd
 shrinking towards 0 converges only geometrically; below a tenth of its prior scale its exact value hardly changes
 the other estimates). Each E-step takes one Newton step from the previous mode (a generalised EM); the
 final mode is polished to a gradient below 1e-8. The EM sequence of the log sds is accelerated by
-SQUAREM (Varadhan & Roland 2008: two EM steps, an extrapolated point, one EM step). Per trial the density, its gradient and its Hessian in ``(v, a, z, t0,
-sv, p_outlier)`` come from one compiled kernel (:mod:`neurorl.ssm.kernel`, cached on disk); the chain rule through
+SQUAREM (Varadhan & Roland 2008: two EM steps, an extrapolated point, one EM step). Per trial the density, its
+gradient and its Hessian in ``(v, a, z, t0, sv, p_outlier)`` come from one compiled kernel (:mod:`neurorl.ssm.kernel`,
+cached on disk; MAP compiles or loads only its order-2 executable, which also serves the gradient-only calls of the
+line searches, so a first fit compiles once); the chain rule through
 links, formulas and subject effects is written out here in NumPy (exact; the tests compare it with differences).
 Standard errors of the coefficients are Laplace's (inverse Hessian over ``(beta, u)`` at the final sds); the sds have
 none -- use ``method="nuts"`` for their uncertainty. ``laplace_log_evidence_`` integrates ``(beta, u)`` at the
@@ -61,7 +63,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
 import scipy.sparse as sps
 import xarray as xr
 
@@ -116,7 +117,7 @@ class DDM:
     rng : int, Generator or None
     progress : bool
     max_iter : int
-        L-BFGS-B iterations (MAP).
+        Newton iterations of the first mode (MAP).
     """
 
     def __init__(self, *formulas: str, v=None, a=None, z=None, t0=None, sv=None, p_outlier=None,
@@ -124,7 +125,7 @@ class DDM:
                  hierarchical: bool = True, priors: dict | None = None, method: str = "map", rt: str = "rt",
                  response: str = "response", subject: str = "subject", rt_max: float = 10.0, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, cores: int | None = None, target_accept: float = 0.8,
-                 nuts_sampler: str = "pymc", rng=None, progress: bool = True, max_iter: int = 5000):
+                 nuts_sampler: str = "pymc", rng=None, progress: bool = True, max_iter: int = 500):
         self.formulas = formulas
         self.v, self.a, self.z, self.t0, self.sv, self.p_outlier = v, a, z, t0, sv, p_outlier
         self.coding, self.stimulus, self.split_param = coding, stimulus, split_param
@@ -330,6 +331,7 @@ class DDM:
     def _map(self, df, layout, kern, weight, theta0=None, quiet=False):
         """Hierarchical EM-MAP: the mode over ``(beta, u)`` given the subject sds, then the sds from the Laplace
         posterior of the subject effects (module docstring), until the log sds move by less than 1e-4."""
+        kern.prepare(2, progress=False)  # one executable (value, gradient, Hessian) serves every call of MAP
         prior = self._prior_vectors(layout)
         theta = self._start(layout, df, prior) if theta0 is None else theta0.copy()
         isb, islsd = self._is_beta(layout)
@@ -346,10 +348,7 @@ class DDM:
             f = -(ll + lp)
             return (f, -(g + gp)[free]) if np.isfinite(f) else (1e300, np.zeros(int(free.sum())))
 
-        res = scipy.optimize.minimize(fun, theta[free], args=(theta[islsd],), jac=True, method="L-BFGS-B",
-                                      options={"maxiter": self.max_iter, "maxfun": 2 * self.max_iter,
-                                               "gtol": 1e-8, "ftol": 1e-13})
-        theta[free] = res.x
+        theta, _, n_newton = self._newton(theta, free, layout, kern, df, weight, prior, fun, max_steps=self.max_iter)
         S = layout.n_subjects
 
         def set_lsd(th, lsd_new):
@@ -366,7 +365,7 @@ class DDM:
 
         def em_step(th):
             """One generalised EM iteration: a Newton step of the mode, then the closed-form M-step."""
-            th, H = self._newton(th, free, layout, kern, df, weight, prior, fun, max_steps=1)
+            th, H, _ = self._newton(th, free, layout, kern, df, weight, prior, fun, max_steps=1)
             cov = self._safe_inv(H[np.ix_(free, free)])
             var_free = np.full(layout.size, np.nan)
             var_free[free] = np.diag(cov)
@@ -387,7 +386,7 @@ class DDM:
 
         n_em, em_ok = 0, not islsd.any()
         if em_ok:
-            theta, _ = self._newton(theta, free, layout, kern, df, weight, prior, fun)
+            theta, _, _ = self._newton(theta, free, layout, kern, df, weight, prior, fun)
         while not em_ok and n_em < MAX_EM_ITER:
             # SQUAREM (Varadhan & Roland 2008) on the log sds: two EM steps, an extrapolated point, one EM step
             th1, m1 = em_step(theta)
@@ -412,14 +411,14 @@ class DDM:
             if m3 < EM_TOL:
                 em_ok = True
         if islsd.any():
-            theta, _ = self._newton(theta, free, layout, kern, df, weight, prior, fun)
+            theta, _, _ = self._newton(theta, free, layout, kern, df, weight, prior, fun)
         if bar is not None:
             bar.close()
         ll, ll_pt, g, H = self._loglik(theta, layout, kern, df, weight, 2)
         lp, gp, Hp = self._logprior(theta, layout, prior, 2)
         H = -(H + Hp)
         return {"theta": theta, "ll": ll, "ll_pt": ll_pt, "lp": lp, "grad": (g + gp)[free], "hess": H,
-                "free": free, "prior": prior, "n_iter": int(res.nit), "n_em": n_em,
+                "free": free, "prior": prior, "n_iter": int(n_newton), "n_em": n_em,
                 "em_converged": em_ok}
 
     @staticmethod
@@ -431,11 +430,12 @@ class DDM:
     def _newton(self, theta, free, layout, kern, df, weight, prior, fun, max_steps=50):
         """Newton steps with the exact Hessian over the ``free`` entries (eigenvalues made positive, backtracking).
 
-        Returns theta and the Hessian of the negative log posterior at the start of the last step (at the returned
-        theta when no step was taken)."""
+        Returns theta, the Hessian of the negative log posterior at the start of the last step (at the returned
+        theta when no step was taken) and the number of steps taken."""
         lsd = theta[~free]
         f_cur = fun(theta[free], lsd)[0]
         H_out = None
+        n_steps = 0
         for _ in range(max_steps):
             ll, _, g, H = self._loglik(theta, layout, kern, df, weight, 2)
             lp, gp, Hp = self._logprior(theta, layout, prior, 2)
@@ -457,7 +457,8 @@ class DDM:
             theta = theta.copy()
             theta[free] = theta[free] - t * step
             f_cur = f_new
-        return theta, H_out
+            n_steps += 1
+        return theta, H_out, n_steps
 
     def fit(self, data) -> DDM:
         """Fit the model to ``data`` (a tidy DataFrame, one row per trial, or a trials xarray.Dataset)."""
@@ -465,6 +466,9 @@ class DDM:
         df, layout, kern, lapse = self._setup(data)
         self.data_, self.layout_, self.lapse_ = df, layout, lapse
         self.subjects_ = df.attrs["subject_labels"]
+        # compilation (first use on this machine) or loading is a step of its own in the progress output; MAP needs
+        # only the order-2 executable (it serves the gradient-only calls too), NUTS only the order-1 one
+        self.compile_seconds_ = kern.prepare(1 if self.method == "nuts" else 2, progress=self.progress)
         if self.method == "nuts":
             from .bayes import fit_nuts
 
@@ -628,6 +632,39 @@ class DDM:
         return xr.Dataset({"loglik": ("obs", held), "fold": ("obs", fold_of), "elpd": ((), held.sum()),
                            "se": ((), float(np.sqrt(n) * held.std(ddof=1)))},
                           coords=self._obs_coords(df), attrs={"k": int(k), "method": "exact K-fold (block)"})
+
+    def save(self, path, *, by=None, n_rep: int = 50, rng=0, data: str | None = None):
+        """Write the fit (coefficients, subject sds, per-subject result, pointwise log-likelihood) and its RT
+        posterior predictive check (:func:`neurorl.ssm.predictive_check` by the ``by`` columns) to one netCDF file
+        (atomically) that ``neurorl report DIR`` finds and shows (quantile-probability plot and RT distributions).
+
+        Parameters
+        ----------
+        path : path
+            The output file (``.nc``).
+        by, n_rep, rng
+            As :func:`neurorl.ssm.predictive_check`.
+        data : str, optional
+            Where the data came from (written in the report); default not recorded.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        self._check_fitted()
+        from ..results import OUTPUT_ATTR, write_groups
+        from .ppc import predictive_check
+
+        check = predictive_check(self, by=by, n_rep=n_rep, rng=rng)
+        groups = {"coefs": self.coefs_, "group_sd": self.group_sd_, "rt_check": check,
+                  "pointwise": self.pointwise_loglik_.to_dataset()}
+        if hasattr(self, "result_"):
+            groups["result"] = self.result_
+        attrs = {OUTPUT_ATTR: "ssm", "formulas": self.formula_text_(), "method": self.method, "coding": self.coding,
+                 "n_trials": int(self.layout_.n), "n_subjects": int(len(self.subjects_)),
+                 "data": str(data) if data is not None else "", "fit_seconds": float(getattr(self, "fit_seconds_",
+                                                                                             np.nan))}
+        return write_groups(path, groups, attrs)
 
     def loo(self, level: str = "trial"):
         """PSIS-LOO of a NUTS fit (:func:`neurorl.fitting.bayes.loo`)."""

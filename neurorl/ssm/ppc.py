@@ -8,7 +8,16 @@ draws of a NUTS fit (evenly spaced over the pooled chains) -- and summarises, pe
 the probability of an upper-boundary response and the RT quantiles (0.1, 0.3, 0.5, 0.7, 0.9) of each response, for
 the data and for every replicate. :func:`plot_qp` draws the quantile-probability plot (x: response probability,
 y: RT quantiles; upper responses at ``p``, lower at ``1 - p``), :func:`plot_rt_distributions` the signed RT
-histograms (lower-boundary responses negative) with the predictive density.
+histograms (lower-boundary responses negative) with the predictive density; :func:`fig_rt_check` puts both in
+one figure for reports (:mod:`neurorl.report`).
+
+RL-DDM fits (an agent with :class:`~neurorl.fitting.observation.WienerRT`, e.g. ``neurorl fit --rt wiener``):
+:func:`rl_predictive_check` replays the observed choices and outcomes at the fitted parameters (one-step-ahead:
+every trial's drift ``v_t`` comes from the values learnt from the *observed* history, :func:`neurorl.replay`, the
+latent ``drift``), draws ``n_rep`` (response, RT) per trial with the same sampler, and summarises them as
+:func:`predictive_check` does. Response 1 is action 1 (the upper boundary); the conditions are ``n_bins``
+quantile bins of the fitted value difference ``Q(1) - Q(0)`` pooled over trials, so P(upper) runs from low (values
+favour action 0) to high across conditions, as in a quantile-probability plot of difficulty levels.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ import xarray as xr
 from ..fitting.wiener import sample_wiener
 from ..tasks.base import as_rng
 
-__all__ = ["QUANTILES", "plot_qp", "plot_rt_distributions", "predictive_check", "simulate_ddm"]
+__all__ = ["QUANTILES", "fig_rt_check", "plot_qp", "plot_rt_distributions", "predictive_check",
+           "rl_predictive_check", "simulate_ddm"]
 
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -105,37 +115,23 @@ def predictive_check(fit, *, by=None, n_rep: int = 100, rng=None) -> xr.Dataset:
     if missing:
         raise ValueError(f"predictive_check: data has no column(s) {missing}")
     if by:
-        keys = df[by].astype(str).agg(" / ".join, axis=1) if len(by) > 1 else df[by[0]].astype(str)
+        keys = df[by].astype(str).apply(lambda r: " / ".join(f"{c} = {r[c]}" for c in by), axis=1)
         labels, groups = np.unique(keys.to_numpy(), return_inverse=True)
     else:
         labels, groups = np.array(["all"]), np.zeros(len(df), int)
-    G = len(labels)
-    obs_p, obs_q = _summary(df["_resp"].to_numpy(), df["_rt"].to_numpy(), groups, G)
     thetas = _theta_draws(fit, n_rep, rng)
-    pred_p = np.empty((n_rep, G))
-    pred_q = np.empty((n_rep, G, 2, len(QUANTILES)))
-    sim_rt = np.empty((n_rep, len(df)))
-    sim_resp = np.empty((n_rep, len(df)), dtype=np.int64)
-    for i, th in enumerate(thetas):
+    sims = []
+    for th in thetas:
         P, _ = layout.trial_params(th)
         resp, rt = sample_wiener(P[0], P[1], P[2], P[3], rng, sv=P[4])
         if fit.lapse_:
             lapse = rng.random(len(df)) < P[5]
             resp = np.where(lapse, rng.integers(0, 2, len(df)), resp)
             rt = np.where(lapse, rng.uniform(0, fit.rt_max, len(df)), rt)
-        sim_rt[i], sim_resp[i] = rt, resp
-        pred_p[i], pred_q[i] = _summary(resp, rt, groups, G)
-    cond = {"condition": labels, "response": [0, 1], "quantile": list(QUANTILES)}
-    return xr.Dataset(
-        {"p_upper": ("condition", obs_p), "rt_quantile": (("condition", "response", "quantile"), obs_q),
-         "pred_p_upper": (("rep", "condition"), pred_p),
-         "pred_rt_quantile": (("rep", "condition", "response", "quantile"), pred_q),
-         "pred_rt": (("rep", "obs"), sim_rt), "pred_response": (("rep", "obs"), sim_resp),
-         "obs_condition": ("obs", labels[groups]), "obs_rt": ("obs", df["_rt"].to_numpy()),
-         "obs_response": ("obs", df["_resp"].to_numpy().astype(int))},
-        coords={**cond, "rep": np.arange(n_rep)},
-        attrs={"by": ",".join(by), "source": "posterior draws" if hasattr(fit, "theta_draws_") else "MAP estimate",
-               "sampler": "sample_wiener (exact bridge crossing, dt = 1 ms)"})
+        sims.append((resp, rt))
+    return _by_condition(labels, groups, df["_resp"].to_numpy(), df["_rt"].to_numpy(), sims, {
+        "by": ",".join(by), "source": "posterior draws" if hasattr(fit, "theta_draws_") else "MAP estimate",
+        "sampler": "sample_wiener (exact bridge crossing, dt = 1 ms)"})
 
 
 def plot_qp(check: xr.Dataset, ax=None, *, title: str | None = None):
@@ -201,3 +197,96 @@ def plot_rt_distributions(check: xr.Dataset, *, bins: int = 40, axes=None):
         ax.set_ylabel("density (1/s)")
     axes[0].legend(fontsize=7)
     return axes
+
+
+def _by_condition(labels, groups, obs_resp, obs_rt, sims, attrs) -> xr.Dataset:
+    """:func:`predictive_check`'s Dataset from observed data and simulated ``(resp, rt)`` replicates."""
+    G = len(labels)
+    obs_p, obs_q = _summary(obs_resp, obs_rt, groups, G)
+    n_rep = len(sims)
+    pred_p = np.empty((n_rep, G))
+    pred_q = np.empty((n_rep, G, 2, len(QUANTILES)))
+    for i, (resp, rt) in enumerate(sims):
+        pred_p[i], pred_q[i] = _summary(resp, rt, groups, G)
+    return xr.Dataset(
+        {"p_upper": ("condition", obs_p), "rt_quantile": (("condition", "response", "quantile"), obs_q),
+         "pred_p_upper": (("rep", "condition"), pred_p),
+         "pred_rt_quantile": (("rep", "condition", "response", "quantile"), pred_q),
+         "pred_rt": (("rep", "obs"), np.array([r for _, r in sims])),
+         "pred_response": (("rep", "obs"), np.array([c for c, _ in sims], dtype=np.int64)),
+         "obs_condition": ("obs", np.asarray(labels)[groups]), "obs_rt": ("obs", obs_rt),
+         "obs_response": ("obs", obs_resp.astype(int))},
+        coords={"condition": labels, "response": [0, 1], "quantile": list(QUANTILES), "rep": np.arange(n_rep)},
+        attrs=attrs)
+
+
+def rl_predictive_check(agent, trials: xr.Dataset, params, *, n_rep: int = 50, n_bins: int = 4,
+                        rng=None) -> xr.Dataset:
+    """One-step-ahead predictive check of an RL-DDM's RTs (module docstring), in :func:`predictive_check`'s format.
+
+    Parameters
+    ----------
+    agent : WithRT
+        The fitted joint agent, with a Wiener RT model (``WienerRT`` or ``SigmoidWienerRT``).
+    trials : xarray.Dataset
+        The fitted trials (RTs in seconds).
+    params : xarray.Dataset or dict
+        Fitted parameters per subject, or per ``(subject, trial)`` for covariate-modulated ones (an estimator's
+        ``trial_params()``).
+    n_rep : int
+    n_bins : int
+        Quantile bins of the value difference that define the conditions.
+    rng : int, Generator or None
+    """
+    from ..simulate import replay
+
+    if not getattr(agent, "wiener", False):
+        raise ValueError(f"rl_predictive_check: {getattr(agent, 'name', agent)!r} has no Wiener RT model")
+    rng = as_rng(rng)
+    lat = replay(agent, trials, params)
+    valid = trials["valid"].values.astype(bool) & np.isfinite(trials["rt"].values)
+    n, T = valid.shape
+    full = {}
+    for name in ("a", "w", "t0", "sv"):
+        key = agent.rt_names.get(name)
+        if key is None or not any(p.name == key for p in agent.all_params):
+            continue
+        val = params[key] if key in params else agent.fixed.get(key)
+        if val is None:
+            continue
+        v = np.asarray(getattr(val, "values", val), dtype=float)
+        if getattr(val, "dims", None) == ("trial", "subject") or (v.ndim == 2 and v.shape == (T, n)):
+            v = v.T
+        full[name] = np.broadcast_to(v[:, None] if v.ndim == 1 else v, (n, T))
+    drift = lat["drift"].transpose("subject", "trial").values
+    dq = lat[agent.value].transpose("subject", "trial", ...).values
+    dq = dq[..., 1] - dq[..., 0]
+    v, a, w, t0 = drift[valid], full["a"][valid], full["w"][valid], full["t0"][valid]
+    sv = full["sv"][valid] if "sv" in full else 0.0
+    edges = np.unique(np.quantile(dq[valid], np.linspace(0, 1, n_bins + 1)))
+    groups = np.clip(np.searchsorted(edges, dq[valid], side="right") - 1, 0, len(edges) - 2)
+    labels = np.array([f"Q1-Q0 in [{edges[g]:.2f}, {edges[g + 1]:.2f}]" for g in range(len(edges) - 1)])
+    obs_resp = trials["choice"].values[valid].astype(float)
+    obs_rt = trials["rt"].values[valid].astype(float)
+    sims = [sample_wiener(v, a, w, t0, rng, sv=sv) for _ in range(n_rep)]
+    return _by_condition(labels, groups, obs_resp, obs_rt, sims, {
+        "by": "bins of the fitted value difference Q(1) - Q(0)",
+        "source": "estimates, one step ahead (drift from the values learnt from the observed history)",
+        "sampler": "sample_wiener (exact bridge crossing, dt = 1 ms)", "response": "1 = action 1 (upper boundary)"})
+
+
+def fig_rt_check(check: xr.Dataset, *, source: str = "", title: str | None = None):
+    """The quantile-probability plot and the RT distributions by condition in one figure (for reports).
+
+    ``source`` (the file the fit was read from) is written in the title; axes carry their units (s)."""
+    from matplotlib.figure import Figure
+
+    G = check.sizes["condition"]
+    fig = Figure(figsize=(5.5 + 2.6 * G, 3.8), dpi=100, layout="constrained")
+    gs = fig.add_gridspec(1, 1 + G, width_ratios=[2.0] + [1.0] * G)
+    plot_qp(check, ax=fig.add_subplot(gs[0, 0]), title="quantile-probability plot")
+    plot_rt_distributions(check, axes=[fig.add_subplot(gs[0, 1 + g]) for g in range(G)])
+    fig.suptitle(title or (f"RT posterior predictive check ({check.attrs.get('source', '')}; "
+                           f"{check.sizes['rep']} simulated data sets, {check.attrs.get('sampler', '')})"
+                           + (f" -- {source}" if source else "")), fontsize="medium")
+    return fig
