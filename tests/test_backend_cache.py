@@ -148,6 +148,7 @@ def test_pymc_sampler_functions_load_from_the_xla_cache_in_a_later_process(tmp_p
     assert any((tmp_path / "cache" / "xla").iterdir())
     second = run()
     assert second["misses"] == 0 and second["hits"] >= first["misses"]
-    # PyTensor's C backend built no module (its compile folder holds no compiled module directory)
-    built = [p for p in compiledir.rglob("mod.*")] if compiledir.exists() else []
+    # PyTensor's C backend built no module for the model (its compile folder holds at most the lazy linker's own
+    # extension, which PyTensor builds once per folder)
+    built = [p for p in compiledir.rglob("mod.*") if "lazylinker_ext" not in p.parts] if compiledir.exists() else []
     assert built == []
