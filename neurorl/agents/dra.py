@@ -45,6 +45,19 @@ neurorl choice, not the papers' algorithm:
   steps are evaluated at the pre-trial sigma and applied together (the gridworld
   rule ``sigma <- clip(sigma + alpha_sigma (G - lam dKL/dsigma))``), then
   clipped to ``[sigma_min, sigma_base]`` (the later code's clip [S]).
+* [A] Smooth clip. The hard clip makes the likelihood piecewise smooth: where a
+  memory sits on a bound on some trials, the log-likelihood has kinks in the
+  parameters, its gradient jumps, the optimum is often at a kink (gradient not
+  zero) and the Hessian there is that of one piece -- on the bundled demo
+  cohort ``dra:sigma_base=0.5,sigma0=0.25`` stopped at kinks with projected
+  gradients up to 250 and non-positive-definite MAP Hessians, so the Laplace
+  evidence was not finite. neurorl therefore uses by default the smooth clip
+  ``lo + w softplus((x - lo)/w) - w softplus((x - hi)/w)`` with ``lo =
+  sigma_min``, ``hi = sigma_base`` and width ``w = clip_width`` (default
+  ``sigma_min``): infinitely differentiable, strictly increasing, always
+  inside ``(lo, hi)``, equal to the hard clip up to ``w log 2`` at the bounds
+  and to within ``w exp(-d/w)`` at a distance ``d`` from them. ``clip_width=0``
+  gives the source's hard clip.
   For two options ``d log P(a)/d sigma_b = -lambda(z) z sigma_b / S^2`` with
   ``z = (qbar_a - qbar_o)/S`` and ``lambda = phi/Phi`` [D]; for three or more the
   derivative of the renormalised quadrature formula is taken analytically.
@@ -74,8 +87,8 @@ Simulation only: ``zeta`` and ``q_sample``.
 
 Defaults [A]: ``alpha_q = alpha_sigma = lam = 0.1`` (DRA_vs_maxEntRL
 ``models.py`` [S]); options ``sigma_base = 5``, ``sigma0 = sigma_base / 2``
-(the 2AFC row of agents.md §3), ``sigma_min = 0.01``, ``q0 = 0``,
-``gamma = 0.95``.
+(the 2AFC row of agents.md §3), ``sigma_min = 0.01``, ``clip_width =
+sigma_min``, ``q0 = 0``, ``gamma = 0.95``.
 """
 
 from __future__ import annotations
@@ -88,7 +101,7 @@ import numpy as np
 from ..params import Param
 from .base import VALUE_LATENTS, Agent, register_agent, take
 
-__all__ = ["DRA", "dra_policy", "dra_dlogp_dsigma", "dra_kl", "EPS"]
+__all__ = ["DRA", "dra_policy", "dra_dlogp_dsigma", "dra_kl", "dra_clip", "EPS"]
 
 #: variance floor ``S^2 = sigma_0^2 + sigma_1^2 + EPS`` (each memory gets EPS / 2)
 EPS = 1e-10
@@ -236,6 +249,18 @@ def dra_kl(sigma, sigma_base, ops):
     return ops.log(sigma_base / sigma) + sigma * sigma / (2.0 * sigma_base * sigma_base) - 0.5
 
 
+def dra_clip(x, lo, hi, width, ops):
+    """Clip of the memory SDs to ``[lo, hi]``: hard (``width = 0``) or smooth (module docstring).
+
+    ``lo + w softplus((x - lo) / w) - w softplus((x - hi) / w)``: infinitely differentiable, strictly increasing,
+    inside ``(lo, hi)``; it tends to ``clip(x, lo, hi)`` as ``w -> 0``.
+    """
+    if width <= 0:
+        return ops.clip(x, lo, hi)
+    smooth = lo + width * (ops.softplus((x - lo) / width) - ops.softplus((x - hi) / width))
+    return ops.clip(smooth, lo, hi)  # only rounding reaches the bounds (the saturated tails), never the maths
+
+
 def _item_tables(env):
     """Static per-item masks: learnable; known with a single value; that value."""
     learn = np.zeros(env.n_items, bool)
@@ -273,6 +298,9 @@ class DRA(Agent):
         Initial sigma of every memory (default ``sigma_base / 2``).
     sigma_min : float, default 0.01
         Lower clip of sigma.
+    clip_width : float, optional
+        Width of the smooth clip of sigma to ``[sigma_min, sigma_base]`` (default ``sigma_min``; 0 = the source's
+        hard clip, whose kinks make MAP Hessians and the Laplace evidence unreliable; see the module docstring).
     q0 : float, default 0
         Initial memory mean.
     gamma : float, default 0.95
@@ -295,11 +323,12 @@ class DRA(Agent):
     null_policy_params = {"alpha_q": 1e-12}
     simulation_only = ("zeta", "q_sample")
 
-    def __init__(self, *, sigma_base=5.0, sigma0=None, sigma_min=0.01, q0=0.0, gamma=0.95, n_nodes=40,
-                 fixed=None):
+    def __init__(self, *, sigma_base=5.0, sigma0=None, sigma_min=0.01, clip_width=None, q0=0.0, gamma=0.95,
+                 n_nodes=40, fixed=None):
         sigma_base = float(sigma_base)
         sigma_min = float(sigma_min)
         sigma0 = sigma_base / 2.0 if sigma0 is None else float(sigma0)
+        clip_width = sigma_min if clip_width is None else float(clip_width)
         if not (math.isfinite(sigma_base) and sigma_base > 0):
             raise ValueError(f"dra: sigma_base must be positive and finite, got {sigma_base}")
         if not 0 < sigma_min < sigma_base:
@@ -307,11 +336,15 @@ class DRA(Agent):
         if not sigma_min <= sigma0 <= sigma_base:
             raise ValueError(f"dra: sigma0 must be in [sigma_min, sigma_base] = [{sigma_min}, {sigma_base}], "
                              f"got {sigma0}")
+        if not (math.isfinite(clip_width) and 0.0 <= clip_width <= 0.1 * (sigma_base - sigma_min)):
+            raise ValueError(f"dra: clip_width must be in [0, (sigma_base - sigma_min) / 10] = "
+                             f"[0, {0.1 * (sigma_base - sigma_min):g}], got {clip_width}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"dra: gamma must be in [0, 1], got {gamma}")
         if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 2:
             raise ValueError(f"dra: n_nodes must be an integer >= 2, got {n_nodes!r}")
-        super().__init__(fixed=fixed, sigma_base=sigma_base, sigma0=sigma0, sigma_min=sigma_min, q0=float(q0),
+        super().__init__(fixed=fixed, sigma_base=sigma_base, sigma0=sigma0, sigma_min=sigma_min,
+                         clip_width=clip_width, q0=float(q0),
                          gamma=float(gamma), n_nodes=int(n_nodes))
 
     def param_spec(self):
@@ -402,7 +435,7 @@ class DRA(Agent):
         new_sigma = sigma - (p["alpha_sigma"] * p["lam"])[:, None] * (sigma / (sb * sb) - 1.0 / sigma) * learn
         for a in range(A):
             new_sigma = ops.scatter_add(new_sigma, obs["items"][:, a], step[:, a])
-        new_sigma = ops.clip(new_sigma, o["sigma_min"], sb)
+        new_sigma = dra_clip(new_sigma, o["sigma_min"], sb, o["clip_width"], ops)
         return {"qbar": qbar, "sigma": new_sigma}, {"rpe": delta, "chosen_value": qa, "advantage": psi}
 
     def check_data(self, trials) -> None:
