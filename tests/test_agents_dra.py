@@ -189,8 +189,8 @@ def test_replay_matches_reference_loop_on_memory_task(clip_width):
                     new[items[b]] += asg * psi * (-stats.norm.pdf(z) / stats.norm.cdf(z) * z * sg[b] / S**2)
             if clip_width == 0.0:
                 sig = np.clip(new, smin, sb)
-            else:  # smooth clip, width sigma_min: smin + w log(1 + e^((x - smin)/w)) - w log(1 + e^((x - sb)/w))
-                w = smin
+            else:  # smooth clip of width w: smin + w log(1 + e^((x - smin)/w)) - w log(1 + e^((x - sb)/w))
+                w = max(smin, sb / 50)
                 sig = smin + w * (np.logaddexp(0.0, (new - smin) / w) - np.logaddexp(0.0, (new - sb) / w))
 
 
