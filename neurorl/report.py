@@ -215,6 +215,14 @@ def fig_parameters(fit):
                 se = res["se"].sel(param=nm).values.astype(float)
             se_bar = None if se is None else np.where(np.isfinite(se), se, 0.0)
             n_nan_se = 0 if se is None else int(np.sum(~np.isfinite(se)))
+            if (se is not None and p is not None and "theta" in res and "se_theta" in res
+                    and nm in res["theta"]["param"]):
+                # +-1 SE on the fitted (unconstrained) scale mapped back: asymmetric, never past a bound (the
+                # delta-method SE of a log- or logit-scale parameter can reach below 0)
+                th = res["theta"].sel(param=nm).values.astype(float)
+                st = np.nan_to_num(res["se_theta"].sel(param=nm).values.astype(float), nan=0.0)
+                lo_b, hi_b = p.to_constrained(th - st), p.to_constrained(th + st)
+                se_bar = np.vstack([np.clip(est - lo_b, 0, None), np.clip(hi_b - est, 0, None)])
             if truth is not None and nm in truth:
                 tv = truth[nm].sel(subject=m["params"]["subject"].values).values.astype(float)
                 ax.errorbar(tv, est, yerr=se_bar, fmt="o", ms=3.5, color=f"C{r}", elinewidth=0.8,
@@ -249,8 +257,8 @@ def fig_parameters(fit):
                         fontsize="xx-small", color="C3")
             if c == 0:  # one legend per model row: subject points (± SE) and the median line / identity line
                 ax.legend(frameon=False, fontsize="x-small")
-    fig.suptitle(f"fitted parameters ({fit['attrs'].get('method', '').upper()}, one point per subject)",
-                 fontsize="medium")
+    fig.suptitle(f"fitted parameters ({fit['attrs'].get('method', '').upper()}, one point per subject; bars: ± 1 SE "
+                 "on the fitted unconstrained scale, mapped back)", fontsize="medium")
     return fig
 
 

@@ -95,7 +95,11 @@ def _fake_fit(n=5, T=120, with_truth=False):
     params = xr.Dataset({"alpha": ("subject", rng.uniform(0.2, 0.5, n)), "beta": ("subject", rng.uniform(2, 6, n))},
                         coords={"subject": sim.trials.subject.values})
     se = np.column_stack([np.full(n, 0.05), np.r_[np.nan, np.full(n - 1, 0.5)]])
-    res = xr.Dataset({"se": (("subject", "param"), se), "converged": ("subject", np.ones(n, bool))},
+    spec = {q.name: q for q in nr.make_agent("q_learning").params}
+    theta = np.column_stack([spec[k].to_unconstrained(params[k].values) for k in ("alpha", "beta")])
+    se_theta = np.column_stack([np.full(n, 0.3), np.r_[np.nan, np.full(n - 1, 2.0)]])  # wide on the log scale
+    res = xr.Dataset({"se": (("subject", "param"), se), "theta": (("subject", "param"), theta),
+                      "se_theta": (("subject", "param"), se_theta), "converged": ("subject", np.ones(n, bool))},
                      coords={"subject": params.subject.values, "param": ["alpha", "beta"]})
     model = {"predicted": pred, "params": params, "result": res, "spec": {"name": "q_learning"}}
     truth = None
@@ -132,6 +136,13 @@ def test_parameter_panels_have_labels_legend_and_standard_errors(with_truth):
         labels = _legend_texts(ax)
         assert "subject (± SE)" in labels
         assert ("identity (estimate = truth)" if with_truth else "median over subjects") in labels
-    # the subject without a standard error is said so
+    # bars are +-1 SE on the unconstrained scale mapped back: for beta (log scale) never below 0, and asymmetric
     beta_panel = axes[1]
+    seg = [c for c in beta_panel.containers if type(c).__name__ == "ErrorbarContainer"][0].lines[2][0].get_segments()
+    bottoms = np.array([s[:, 1].min() for s in seg])
+    tops = np.array([s[:, 1].max() for s in seg])
+    est = _fake_fit()["models"]["q_learning"]["params"]["beta"].values
+    np.testing.assert_allclose(bottoms[1:], est[1:] * np.exp(-2.0), rtol=1e-9)
+    np.testing.assert_allclose(tops[1:], est[1:] * np.exp(2.0), rtol=1e-9)
+    # the subject without a standard error is said so
     assert any("1 subject(s) without SE" in t.get_text() for t in beta_panel.texts)
