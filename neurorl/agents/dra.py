@@ -456,7 +456,9 @@ class DRA(Agent):
         new_sigma = sigma - (p["alpha_sigma"] * p["lam"])[:, None] * (sigma / (sb * sb) - 1.0 / sigma) * learn
         for a in range(A):
             new_sigma = ops.scatter_add(new_sigma, obs["items"][:, a], step[:, a])
-        new_sigma = dra_clip(new_sigma, o["sigma_min"], sb, o["clip_width"], ops)
+        # memories that are never learnt keep their sigma exactly (the smooth clip is the identity only up to
+        # w exp(-d / w), which would accumulate over trials)
+        new_sigma = learn * dra_clip(new_sigma, o["sigma_min"], sb, o["clip_width"], ops) + (1.0 - learn) * sigma
         return {"qbar": qbar, "sigma": new_sigma}, {"rpe": delta, "chosen_value": qa, "advantage": psi}
 
     def check_data(self, trials) -> None:
