@@ -134,7 +134,7 @@ def one_rep(encoded, code, args, rng, *, time_resolved=False, shuffle=False):
                p_v_soft=float(ds["p_population_score"].sel(candidate="v_soft")),
                corr=float(ds["correlation"].values[0, 1]),
                decision=("v" if diff > 0 else "v_soft") if p < args.alpha else "undecided")
-    tuned = truth["group"].values != "null"
+    tuned = ~np.isin(truth["group"].values, ["untuned", "null"])
     if encoded != "none":
         row["unit_accuracy"] = float(np.mean(ds["best"].values[tuned] == encoded))
     if shuffle:

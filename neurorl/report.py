@@ -209,27 +209,38 @@ def fig_parameters(fit):
             pos = est[np.isfinite(est)]
             logscale = (p is not None and p.lower == 0.0 and not np.isfinite(p.upper) and pos.size > 0
                         and pos.min() > 0 and pos.max() / pos.min() > 20)
+            se = None
+            res = m.get("result")
+            if res is not None and "se" in res and "param" in res["se"].dims and nm in res["se"]["param"]:
+                se = res["se"].sel(param=nm).values.astype(float)
+            se_bar = None if se is None else np.where(np.isfinite(se), se, 0.0)
+            n_nan_se = 0 if se is None else int(np.sum(~np.isfinite(se)))
+            if (se is not None and p is not None and "theta" in res and "se_theta" in res
+                    and nm in res["theta"]["param"]):
+                # +-1 SE on the fitted (unconstrained) scale mapped back: asymmetric, never past a bound (the
+                # delta-method SE of a log- or logit-scale parameter can reach below 0)
+                th = res["theta"].sel(param=nm).values.astype(float)
+                st = np.nan_to_num(res["se_theta"].sel(param=nm).values.astype(float), nan=0.0)
+                lo_b, hi_b = p.to_constrained(th - st), p.to_constrained(th + st)
+                se_bar = np.vstack([np.clip(est - lo_b, 0, None), np.clip(hi_b - est, 0, None)])
             if truth is not None and nm in truth:
                 tv = truth[nm].sel(subject=m["params"]["subject"].values).values.astype(float)
-                ax.scatter(tv, est, s=16, color=f"C{r}")
+                ax.errorbar(tv, est, yerr=se_bar, fmt="o", ms=3.5, color=f"C{r}", elinewidth=0.8,
+                            label="subject" + (" (± SE)" if se is not None else ""))
                 lo, hi = np.nanmin(np.r_[tv, est]), np.nanmax(np.r_[tv, est])
-                ax.plot([lo, hi], [lo, hi], "--", color="0.4", lw=1)
+                ax.plot([lo, hi], [lo, hi], "--", color="0.4", lw=1, label="identity (estimate = truth)")
                 rr = np.corrcoef(np.log(tv) if logscale else tv, np.log(est) if logscale else est)[0, 1] \
                     if tv.size > 2 and np.std(tv) > 0 else np.nan
                 ax.set_title(f"{lab}: {nm} (r = {rr:.2f})", fontsize="small")
-                ax.set_xlabel("true")
-                ax.set_ylabel("estimated")
+                ax.set_xlabel(f"{nm} (true)")
+                ax.set_ylabel(f"{nm} (estimate)")
                 if logscale:
                     ax.set_xscale("log")
                     ax.set_yscale("log")
             else:
                 jitter = np.random.default_rng(r * 31 + c).uniform(-0.15, 0.15, est.size)
-                se = None
-                res = m.get("result")
-                if res is not None and "se" in res and "param" in res["se"].dims and nm in res["se"]["param"]:
-                    se = res["se"].sel(param=nm).values.astype(float)
                 if se is not None:
-                    ax.errorbar(jitter, est, yerr=np.where(np.isfinite(se), se, 0.0), fmt="o", ms=3.5,
+                    ax.errorbar(jitter, est, yerr=se_bar, fmt="o", ms=3.5,
                                 color=f"C{r}", alpha=0.8, elinewidth=0.8, label="subject (± SE)")
                 else:
                     ax.scatter(jitter, est, s=14, color=f"C{r}", alpha=0.8, label="subject")
@@ -239,12 +250,15 @@ def fig_parameters(fit):
                 ax.set_xlabel("subjects (jittered)")
                 ax.set_ylabel(f"{nm} (estimate)")
                 ax.set_title(f"{lab}: {nm}", fontsize="small")
-                if r == 0 and c == 0:
-                    ax.legend(frameon=False, fontsize="x-small")
                 if logscale:
                     ax.set_yscale("log")
-    fig.suptitle(f"fitted parameters ({fit['attrs'].get('method', '').upper()}, one point per subject)",
-                 fontsize="medium")
+            if n_nan_se:  # subjects without a standard error (Hessian not positive definite) are drawn without bars
+                ax.text(0.02, 0.02, f"{n_nan_se} subject(s) without SE (Hessian not PD)", transform=ax.transAxes,
+                        fontsize="xx-small", color="C3")
+            if c == 0:  # one legend per model row: subject points (± SE) and the median line / identity line
+                ax.legend(frameon=False, fontsize="x-small")
+    fig.suptitle(f"fitted parameters ({fit['attrs'].get('method', '').upper()}, one point per subject; bars: ± 1 SE "
+                 "on the fitted unconstrained scale, mapped back)", fontsize="medium")
     return fig
 
 
@@ -338,6 +352,37 @@ def _decode_arrays(dec):
     return subs, cands, pop, null
 
 
+def align_event(attrs) -> str:
+    """The event the decoding times refer to, as recorded in the neural data (``align_event``)."""
+    ev = str(attrs.get("align_event", "") or "").strip()
+    return ev or "the alignment event (not named in the neural file)"
+
+
+def time_label(attrs) -> str:
+    """The x label of a decoding time course: seconds from the alignment event."""
+    return f"time from {align_event(attrs)} (s)"
+
+
+def unit_group_label(group) -> str:
+    """A unit's group as shown in figures: untuned units are "untuned" ("null" names only null distributions; older
+    synthetic data called untuned units "null")."""
+    g = str(group)
+    return "untuned" if g in ("null", "untuned") else f"encodes {g}"
+
+
+def p_text(p, n_null) -> str:
+    """A permutation p-value as text; at its floor ``1 / (n_null + 1)`` it reads "p ≤ floor" (no null draw reached
+    the observed value; the true p may be smaller), never as an exact p."""
+    p = float(p)
+    if not np.isfinite(p):
+        return "p not computed"
+    if n_null:
+        floor = 1.0 / (int(n_null) + 1)
+        if p <= floor * (1 + 1e-9):
+            return f"p ≤ {floor:.3g} (at its floor 1/({int(n_null)} + 1): no null draw reached it)"
+    return f"p = {p:.3g}"
+
+
 def fig_decoding(dec):
     """Population encoding time courses with pseudosession null bands, their difference, and units (module [A])."""
     from .decoding.nulls import p_value
@@ -349,24 +394,31 @@ def fig_decoding(dec):
     a1, a2, a3 = fig.subplots(1, 3)
     times = subs[0]["time"].values if resolved else np.array([0.0])
     if resolved:
+        xlab = time_label(dec["attrs"])
         for k, c in enumerate(cands[:2]):
-            plot_time_course(pop[k], None if null is None else null[:, k], times=times, ax=a1, label=c,
-                             color=f"C{k}", ylabel="population CV R²")
-        handles, labels = a1.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        a1.legend(uniq.values(), uniq.keys(), frameon=False, fontsize="small")
+            # each candidate's own pseudosession null band, in its colour and named in the legend
+            plot_time_course(pop[k], None if null is None else null[:, k], times=times, ax=a1, label=f"{c} (observed)",
+                             color=f"C{k}", ylabel="population CV R²", null_label=f"{c}: pseudosession null",
+                             null_color=f"C{k}", xlabel=xlab)
+        a1.legend(frameon=False, fontsize="x-small")
         a1.set_title(f"encoding of each candidate ({len(subs)} subject(s))", fontsize="medium")
-        a1.set_xlabel("time from event (s)")
         d = pop[1] - pop[0]
         nd = None if null is None else null[:, 1] - null[:, 0]
         sig = None
+        n_null = 0 if nd is None else nd.shape[0]
         if nd is not None:
             mu = nd.mean(axis=0)
             sig = p_value(np.abs(d - mu), np.abs(nd - mu)) < 0.05
-        plot_time_course(d, nd, times=times, ax=a2, significant=sig, chance=0.0, label=f"{cands[1]} − {cands[0]}",
-                         color="C3", ylabel="difference of CV R²")
-        a2.set_title("paired difference (bar: pseudosession p < 0.05)", fontsize="medium")
-        a2.set_xlabel("time from event (s)")
+        plot_time_course(d, nd, times=times, ax=a2, significant=sig, chance=0.0,
+                         label=f"{cands[1]} − {cands[0]} (observed)", color="C3", ylabel="difference of CV R²",
+                         null_label="pseudosession null of the difference", xlabel=xlab)
+        a2.legend(frameon=False, fontsize="x-small")
+        floor = 1.0 / (n_null + 1) if n_null else None
+        if floor is not None and floor >= 0.05:
+            t2 = f"paired difference (no bar possible: p ≥ 1/({n_null} + 1) = {floor:.2g} with {n_null} nulls)"
+        else:
+            t2 = "paired difference (bar: two-sided pseudosession p < 0.05)"
+        a2.set_title(t2, fontsize="medium")
         peak = int(np.argmax(np.abs(d)))
     else:
         a1.bar(np.arange(len(cands)), pop, color=[f"C{k}" for k in range(len(cands))])
@@ -388,7 +440,7 @@ def fig_decoding(dec):
             groups.append(np.asarray(s["group"].values).astype(str))
         elif unit_groups is not None:
             groups.append(np.asarray(unit_groups))
-    g = np.concatenate(groups) if len(groups) == len(subs) else None
+    g = np.array([unit_group_label(x) for x in np.concatenate(groups)]) if len(groups) == len(subs) else None
     what = "score − null mean" if "excess" in subs[0] else "CV R²"
     plot_unit_comparison(np.concatenate(xa), np.concatenate(xb), ax=a3, groups=g,
                          labels=(f"{cands[0]} ({what})", f"{cands[1]} ({what})"))
@@ -618,7 +670,9 @@ def _decode_section(dec) -> list[str]:
     rows = []
     for lab, s in dec["subjects"].items():
         sc = s["score"].mean("unit")
-        d = s["population_diff"].isel(pair=0)
+        # population_diff is candidate 1 - candidate 2 (compare_latents); shown as candidate 2 - candidate 1, the
+        # sign of the figure and the headline (the two-sided p does not depend on the sign)
+        d = -s["population_diff"].isel(pair=0)
         if "time" in d.dims:
             i = int(np.argmax(np.abs(d.values)))
             dv, pv = float(d.values[i]), float(s["p_population"].isel(pair=0).values[i]) if "p_population" in s \
@@ -629,17 +683,16 @@ def _decode_section(dec) -> list[str]:
             peaks = [float(sc.sel(candidate=c)) for c in cands]
         best = s["best"].values
         frac = {c: float(np.mean(best == c)) for c in cands}
-        n_null = a.get("n_nulls")
-        floor = 1.0 / (int(n_null) + 1) if n_null else None
-        # a p-value at its floor 1 / (n_null + 1) means "no pseudosession reached it", not p = that number
-        ptxt = (f"≤ {floor:.3g} (floor: no null reached it)" if floor is not None and np.isfinite(pv)
-                and pv <= floor + 1e-12 else pv)
-        rows.append([lab, *peaks, f"{dv:+.4f} ({s.pair.values[0]})", ptxt, *[frac[c] for c in cands]])
-    header = ["subject", *[f"peak R² {c}" for c in cands], "difference at its peak", "p (pseudosession)",
+        ptxt = p_text(pv, a.get("n_nulls"))
+        rows.append([lab, *peaks, f"{dv:+.4f}", ptxt, *[frac[c] for c in cands]])
+    header = ["subject", *[f"peak R² {c}" for c in cands], f"{cands[1]} − {cands[0]} at its peak",
+              "p (pseudosession, two-sided)",
               *[f"units·bins best: {c}" for c in cands]]
     out.append(_table(header, rows))
     out.append(f"<p class='note'>Latents of <code>{html.escape(str(a.get('model', '')))}</code> replayed at each "
-               f"subject's estimates; OLS encoding y ~ 1 + latent per unit and time bin, blocked 5-fold "
+               f"subject's estimates; times in seconds from {html.escape(align_event(a))}; differences are "
+               f"{html.escape(cands[1])} − {html.escape(cands[0])} throughout; "
+               f"OLS encoding y ~ 1 + latent per unit and time bin, blocked 5-fold "
                f"cross-validated R²; {a.get('n_nulls')} pseudosessions per subject (task regenerated, the fitted agent "
                "re-simulated) give the null of every score and of the paired difference. 'best' assigns each unit "
                "and bin to the candidate with the larger score above its own null.</p>")
@@ -701,7 +754,8 @@ def headline(directory) -> str:
                 nd = null[:, 1, i] - null[:, 0, i]
                 from .decoding.nulls import p_value
 
-                txt += f" (pseudosession p = {float(p_value(abs(diff[i] - nd.mean()), np.abs(nd - nd.mean()))):.3f})"
+                pv = float(p_value(abs(diff[i] - nd.mean()), np.abs(nd - nd.mean())))
+                txt += f" (pseudosession {p_text(pv, nd.shape[0])})"
         else:
             txt = f"{cands[1]} − {cands[0]} population CV R²: {float(diff):+.4f}"
         lines.append(f"  [{p.name}] decoding ({len(subs)} subjects): {txt}")

@@ -142,11 +142,14 @@ def test_kl_matches_gaussian_closed_form():
 
 
 # ---------------------------------------------------------------- learning rule
-def test_replay_matches_reference_loop_on_memory_task():
-    """An independent scalar implementation of the two-option rule (module docstring)."""
+@pytest.mark.parametrize("clip_width", [0.0, None])
+def test_replay_matches_reference_loop_on_memory_task(clip_width):
+    """An independent scalar implementation of the two-option rule (module docstring), with the source's hard clip
+    (``clip_width=0``) and the default smooth clip."""
     params = {"alpha_q": 0.2, "alpha_sigma": 0.3, "lam": 0.2}
-    sim = nr.simulate("dra", "memory_2afc", n_subjects=2, n_trials=150, params=params, rng=4)
-    lat = nr.replay("dra", sim.trials, params)
+    agent = nr.make_agent("dra", clip_width=clip_width)
+    sim = nr.simulate(agent, "memory_2afc", n_subjects=2, n_trials=150, params=params, rng=4)
+    lat = nr.replay(agent, sim.trials, params)
     env = nr.make_task("memory_2afc").env
     aq, asg, lam = params["alpha_q"], params["alpha_sigma"], params["lam"]
     sb, smin = 5.0, 0.01
@@ -184,7 +187,31 @@ def test_replay_matches_reference_loop_on_memory_task():
             for b in range(2):
                 if not known[b]:
                     new[items[b]] += asg * psi * (-stats.norm.pdf(z) / stats.norm.cdf(z) * z * sg[b] / S**2)
-            sig = np.clip(new, smin, sb)
+            if clip_width == 0.0:
+                sig = np.clip(new, smin, sb)
+            else:  # smooth clip of width w: smin + w log(1 + e^((x - smin)/w)) - w log(1 + e^((x - sb)/w))
+                w = max(smin, sb / 50)
+                sig = smin + w * (np.logaddexp(0.0, (new - smin) / w) - np.logaddexp(0.0, (new - sb) / w))
+
+
+def test_smooth_clip_is_smooth_bounded_and_close_to_the_hard_clip():
+    from neurorl.agents.dra import dra_clip
+
+    x = np.linspace(-1.0, 6.0, 7001)
+    lo, hi, w = 0.01, 5.0, 0.01
+    y = dra_clip(x, lo, hi, w, NUMPY)
+    assert np.all((y >= lo) & (y <= hi))  # strictly inside mathematically; equal in floating point far out
+    assert np.all(np.diff(y) >= -1e-14)  # non-decreasing up to rounding
+    near = (x > lo - 5 * w) & (x < hi + 5 * w)
+    assert np.all(np.diff(y[near]) > 0)  # strictly increasing where it is not saturated in floating point
+    # at the bounds the smooth clip is w log 2 inside; a few widths away it is the hard clip
+    assert dra_clip(np.array(lo), lo, hi, w, NUMPY) == pytest.approx(lo + w * np.log(2.0), rel=1e-9)
+    assert dra_clip(np.array(hi), lo, hi, w, NUMPY) == pytest.approx(hi - w * np.log(2.0), rel=1e-9)
+    far = (np.abs(x - lo) > 20 * w) & (np.abs(x - hi) > 20 * w)
+    np.testing.assert_allclose(y[far], np.clip(x[far], lo, hi), atol=w * np.exp(-19))
+    np.testing.assert_array_equal(dra_clip(x, lo, hi, 0.0, NUMPY), np.clip(x, lo, hi))
+    with pytest.raises(ValueError, match="clip_width"):
+        nr.make_agent("dra", sigma_base=0.5, clip_width=0.2)
 
 
 def test_probe_policy_uses_known_sure_amount():

@@ -19,7 +19,7 @@ def test_groups_weights_and_standardised_latents(sim):
                                          subject=1, rng=0)
     assert neural.dims == ("trial", "unit", "time") and neural.name == "counts"
     np.testing.assert_array_equal(neural.trial.values, sim.trials["trial_index"].sel(subject=1).values)
-    assert neural.group.values.tolist() == ["v"] * 3 + ["q[1]"] * 3 + ["null"] * 5  # 11 // 3 = 3 per tuned group
+    assert neural.group.values.tolist() == ["v"] * 3 + ["q[1]"] * 3 + ["untuned"] * 5  # 11 // 3 = 3 per tuned group
     w = truth["weight"].values
     np.testing.assert_array_equal(np.abs(w[:3, 0]), 0.4)
     np.testing.assert_array_equal(np.abs(w[3:6, 1]), 0.2)
@@ -43,7 +43,7 @@ def test_gaussian_population_is_the_stated_generator(sim):
     w = truth["weight"].sel(latent="rpe").values
     expected = 2.0 + w[None, :, None] * g[None, None, :] * z[:, None, None] + d[:, :, None]
     np.testing.assert_allclose(neural.values, expected, rtol=1e-12)
-    assert neural.group.values.tolist() == ["rpe", "rpe", "null", "null"]
+    assert neural.group.values.tolist() == ["rpe", "rpe", "untuned", "untuned"]
 
 
 def test_drift_is_a_stationary_ar1(sim):
@@ -72,7 +72,7 @@ def test_ols_recovers_the_encoded_latent_gaussian(sim):
         peak = int(np.argmax(truth["kernel"].values))
         tuned = truth["group"] == name
         assert float(np.abs(fit["t"].sel(regressor=name).isel(time=peak)[tuned]).min()) > 8.0
-    null_t = fit["t"].sel(regressor=["v", "rpe"]).where(truth["group"] == "null", drop=True)
+    null_t = fit["t"].sel(regressor=["v", "rpe"]).where(truth["group"] == "untuned", drop=True)
     assert float((np.abs(null_t) > 1.96).mean()) < 0.15  # ~5% expected without drift
 
 

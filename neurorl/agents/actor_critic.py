@@ -112,6 +112,23 @@ class ActorCritic(Agent):
         super().__init__(fixed=fixed, entropy_bonus=bool(entropy_bonus), beta=float(beta), gamma=float(gamma),
                          v0=float(v0))
 
+    def check_data(self, trials) -> None:
+        """Warn when the logit scale ``beta`` does not match the reward range of ``trials`` (docs/agents.md).
+
+        The preferences ``theta`` move by ``alpha_theta * delta`` (reward units) and the logits are ``beta *
+        theta`` with ``beta`` an option, not fitted; with ``alpha_theta`` in (0, 1) the fit can absorb the reward
+        scale only within limits. The default ``beta = 1`` assumes rewards spanning about 1; warns when ``beta``
+        times the reward range is off by more than a factor 20 and names ``beta = 1 / range``.
+        """
+        from .reward_scale import warn_reward_scale
+
+        b = self.options["beta"]
+        warn_reward_scale("actor_critic", trials, assumed=1.0 / b, factor=20.0,
+                          what=f"the logit scale beta = {b:g} is per reward unit and not fitted (it assumes rewards "
+                               f"spanning about 1 / beta = {1.0 / b:g})",
+                          fix=lambda span: f"Use actor_critic:beta={1.0 / span:.3g} (API: make_agent('actor_critic', "
+                                           f"beta={1.0 / span:.3g})), or rescale the rewards")
+
     def param_spec(self):
         spec = [
             Param("alpha_v", 0.0, 1.0, 0.2, doc="critic learning rate"),

@@ -117,6 +117,24 @@ class Bandit4ArmKalmanFilter(Agent):
                 Param("s0", 0.0, 15.0, 5.0, doc="initial sd of every arm"),
                 Param("sD", 0.0, 15.0, 3.0, doc="diffusion sd")]
 
+    def check_data(self, trials) -> None:
+        """Warn when the rewards are not on hBayesDM's point scale (docs/agents.md, "Reward scale").
+
+        The observation noise ``sigma_o`` (option, 4), and the bounds of ``mu0`` and ``decay_center`` ([0, 100])
+        and of ``s0`` and ``sD`` ([0, 15]) are hBayesDM's, for payoffs in points spanning about 100. Warns when
+        the reward range is off by more than a factor 10 and names the rescaling (the bounds are part of the
+        model, so rescaling the rewards is the fix; ``sigma_o`` follows the range).
+        """
+        from .reward_scale import warn_reward_scale
+
+        so = self.options["sigma_o"]
+        warn_reward_scale(
+            self.name, trials, assumed=25.0 * so, factor=10.0,
+            what=f"sigma_o = {so:g} and the bounds of mu0, decay_center ([0, 100]), s0 and sD ([0, 15]) are in "
+                 f"reward units (hBayesDM's payoffs in points, range about {25.0 * so:g})",
+            fix=lambda span: f"Rescale the rewards to points (multiply by {100.0 / span:.3g}, range 100) with the "
+                             "default sigma_o = 4")
+
     def check_env(self, env):
         if env.n_states != 1 or env.n_actions < 2:
             raise ValueError(f"{self.name}: needs one state (the arms are the actions) and at least 2 arms; the "

@@ -164,7 +164,8 @@ def _cmd_decode(args) -> int:
         rows.append((s, res))
     attrs = {OUTPUT_ATTR: "decode", "neural": str(args.neural), "model": label, "agent": repr(agent),
              "candidates": json.dumps(cands), "subjects": json.dumps([str(s) for s in wanted]),
-             "n_nulls": int(args.nulls), "time_mode": args.time, "command": _command_line(args)}
+             "n_nulls": int(args.nulls), "time_mode": args.time, "command": _command_line(args),
+             "align_event": str(neural.attrs.get("align_event", ""))}
     if "group" in neural.coords:
         attrs["unit_groups"] = json.dumps([str(g) for g in neural["group"].values])
     _write_groups(out, groups, attrs)

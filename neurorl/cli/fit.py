@@ -172,8 +172,15 @@ def _print_fit_table(rows):
         lap = float(r["laplace_log_evidence"].sum(skipna=False)) if "laplace_log_evidence" in r else float("nan")
         print(f"{label:<28}{int(r['n_params']):>7}{float(r['loglik'].sum()):>12.2f}{float(r['bic'].sum()):>12.2f}"
               f"{lap:>12.2f}{int(r['converged'].sum()):>6}/{r.sizes['subject']:<4}{sec:>9.1f}")
-        means = ", ".join(f"{k} {float(v.mean()):.3g}" for k, v in est.params_.data_vars.items())
-        print(f"{'':<4}mean estimates: {means}")
+        # the same statistic as the report's table and the median line of its parameter panels
+        meds = ", ".join(f"{k} {float(v.median()):.3g} [{float(v.quantile(0.25)):.3g}, {float(v.quantile(0.75)):.3g}]"
+                         for k, v in est.params_.data_vars.items())
+        print(f"{'':<4}median estimates [25 %, 75 %] over subjects: {meds}")
+        if "laplace_log_evidence" in r:
+            bad = [str(s) for s in r["subject"].values[~np.isfinite(r["laplace_log_evidence"].values)]]
+            if bad:
+                print(f"{'':<4}Laplace evidence not computed (Hessian not positive definite) for subject(s): "
+                      f"{', '.join(bad)}")
 
 
 # ============================================================================ compare

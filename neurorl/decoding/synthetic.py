@@ -12,8 +12,8 @@ within-trial kernel (peak 1), and ``d_n`` a slow task-independent drift: a stati
 Assumptions [A]
 ---------------
 * [A1] Groups: the units are split into ``K + 1`` consecutive groups -- one per encoded latent (in the order of
-  ``encode``) and a last group of drift-only null units -- of ``n_units // (K + 1)`` units each; the remainder goes
-  to the null group. Each tuned unit encodes only its latent, with weight ``+-effect`` (random sign). The weights
+  ``encode``) and a last group of drift-only untuned units (group ``"untuned"``; "null" is kept for null
+  distributions) -- of ``n_units // (K + 1)`` units each; the remainder goes to the untuned group. Each tuned unit encodes only its latent, with weight ``+-effect`` (random sign). The weights
   are stored in the returned truth (``weight``, unit x latent), with each unit's ``group``.
 * [A2] Default kernel: a Gaussian bump over the bin centres, peak at 40 % of the window, SD 15 % of the window,
   scaled to peak 1; any array of ``n_time`` values can be given.
@@ -108,7 +108,7 @@ def synthetic_population(
     -------
     neural : xarray.DataArray
         ``counts`` (Poisson) or ``rate`` (Gaussian) with dims (trial, unit, time); trial = behavioural labels;
-        unit coordinate ``group`` (the encoded latent or ``"null"``).
+        unit coordinate ``group`` (the encoded latent or ``"untuned"``).
     truth : xarray.Dataset
         ``weight`` (unit, latent), ``group`` (unit), ``baseline`` (unit), ``kernel`` (time), ``z`` (trial,
         latent: the standardised latents), ``drift`` (trial, unit), ``log_rate`` or ``mean`` (trial, unit, time).
@@ -153,7 +153,7 @@ def synthetic_population(
     z = np.column_stack(z)  # (T, K)
     effects = np.array([float(e) for e in encode.values()])
     size = n_units // (K + 1)
-    group = np.array(["null"] * n_units, dtype=object)
+    group = np.array(["untuned"] * n_units, dtype=object)
     weight = np.zeros((n_units, K))
     for k, name in enumerate(names):
         sl = slice(k * size, (k + 1) * size)
@@ -177,13 +177,13 @@ def synthetic_population(
         log_rate = np.log(base)[None, :, None] + signal + d[:, :, None]
         counts = rng.poisson(float(bin_width_s) * np.exp(log_rate))
         neural = make_neural(counts, trials=labels, times=times, kind="counts", bin_width_s=bin_width_s,
-                             align_event="synthetic", unit_coords={"group": group})
+                             align_event="trial onset (synthetic)", unit_coords={"group": group})
         latent_var = ("log_rate", log_rate)
     else:
         mean = base[None, :, None] + signal + d[:, :, None]
         rate = mean + noise_sd * rng.normal(0.0, 1.0, mean.shape)
         neural = make_neural(rate, trials=labels, times=times, kind="rate", bin_width_s=bin_width_s,
-                             align_event="synthetic", unit_coords={"group": group})
+                             align_event="trial onset (synthetic)", unit_coords={"group": group})
         latent_var = ("mean", mean)
     if SUBJECT in ds.coords:
         neural = neural.assign_coords({SUBJECT: ds[SUBJECT].values})

@@ -96,7 +96,12 @@ Assumptions and choices
      distribution") or from the prior in use (MAP), clipped to 80 % of the box.
      Covariate slopes start at 0 and then from ``N(0, 1)``.
 [A3] Best start per subject: the lowest negative log posterior among the
-     starts whose objective is finite. A subject is flagged *not
+     converged starts (among all starts with a finite objective when none
+     converged). A start that stopped unconverged at a lower objective is in a
+     rugged region of the likelihood (e.g. DRA's precision recursion at large
+     alpha_sigma), where neither standard errors nor the Laplace evidence are
+     defined; ``result_["n_lower_unconverged"]`` counts such starts per
+     subject and a warning names the subjects. A subject is flagged *not
      identifiable* when two converged starts reach objectives within
      ``tol_value`` (1e-3) of the best but parameters (unconstrained) more than
      ``tol_param`` (0.1) apart in some coordinate — a flat ridge or equally
@@ -665,7 +670,7 @@ class MLE:
         ``estimate`` and ``se`` (constrained; covariate slopes stay on the
         unconstrained scale), ``loglik``, ``n_trials``, ``aic``, ``bic``,
         ``converged``, ``at_bound``, ``identifiable``, ``hessian_pd``,
-        ``grad_norm``, ``n_starts_at_best``, ``cov_theta`` (subject, param,
+        ``grad_norm``, ``n_starts_at_best``, ``n_lower_unconverged`` ([A3]), ``cov_theta`` (subject, param,
         param_); scalar ``n_params``.
     params_ : xarray.Dataset
         The constrained parameter estimates, one variable per agent parameter
@@ -837,7 +842,13 @@ class MLE:
         rows = np.tile(np.arange(n), S)
         out = self._optimise(obj, theta0, rows, f"{self._estimator} {agent.name}")
         f = out["f"].reshape(S, n)
-        best = np.argmin(f, axis=0)
+        conv_all = out["converged"].reshape(S, n)
+        # [A3] the best converged start; a start that stopped unconverged with a lower objective sits where the
+        # likelihood is rugged (no stationary point for standard errors or the Laplace evidence): counted, not used
+        f_conv = np.where(conv_all, f, np.inf)
+        any_conv = np.isfinite(f_conv).any(axis=0)
+        best = np.where(any_conv, np.argmin(f_conv, axis=0), np.argmin(f, axis=0))
+        self.n_lower_unconverged_ = (~conv_all & (f < f[best, np.arange(n)][None] - self.tol_value)).sum(axis=0)
         cols = best * n + np.arange(n)
         dead = ~np.isfinite(f[best, np.arange(n)])
         if dead.any():
@@ -863,6 +874,7 @@ class MLE:
             "gnorm": out["gnorm"][cols],
             "converged": out["converged"][cols], "nan": out["nan"].reshape(S, n).any(axis=0),
             "identifiable": identifiable, "n_at_best": (f - f[best, np.arange(n)][None] <= self.tol_value).sum(0),
+            "n_lower": self.n_lower_unconverged_,
         }
         return self._with_hessian(obj, res)
 
@@ -918,6 +930,7 @@ class MLE:
             "identifiable": (SUBJECT, best["identifiable"] & ~uninformed.any()), "hessian_pd": (SUBJECT, pd),
             "informed": (PARAM, ~uninformed),
             "grad_norm": (SUBJECT, best["gnorm"]), "n_starts_at_best": (SUBJECT, best["n_at_best"]),
+            "n_lower_unconverged": (SUBJECT, np.asarray(best.get("n_lower", np.zeros(n, np.int64)))),
         }
         if prior is not None:
             lp = obj.logprior(theta)
@@ -1006,6 +1019,14 @@ class MLE:
                                                    if self._estimator == "MLE"
                                                    else "Use a narrower prior or a simpler model"),
                 FitWarning, stacklevel=4)
+        rugged = np.flatnonzero(np.asarray(best.get("n_lower", np.zeros(data.n, np.int64))) > 0)
+        if rugged.size:
+            warnings.warn(
+                f"{who}: for subject(s) {_names(subj, rugged)} some start(s) stopped unconverged at a lower objective "
+                "than the best converged start: the likelihood is rugged there (no stationary point, so no standard "
+                "errors or Laplace evidence); the estimate is the best converged start "
+                "(result_['n_lower_unconverged'] counts those starts). A narrower prior keeps the fit away from "
+                "such regions", FitWarning, stacklevel=4)
         ni = np.flatnonzero(~best["identifiable"])
         if ni.size:
             warnings.warn(

@@ -45,7 +45,8 @@ def _runs(mask):
 
 
 def plot_time_course(score, null=None, *, times=None, significant=None, band=(2.5, 97.5), chance=None, ax=None,
-                     label: str | None = "observed", color=None, ylabel: str | None = None):
+                     label: str | None = "observed", color=None, ylabel: str | None = None,
+                     null_label: str = "null", null_color=None, xlabel: str | None = None):
     """Decoding score over time, with the null band and significant clusters.
 
     Parameters
@@ -64,6 +65,14 @@ def plot_time_course(score, null=None, *, times=None, significant=None, band=(2.
         Horizontal reference line (e.g. 0 for R², 0.5 for balanced accuracy).
     ax : matplotlib Axes, optional
     label, color, ylabel : optional
+    null_label : str
+        What the null is (e.g. ``"v: pseudosession null"``); the band's legend entry is ``"<null_label>
+        2.5-97.5%"`` and the median's ``"<null_label> median"``, so two null bands on one axes stay apart.
+    null_color : optional
+        Colour of the null band and median (default grey).
+    xlabel : str, optional
+        Default ``"time (s)"`` for a DataArray with a time coordinate, else ``"time"``; name the alignment event
+        (e.g. ``"time from choice (s)"``) where it is known.
 
     Returns
     -------
@@ -82,8 +91,11 @@ def plot_time_course(score, null=None, *, times=None, significant=None, band=(2.
                         else null, float)
         nv = nv.reshape(-1, s.size)
         lo, hi = np.nanpercentile(nv, band, axis=0)
-        ax.fill_between(t, lo, hi, color="0.8", alpha=0.7, lw=0, label=f"null {band[0]:g}-{band[1]:g}%")
-        ax.plot(t, np.nanmedian(nv, axis=0), color="0.5", lw=1, ls="--", label="null median")
+        ax.fill_between(t, lo, hi, color="0.8" if null_color is None else null_color,
+                        alpha=0.7 if null_color is None else 0.2, lw=0,
+                        label=f"{null_label} {band[0]:g}-{band[1]:g}%")
+        ax.plot(t, np.nanmedian(nv, axis=0), color="0.5" if null_color is None else null_color, lw=1, ls="--",
+                label=f"{null_label} median")
     line, = ax.plot(t, s, color=color, lw=2, label=label)
     if chance is not None:
         ax.axhline(chance, color="k", lw=0.8, ls=":")
@@ -94,7 +106,7 @@ def plot_time_course(score, null=None, *, times=None, significant=None, band=(2.
         dt = np.median(np.diff(t)) if t.size > 1 else 1.0
         for a, b in _runs(m):
             ax.plot([t[a] - dt / 2, t[b - 1] + dt / 2], [y, y], color=line.get_color(), lw=4, solid_capstyle="butt")
-    ax.set_xlabel("time (s)" if isinstance(score, xr.DataArray) else "time")
+    ax.set_xlabel(xlabel or ("time (s)" if isinstance(score, xr.DataArray) else "time"))
     ax.set_ylabel(ylabel or (score.attrs.get("metric", "score") if isinstance(score, xr.DataArray) else "score"))
     if label is not None or null is not None:
         ax.legend(frameon=False, fontsize="small")
