@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         warnings.showwarning = _showwarning(args.command)
         try:
             if hasattr(args, "workers"):
-                from .parallel import from_args
+                from ..parallel import from_args
 
                 with from_args(args):
                     return args.func(args)

@@ -130,7 +130,7 @@ def _make_agent(name: str, options: dict, fixed: dict, rt: str | None = None):
         raise UsageError(f"agent {name!r}: {exc}") from None
     if rt:
         try:
-            from .fitting.joint import with_rt
+            from ..fitting.joint import with_rt
         except ImportError:  # pragma: no cover - joint.py ships with the package
             raise UsageError("--rt needs neurorl.fitting.joint, which this installation lacks") from None
         try:
@@ -270,7 +270,7 @@ def _select(trials, subjects=None, max_trials=None, where=""):
 # ============================================================================ fit
 def _estimator(method: str, agent, args_starts, seed, covariates, optimizer, progress, max_iter=None,
                max_em_iter=None):
-    from . import fitting
+    from .. import fitting
 
     cls = getattr(fitting, METHODS[method])
     extra = {}

@@ -32,7 +32,7 @@ from ._common import (
 def _read_neural_file(path):
     import xarray as xr
 
-    from .decoding.neural import read_neural
+    from ..decoding.neural import read_neural
 
     path = Path(path)
     if not path.exists():
@@ -58,9 +58,9 @@ def _read_neural_file(path):
 def _cmd_decode(args) -> int:
     import xarray as xr
 
-    from .decoding.compare import compare_latents
-    from .decoding.nulls import pseudosession_latents
-    from .simulate import replay
+    from ..decoding.compare import compare_latents
+    from ..decoding.nulls import pseudosession_latents
+    from ..simulate import replay
 
     out = _check_out(args.out, inputs=[args.neural, args.trials, args.fit])
     neural = _read_neural_file(args.neural)
@@ -137,7 +137,7 @@ def _cmd_decode(args) -> int:
     groups = {}
     rng = np.random.default_rng(args.seed)
     rows = []
-    from .progress import iterate
+    from ..progress import iterate
 
     iterator = iterate(wanted, not args.quiet, "decode subjects", unit="subjects")
     for s in iterator:
@@ -170,7 +170,7 @@ def _cmd_decode(args) -> int:
     _write_groups(out, groups, attrs)
     _print_decode(rows, cands)
     if not args.no_figures:
-        from . import report
+        from .. import report
 
         p = report.save(report.fig_decoding(read_decode(out)), out.with_suffix(".png"))
         _say(args, f"figure: {p[0]}")

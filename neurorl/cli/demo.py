@@ -13,7 +13,7 @@ from ._common import DEMO_AGENTS, DEMO_TASK, UsageError, _finish, _spec_string
 
 
 def _cmd_report(args) -> int:
-    from .report import build_report
+    from ..report import build_report
 
     d = Path(args.directory)
     if not d.is_dir():
@@ -26,7 +26,7 @@ def _cmd_report(args) -> int:
 # ============================================================================ demo
 def _demo_plan(out: Path, quick: bool, seed: int) -> list[tuple[str, list[str]]]:
     """The demo's stages as ``(title, argv)`` of the subcommands it runs."""
-    from .data import demo_paths
+    from ..data import demo_paths
 
     p = demo_paths()
     cohort, neural = str(p["cohort"]), str(p["neural"])
@@ -87,7 +87,7 @@ def _cmd_demo(args) -> int:
         if rc != 0:
             return rc
     total = time.perf_counter() - t_all
-    from .report import headline
+    from ..report import headline
 
     print("\n" + headline(out))
     print(f"\ndemo finished in {total:.0f} s; open the report: {(out / 'report.html').resolve()}")

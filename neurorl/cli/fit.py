@@ -72,7 +72,7 @@ def _cmd_fit(args) -> int:
     n_valid = int(trials["valid"].sum())
     _say(args, f"fit: {len(specs)} model(s) x {n_sub} subjects ({n_valid} valid trials) from {args.data} "
                f"by {args.method.upper()}" + (f" (read as {args.format})" if args.format else ""))
-    from . import parallel as par
+    from .. import parallel as par
 
     show_each = show and par.current().kind == "serial"  # progress bars of workers would interleave
     units = [{"label": label, "agent": agent, "trials": trials, "data": str(args.data), "fit": (
@@ -105,7 +105,7 @@ def _cmd_fit(args) -> int:
     if args.csv:
         _export(out)
     if not args.no_figures:
-        from . import report
+        from .. import report
 
         fit = read_fit(out)
         paths = report.save(report.fig_parameters(fit), out.with_name(out.stem + "_params.png"))
@@ -116,7 +116,7 @@ def _cmd_fit(args) -> int:
 
 
 def _export(fit_path, prefix=None):
-    from .results import export_csv
+    from ..results import export_csv
 
     try:
         paths = export_csv(fit_path, prefix)
@@ -175,7 +175,7 @@ def _print_fit_table(rows):
 def _cmd_compare(args) -> int:
     import xarray as xr
 
-    from .fitting.compare import bms, compare_table
+    from ..fitting.compare import bms, compare_table
 
     out = _check_out(args.out, inputs=args.fits)
     fits = [read_fit(p) for p in args.fits]
@@ -214,8 +214,8 @@ def _cmd_compare(args) -> int:
         raise UsageError(f"{', '.join(map(str, args.fits))}: {exc}") from None
     loo = loo_table = None
     if args.loo:
-        from . import parallel as par
-        from .fitting.loo import loo_compare
+        from .. import parallel as par
+        from ..fitting.loo import loo_compare
 
         serial = par.current().kind == "serial"
         units = [(m["result"], trials_of[k], _agent_of(m["spec"]), m["spec"].get("covariates") or None, args.draws,
@@ -248,7 +248,7 @@ def _cmd_compare(args) -> int:
         raise UsageError(f"--evidence {criterion}: not finite for model {str(L.model.values[j])!r}, subject "
                          f"{L.subject.values[s]!r} (a Hessian that is not positive definite?); use --evidence bic")
     res = bms(L.transpose("model", "subject"), stop=args.bms_stop)
-    from .fitting.verdict import reconcile
+    from ..fitting.verdict import reconcile
 
     verdict = reconcile(table, res, predictive[0] if predictive else (loo_table if loo is not None else None),
                         predictive_name=predictive[1] if predictive else None,
@@ -267,7 +267,7 @@ def _cmd_compare(args) -> int:
     _print_compare(table, res, loo_table, criterion)
     print(f"verdict: {verdict.sentence}")
     if not args.no_figures:
-        from . import report
+        from .. import report
 
         p = report.save(report.fig_compare(read_compare(out)), out.with_suffix(".png"))
         _say(args, f"figure: {p[0]}")
@@ -277,7 +277,7 @@ def _cmd_compare(args) -> int:
 
 def _predictive(args, models, trials_of, loo, table):
     """Exact CV (``--cv K``) for every subject, or LOO with exact CV for the subjects where it is unreliable."""
-    from .fitting.cv import cv_compare, exact_cv, loo_with_fallback
+    from ..fitting.cv import cv_compare, exact_cv, loo_with_fallback
 
     def refit(name, subjects, k):
         m = models[name]
@@ -301,14 +301,14 @@ def _predictive(args, models, trials_of, loo, table):
     return (cv_compare(hyb, equivalent=eq), name), fallback
 def _loo_unit(u):
     """One unit of ``neurorl compare --loo``: the Laplace-LOO of one model."""
-    from .fitting.loo import laplace_loo
+    from ..fitting.loo import laplace_loo
 
     result, trials, agent, covariates, draws, seed, progress = u
     return laplace_loo(result, trials, agent=agent, covariates=covariates, n_draws=draws, rng=seed, progress=progress)
 
 
 def _print_compare(table, res, loo_table, criterion):
-    from .fitting.compare import MIN_DELTA_IC
+    from ..fitting.compare import MIN_DELTA_IC
 
     names = [str(m) for m in table.model.values]
     cols = ["loglik", "BIC", "dBIC"] + (["Laplace", "dLap"] if "laplace_log_evidence" in table else []) + \

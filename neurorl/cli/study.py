@@ -26,7 +26,7 @@ from ._common import (
 
 
 def _cmd_design(args) -> int:
-    from .fitting.design import design_study, plot_design, recommend
+    from ..fitting.design import design_study, plot_design, recommend
 
     out = _check_out(args.out)
     agents = {}
@@ -54,7 +54,7 @@ def _cmd_design(args) -> int:
     print(study["accuracy"].to_pandas().to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"recommended (accuracy >= {args.target:g}): {rec['message']}")
     if not args.no_figures:
-        from . import report
+        from .. import report
 
         p = report.save(plot_design(study, target=args.target, source=str(out)), out.with_suffix(".png"))
         _say(args, f"figure: {p[0]}")
@@ -64,7 +64,7 @@ def _cmd_design(args) -> int:
 
 # ============================================================================ recover
 def _cmd_recover(args) -> int:
-    from .fitting.recovery import DEFAULT_NARROW, model_recovery, parameter_recovery
+    from ..fitting.recovery import DEFAULT_NARROW, model_recovery, parameter_recovery
 
     out = _check_out(args.out)
     task = _make_task(args.task)
@@ -134,7 +134,7 @@ def _cmd_recover(args) -> int:
                                 "agents": json.dumps({k: repr(v) for k, v in agents.items()}),
                                 "command": _command_line(args)})
     if not args.no_figures:
-        from . import report
+        from .. import report
 
         rec = read_recover(out)
         paths = []

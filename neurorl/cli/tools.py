@@ -46,7 +46,7 @@ def _cmd_list(args) -> int:
     print("agents:")
     for a in nr.list_agents():
         print("  " + nr.make_agent(a).describe().replace("\n", "\n  "))
-    from .formats import get_format, list_formats
+    from ..formats import get_format, list_formats
 
     print("formats (fit DATA --format NAME; docs/bring-your-data.md):")
     for name in list_formats():
@@ -90,7 +90,7 @@ def _cmd_simulate(args) -> int:
 
 # ============================================================================ report
 def _cmd_cache(args) -> int:
-    from .backend import cache
+    from ..backend import cache
 
     info = cache.clear() if args.action == "clear" else cache.cache_info()
     size = f"{info['files']} files, {info['bytes'] / 1e6:.1f} MB"
