@@ -101,7 +101,10 @@ def _truth_stage(cohort: str, compare_path: str, out_path: str, quiet: bool) -> 
     subjects = [str(s) for s in L["subject"].values]
     res = truth_recovery(L, {s: truth[s] for s in subjects}, criterion=criterion,
                          task=str(c["attrs"].get("task", DEMO_TASK)), estimator="MAP")
-    res.attrs["n_trials"] = int(table.attrs.get("n_trials", -1)) if "n_trials" in table.attrs else -1
+    import xarray as xr
+
+    with xr.open_dataset(cohort, group="trials", engine="netcdf4") as f:
+        res.attrs["n_trials"] = int(f.sizes["trial"])
     _write_groups(Path(out_path), {"model_recovery": res},
                   {OUTPUT_ATTR: "recover", "task": DEMO_TASK, "command": f"neurorl demo (ground truth of {cohort})"})
     models = [str(m) for m in table.model.values]
@@ -144,7 +147,9 @@ def _cmd_demo(args) -> int:
                      "commands": [["neurorl", *a] for _, a in plan]}, indent=1))
         if args.quiet and argv[0] != "(demo)":
             argv = argv + ["--quiet"]
-        print(f"\n[{i}/{len(plan)}] {title}\n$ neurorl {' '.join(shlex.quote(a) for a in argv)}", flush=True)
+        shown = ("(the demo's own step: each subject's selected model against the cohort's known generator)"
+                 if argv[0] == "(demo)" else f"$ neurorl {' '.join(shlex.quote(a) for a in argv)}")
+        print(f"\n[{i}/{len(plan)}] {title}\n{shown}", flush=True)
         t0 = time.perf_counter()
         if argv[0] == "(demo)":
             rc = _truth_stage(*argv[2:], quiet=args.quiet)
