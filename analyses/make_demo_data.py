@@ -70,7 +70,7 @@ class Args:
 
     seed: int = 2026
     task: str = "branching_stakes:p_frequent=0.6,p_rare=0.1"
-    n_trials: int = 800
+    n_trials: int = 1000
     n_dra: int = 4
     n_soft_q: int = 4
     n_q_learning: int = 4

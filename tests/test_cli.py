@@ -293,7 +293,7 @@ def test_bundled_data_match_their_documentation():
 
     sim, neural = load_demo()
     tr, par = sim.trials, sim.params
-    assert dict(tr.sizes)["subject"] == 12 and dict(tr.sizes)["trial"] == 800
+    assert dict(tr.sizes)["subject"] == 12 and dict(tr.sizes)["trial"] == 1000
     assert tr.attrs["task"] == "branching_stakes"
     name, options, _ = parse_agent_spec(DEMO_TASK)
     assert repr(nr.make_task(name, **options)) == tr.attrs["task_options"]

@@ -62,7 +62,7 @@ def _demo_plan(out: Path, quick: bool, seed: int) -> list[tuple[str, list[str]]]
     names = list(DEMO_AGENTS)
     specs = [_spec_string(n, DEMO_AGENTS[n][0]) for n in names]
     agent_args = [a for s in specs for a in ("--agent", s)]
-    fit = ["fit", cohort, *agent_args, "--method", "map", "--starts", "1" if quick else "4", "--seed", str(seed),
+    fit = ["fit", cohort, *agent_args, "--method", "map", "--starts", "1" if quick else "2", "--seed", str(seed),
            "-o", str(out / "fit.nc")]
     if quick:
         fit += ["--subjects", *_quick_subjects(p["cohort"]), "--max-trials", str(QUICK_TRIALS)]

@@ -9,7 +9,7 @@ Files
 -----
 ``demo_cohort.nc``
     A mixed synthetic cohort on ``branching_stakes`` (the design of docs/tasks.md, "Choosing a design"): 12 subjects
-    x 800 trials, 4 simulated by DRA, 4 by max-ent (``soft_q``) and 4 by Q-learning, in a random order; groups
+    x 1,000 trials, 4 simulated by DRA, 4 by max-ent (``soft_q``) and 4 by Q-learning, in a random order; groups
     ``trials``, ``latents`` (the generating agents' shared latents) and ``params`` (each subject's generating
     ``model`` and true parameters); the attribute ``generating_model`` (JSON) maps subject to model. Read it with
     :func:`neurorl.read_simulation`.
