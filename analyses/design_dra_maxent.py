@@ -32,7 +32,12 @@ from pathlib import Path
 import neurorl as nr
 from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.cli import parse_agent_spec
-from neurorl.fitting.design import DRA_ALLOCATION_PRIOR, design_study, plot_design, recommend
+from neurorl.fitting.design import (
+    DRA_ALLOCATION_PRIOR,
+    design_study,
+    plot_design,
+    recommend,
+)
 
 NAME = "design_dra_maxent"
 REPO = Path(__file__).resolve().parents[1]
