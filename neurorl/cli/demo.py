@@ -191,7 +191,7 @@ def register(sub) -> None:
                                     "subject's selected model against the known generating model, decode (soft vs "
                                     "true values from the neural data, pseudosession nulls) and report on the "
                                     "bundled synthetic cohort of DRA, max-ent and Q-learning subjects "
-                                    "(data/README.md). About a minute on 2 cores; prints where the report is.")
+                                    "(data/README.md). About 1-1.5 minutes of CPU time; prints where the report is.")
     sp.add_argument("--out", "-o", default="out/demo", help="output directory (default out/demo)")
     sp.add_argument("--quick", action="store_true",
                     help="a small version (one subject per generating model, 400 trials, 1 start, 20 nulls)")
