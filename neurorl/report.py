@@ -647,6 +647,14 @@ def _recover_section(rec) -> list[str]:
     out = []
     if rec["model_recovery"] is not None:
         ds = rec["model_recovery"]
+        if ds.attrs.get("source") == "known generators":  # the demo: the cohort's own subjects, generators known
+            return out + [f"<h2>Model recovery {_file_label(rec)}</h2>", _img(fig_model_recovery(ds), "model recovery"),
+                          f"<p class='note'>The subjects of the data, whose generating models are known "
+                          f"({html.escape(', '.join(f'{k} {v}' for k, v in json.loads(ds.attrs['n_subjects']).items()))}"
+                          f" subjects), each assigned to "
+                          f"the model of largest {html.escape(str(ds.attrs.get('criterion')))} log evidence: "
+                          f"{ds.attrs.get('n_correct')} of {ds.sizes['subject']} correct. Rows: generating model; "
+                          "columns: selected model.</p>"]
         out += [f"<h2>Model recovery {_file_label(rec)}</h2>", _img(fig_model_recovery(ds), "model recovery"),
                 f"<p class='note'>{ds.attrs.get('n_subjects')} simulated subjects per generating model, "
                 f"{ds.attrs.get('n_trials')} trials each on {html.escape(str(ds.attrs.get('task')))}, fitted by "

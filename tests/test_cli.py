@@ -287,29 +287,44 @@ def test_report_is_self_contained(workdir, capsys):
 
 
 def test_bundled_data_match_their_documentation():
+    from neurorl.cli import DEMO_AGENTS, DEMO_TASK, parse_agent_spec
     from neurorl.data import load_demo
+    from neurorl.fitting.design import DRA_ALLOCATION_PRIOR
 
     sim, neural = load_demo()
     tr, par = sim.trials, sim.params
-    assert dict(tr.sizes)["subject"] == 16 and dict(tr.sizes)["trial"] == 400
-    assert par.attrs["agent"] == "soft_q" and np.all(par.eta_true.values == 0.1)
-    # documented group distribution: log tau ~ N(log 0.25, 0.3^2), logit eta ~ N(logit 0.35, 0.5^2)
-    z_tau = (np.log(par.tau.values) - np.log(0.25)) / 0.3
-    z_eta = (np.log(par.eta.values / (1 - par.eta.values)) - np.log(0.35 / 0.65)) / 0.5
-    for z in (z_tau, z_eta):
-        assert abs(z.mean()) < 3 / np.sqrt(16) and 0.4 < z.std() < 1.6
-    # the true latents are the generating agent's replay of the recorded choices
-    lat = nr.replay(nr.make_agent("soft_q", fixed={"eta_true": 0.1}), tr, par[["tau", "eta"]])
-    np.testing.assert_allclose(lat.v_soft.values, sim.latents.v_soft.values, atol=1e-12)
-    # neural: half the units tuned to v_soft with weight +-0.6, the rest null
+    assert dict(tr.sizes)["subject"] == 12 and dict(tr.sizes)["trial"] == 1000
+    assert tr.attrs["task"] == "branching_stakes"
+    name, options, _ = parse_agent_spec(DEMO_TASK)
+    assert repr(nr.make_task(name, **options)) == tr.attrs["task_options"]
+    # ground truth: 4 subjects per model, the same in the attribute and in the params group
+    truth = json.loads(tr.attrs["generating_model"])
+    assert truth == dict(zip(par.subject.values.tolist(), par.model.values.tolist()))
+    assert sorted(truth.values()) == ["dra"] * 4 + ["q_learning"] * 4 + ["soft_q"] * 4
+    dra = par.sel(subject=[s for s, m in truth.items() if m == "dra"])
+    # documented DRA distribution (DRA_ALLOCATION_PRIOR): every draw within 3 SD of its centre
+    for k, f in (("alpha_sigma", lambda x: np.log(x / (1 - x))), ("lam", np.log)):
+        loc, scale = DRA_ALLOCATION_PRIOR[k]
+        assert np.all(np.abs((f(dra[k].values) - loc) / scale) < 3)
+    assert np.all(np.isnan(dra["tau"].values)) and np.all(par.eta_true.values[par.model.values == "soft_q"] == 0.1)
+    # the true latents are each generating agent's replay of the recorded choices
+    for m, (opts, _) in DEMO_AGENTS.items():
+        subs = [s for s, g in truth.items() if g == m]
+        agent = nr.make_agent(m, **opts)
+        p = par.sel(subject=subs)[[q.name for q in agent.params]]
+        lat = nr.replay(agent, tr.sel(subject=subs), p)
+        np.testing.assert_allclose(lat.v_soft.values, sim.latents.v_soft.sel(subject=subs).values, atol=1e-10)
+    # neural: the max-ent subjects, half the units tuned to v_soft with weight +-0.6, the rest untuned
     c = neural["counts"]
-    assert c.dims == ("subject", "trial", "unit", "time") and c.sizes["subject"] == 6
+    assert c.dims == ("subject", "trial", "unit", "time")
+    assert sorted(c.subject.values.tolist()) == sorted(s for s, m in truth.items() if m == "soft_q")
     w = neural["weight"].values
     tuned = neural["group"].values == "v_soft"
+    assert tuned.sum() == neural.sizes["unit"] // 2
     np.testing.assert_allclose(np.abs(w[:, tuned]), 0.6)
     assert np.all(w[:, ~tuned] == 0)
     np.testing.assert_array_equal(neural.trial.values, tr.trial_index.values[0])
-    csv = nr.read_trials(nr.data.path("mouse_bandit_cohort.csv"))
+    csv = nr.read_trials(nr.data.path("demo_cohort.csv"))
     np.testing.assert_array_equal(csv.choice.values, tr.choice.values)
 
 
@@ -321,11 +336,16 @@ def test_demo_quick(tmp_path, capsys):
     text = report.read_text()
     assert text.count("data:image/png;base64,") >= 5  # learning, parameters, comparison, recovery, decoding
     timings = json.loads((tmp_path / "demo" / "demo_timings.json").read_text())
-    assert [t for t, _ in timings["stages"]] == ["fit the models", "compare evidence (BIC, BMS, LOO)",
-                                                 "model recovery", "decode soft vs true values"]
+    assert [t for t, _ in timings["stages"]] == ["fit the models", "compare evidence (BIC, Laplace, BMS, verdict)",
+                                                 "model recovery against the ground truth",
+                                                 "decode soft vs true values"]
     for name in ("fit.nc", "compare.nc", "recover.nc", "decode.nc"):
         assert (tmp_path / "demo" / name).exists()
-    assert "headline results" in out and "r(tau)" in out
+    assert "headline results" in out and "verdict:" in out
+    # the ground-truth check: one subject per generating model, each listed with its generator
+    rec = read_recover(tmp_path / "demo" / "recover.nc")["model_recovery"]
+    assert sorted(rec.generator_of.values.tolist()) == ["dra", "q_learning", "soft_q"]
+    assert "per-subject recovery" in out and "BMS model frequencies vs the true mix" in out
 
 
 def test_design_command(tmp_path, capsys):

@@ -253,3 +253,22 @@ def test_labels_of_the_same_agent_with_other_options():
 
     labels, _ = _labels([nr.make_agent("q_learning"), nr.make_agent("q_learning", perseveration=True)])
     assert labels == ["q_learning", "q_learning(perseveration=True)"]
+
+
+def test_truth_recovery_by_hand():
+    import xarray as xr
+
+    from neurorl.fitting.recovery import truth_recovery
+
+    # 4 subjects, 2 models; by hand: s0 -> a (true a), s1 -> b (true a), s2 -> b (true b), s3 -> a (tie -> first)
+    L = xr.DataArray([[-1.0, -5.0, -9.0, -2.0], [-3.0, -4.0, -1.0, -2.0]], dims=("model", "subject"),
+                     coords={"model": ["a", "b"], "subject": ["s0", "s1", "s2", "s3"]})
+    res = truth_recovery(L, {"s0": "a", "s1": "a", "s2": "b", "s3": "b"}, criterion="bic")
+    np.testing.assert_array_equal(res.counts.values, [[1, 1], [1, 1]])
+    np.testing.assert_array_equal(res.selected_model.values, ["a", "b", "b", "a"])
+    assert res.attrs["n_correct"] == 2 and res.attrs["accuracy"] == 0.5
+    np.testing.assert_allclose(res.confusion.values, [[0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(ValueError, match="not among the candidates"):
+        truth_recovery(L, ["a", "a", "c", "b"])
+    with pytest.raises(ValueError, match="no generating model"):
+        truth_recovery(L, {"s0": "a"})

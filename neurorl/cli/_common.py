@@ -15,21 +15,28 @@ from ..results import open_group as _open_group
 
 __all__ = ["DEMO_TASK", "DEMO_AGENTS", "UsageError", "parse_agent_spec", "read_data"]
 
-DEMO_TASK = "mouse_bandit"
-#: The demo's agents: ``name -> (options, parameters)``. The options (``fixed`` included) are the ones the demo
-#: fits with; the parameters are simulation values typical of a mouse on the 0/1-reward bandit (they centre the
-#: generating distributions of the demo's model recovery). They are tuned to 0/1 rewards: the agents' own defaults
-#: follow their papers' reward scales (e.g. DRA's ``sigma_base = 5`` for rewards around 10). ``soft_q`` fixes the
-#: true critic's rate (it does not affect choices, so choices cannot estimate it; the bundled cohort was generated
-#: with this value); ``policy_compression`` fixes the marginal's rate (free, it lets the marginal collapse onto one
-#: action and the MAP Hessian becomes NaN for some subjects).
+#: The design of the bundled cohort (docs/tasks.md, "Choosing a design"): branching with stakes, the frequent bandit
+#: state six times as frequent as the rare one.
+DEMO_TASK = "branching_stakes:p_frequent=0.6,p_rare=0.1"
+#: The demo's agents: ``name -> (options, parameters)``. The options (``fixed`` included) are the ones the demo fits
+#: with and the bundled cohort was generated with (analyses/make_demo_data.py); the parameters are typical values on
+#: ``DEMO_TASK`` (the centres of the cohort's generating distributions). ``soft_q`` fixes the true critic's rate (it
+#: does not affect choices, so choices cannot estimate it). DRA keeps its default ``sigma_base = 5``, which suits the
+#: task's rewards of +-2 (SD 1).
 DEMO_AGENTS = {
+    "dra": ({}, {"alpha_q": 0.1, "alpha_sigma": 0.17, "lam": 0.08}),
+    "soft_q": ({"fixed": {"eta_true": 0.1}}, {"tau": 1.0, "eta": 0.1}),
+    "q_learning": ({}, {"alpha": 0.3, "beta": 3.0}),
+}
+#: ``neurorl simulate --demo-params``: options and values typical of a mouse on a 0/1-reward bandit (the earlier
+#: demo's; DRA's memory SDs scaled to the 0/1 rewards, policy compression's marginal rate fixed).
+BANDIT_SIM_PARAMS = {
     "q_learning": ({}, {"alpha": 0.35, "beta": 4.0}),
     "soft_q": ({"fixed": {"eta_true": 0.1}}, {"tau": 0.25, "eta": 0.35}),
     "dra": ({"sigma_base": 0.5, "sigma0": 0.25}, {"alpha_q": 0.3, "alpha_sigma": 0.5, "lam": 1.0}),
     "policy_compression": ({"fixed": {"alpha_p": 0.01}}, {"beta": 3.0, "alpha_v": 0.3, "alpha_theta": 0.1}),
 }
-#: Agents that ``simulate`` knows good mouse-bandit values for, besides the demo's (used by ``--demo-params``).
+#: Further agents that ``simulate --demo-params`` knows mouse-bandit values for.
 EXTRA_SIM_PARAMS = {
     "actor_critic": ({}, {"alpha_v": 0.3, "alpha_theta": 0.5}),
     "rflr": ({}, {}),  # Beron et al. 2022 80-20 fit (the agent's defaults)

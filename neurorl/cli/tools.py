@@ -5,7 +5,7 @@ import numpy as np
 
 from ..io import write_simulation
 from ._common import (
-    DEMO_AGENTS,
+    BANDIT_SIM_PARAMS,
     EXTRA_SIM_PARAMS,
     UsageError,
     _check_out,
@@ -62,7 +62,7 @@ def _cmd_simulate(args) -> int:
     name, options, fixed = parse_agent_spec(args.agent)
     params = {}
     if args.demo_params:
-        table = {**DEMO_AGENTS, **EXTRA_SIM_PARAMS}
+        table = {**BANDIT_SIM_PARAMS, **EXTRA_SIM_PARAMS}
         if name not in table:
             raise UsageError(f"--demo-params: no demo values for {name!r} (have {sorted(table)})")
         opt0, params = table[name]
@@ -136,7 +136,7 @@ def register(sub) -> None:
     sp.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="parameter value for all subjects; repeat for several (default: the agent's defaults)")
     sp.add_argument("--demo-params", action="store_true",
-                    help="start from the demo's options and parameter values for this agent (tuned to 0/1 rewards)")
+                    help="start from options and parameter values typical of a mouse on a 0/1-reward bandit")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--out", "-o", default="out/simulation.nc", help="output netCDF path (default out/simulation.nc)")
     sp.add_argument("--csv", default=None, metavar="PATH.csv", help="also write the trials as CSV (+ .json sidecar)")

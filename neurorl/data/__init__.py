@@ -7,15 +7,17 @@ folder links to them and documents provenance and schema (``data/README.md``). T
 
 Files
 -----
-``mouse_bandit_cohort.nc``
-    A synthetic cohort (16 mice x 400 trials) on the mouse two-armed bandit, simulated by a max-ent
-    (``soft_q``) agent: groups ``trials``, ``latents`` (the generating agent's latents) and ``params`` (each
-    subject's true parameters); read it with :func:`neurorl.read_simulation`.
-``mouse_bandit_cohort.csv`` (+ ``.csv.json`` sidecar)
+``demo_cohort.nc``
+    A mixed synthetic cohort on ``branching_stakes`` (the design of docs/tasks.md, "Choosing a design"): 12 subjects
+    x 1,000 trials, 4 simulated by DRA, 4 by max-ent (``soft_q``) and 4 by Q-learning, in a random order; groups
+    ``trials``, ``latents`` (the generating agents' shared latents) and ``params`` (each subject's generating
+    ``model`` and true parameters); the attribute ``generating_model`` (JSON) maps subject to model. Read it with
+    :func:`neurorl.read_simulation`.
+``demo_cohort.csv`` (+ ``.csv.json`` sidecar)
     The same behaviour as a tidy table (:func:`neurorl.read_trials`).
-``mouse_bandit_neural.nc``
-    Spike counts ``(subject, trial, unit, time)`` of 6 recorded mice, half the units encoding ``v_soft``, with the
-    encoding ground truth (:func:`neurorl.decoding.read_neural` returns the Dataset).
+``demo_neural.nc``
+    Spike counts ``(subject, trial, unit, time)`` of the 4 max-ent subjects, half the units encoding ``v_soft``,
+    with the encoding ground truth (:func:`neurorl.decoding.read_neural` returns the Dataset).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from pathlib import Path
 
 __all__ = ["DEMO_COHORT", "DEMO_CSV", "DEMO_NEURAL", "path", "demo_paths", "load_demo"]
 
-DEMO_COHORT = "mouse_bandit_cohort.nc"
-DEMO_CSV = "mouse_bandit_cohort.csv"
-DEMO_NEURAL = "mouse_bandit_neural.nc"
+DEMO_COHORT = "demo_cohort.nc"
+DEMO_CSV = "demo_cohort.csv"
+DEMO_NEURAL = "demo_neural.nc"
 
 
 def path(name: str) -> Path:

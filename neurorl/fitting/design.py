@@ -40,10 +40,22 @@ import xarray as xr
 
 from ..tasks import make_task
 
-__all__ = ["design_study", "recommend", "plot_design", "wilson_interval", "DESIGN", "N_TRIALS"]
+__all__ = ["design_study", "recommend", "plot_design", "wilson_interval", "DESIGN", "N_TRIALS",
+           "DRA_ALLOCATION_PRIOR"]
 
 DESIGN = "design"
 N_TRIALS = "n_trials"
+
+#: Generating distribution of DRA subjects "whose precision allocation is visible" (docs/tasks.md, "Choosing a
+#: design"), as ``draw_params`` takes it: ``{name: (loc, scale)}`` on the unconstrained scale,
+#: ``logit alpha_sigma ~ N(logit 0.17, 0.4^2)`` (about 0.08-0.3) and ``log lam ~ N(log 0.08, 0.5^2)`` (about
+#: 0.03-0.2); ``alpha_q`` keeps the default draw (``logit alpha_q ~ N(logit 0.1, 1)``). On ``branching_stakes``
+#: (rewards +-2, SD 1; DRA's default ``sigma_base = 5``) these subjects end a session with memory SDs about half as
+#: large in the frequent bandit state as in the rare one, and choose the better option there 0.1-0.15 more often.
+#: Outside this regime DRA's SDs barely move (small ``alpha_sigma``) or stay pinned near ``sigma_base`` (large
+#: ``lam``): such subjects are behaviourally fixed-noise learners, and a design study correctly assigns them to
+#: Q-learning. It is an assumption of the design, stated with its results, not a property of DRA.
+DRA_ALLOCATION_PRIOR = {"alpha_sigma": (-1.5856, 0.4), "lam": (-2.5257, 0.5)}
 
 
 def wilson_interval(k: np.ndarray | int, n: np.ndarray | int, z: float = 1.959963984540054):

@@ -1,0 +1,1 @@
+../neurorl/data/demo_cohort.nc

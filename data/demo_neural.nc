@@ -1,0 +1,1 @@
+../neurorl/data/demo_neural.nc

@@ -1,1 +1,0 @@
-../neurorl/data/mouse_bandit_neural.nc
