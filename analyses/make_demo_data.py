@@ -207,7 +207,7 @@ def generate(args: Args) -> dict:
                "drift_rho": float(args.drift_rho), "shared_drift": float(args.shared_drift),
                "ground_truth_neural": (f"recorded: the max-ent (soft_q) subjects {', '.join(recorded)}; units with "
                                        f"group 'v_soft' encode the soft value v_soft with weight +-{args.effect} "
-                                       "(log rate per SD at the kernel peak); 'null' units encode nothing; every "
+                                       "(log rate per SD at the kernel peak); 'untuned' units encode nothing; every "
                                        "unit drifts slowly (AR(1) over trials)")})
     neural_ds["weight"].attrs["description"] = "log-rate change per SD of v_soft at the kernel peak (0: null unit)"
     neural_ds["baseline"].attrs["description"] = "baseline rate (Hz)"
