@@ -434,7 +434,23 @@ def cv_models(fits, k: int = 5, *, folds: np.ndarray | None = None, subjects=Non
     return _run_cv(problems, folds_per_unit, store, progress)
 
 
-def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None) -> CVResult:
+def _loso_unit(u: dict) -> float:
+    """One unit of :func:`loso_cv`: refit EM-MAP without subject ``i``, score ``i`` under that group prior."""
+    from .mle import EMMAP, MAP
+
+    trials, subs, i, params, names = u["trials"], u["subjects"], u["i"], u["params"], u["names"]
+    rest = trials.sel({SUBJECT: np.delete(subs, i)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = EMMAP(**{**params, "progress": False}).fit(rest)
+        mu, sd = em.group_mean_.values, em.group_sd_.values
+        kw = {k: v for k, v in params.items() if k in MAP._get_param_names()}
+        mp = MAP(**{**kw, "prior": {nm: (float(mu[j]), float(sd[j])) for j, nm in enumerate(names)},
+                    "progress": False}).fit(trials.sel({SUBJECT: [subs[i]]}))
+    return float(mp.result_["laplace_log_evidence"].values[0])
+
+
+def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None, store=None) -> CVResult:
     """Leave-one-subject-out cross-validation of a hierarchical (EM-MAP) fit.
 
     For each subject ``i`` the EM-MAP estimator (same options) is refitted to the other subjects, and ``i`` is
@@ -443,19 +459,30 @@ def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None) -> CVResul
     the out-of-sample score of the group level; the per-trial exact K-fold of :func:`exact_cv` scores the subject
     level.
 
+    Each left-out subject is one unit of :mod:`neurorl.parallel` (local processes or a Dask cluster inside
+    ``with neurorl.parallel.parallel(...)``). With an int (or None) ``rng`` every refit uses the estimator's own
+    ``rng``, as a serial refit would; with a ``Generator`` the refit of subject ``i`` draws from
+    :func:`neurorl.parallel.unit_seed` ``(rng, i)``, so results never depend on the order of the refits.
+
     Parameters
     ----------
     fit : EMMAP
         A fitted EM-MAP estimator (its options are reused).
     trials : xarray.Dataset
         The trials it was fitted to.
+    progress : bool, optional
+        A progress bar over subjects (default: more than 10 subjects).
+    store : str or path-like, optional
+        Directory of a resumable study (:class:`neurorl.parallel.UnitStore`).
 
     Returns
     -------
     CVResult
         ``elpd`` sums the per-subject scores; ``se = sqrt(N var)`` over subjects; ``pointwise`` has ``elpd_subject``.
     """
-    from .mle import EMMAP, MAP
+    from .. import parallel as _par
+    from ..results import trials_fingerprint
+    from .mle import EMMAP
 
     if not isinstance(fit, EMMAP) or not hasattr(fit, "result_"):
         raise ValueError("loso_cv: pass a fitted EMMAP estimator")
@@ -464,29 +491,20 @@ def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None) -> CVResul
         raise ValueError(f"loso_cv: needs at least 3 subjects, got {subs.size}")
     params = fit.get_params()
     names = list(fit.layout_.names)
-    scores = np.full(subs.size, np.nan)
+    root = params.get("rng")
+    units = []
+    for i in range(subs.size):
+        p = dict(params)
+        if isinstance(root, np.random.Generator):
+            p["rng"] = np.random.default_rng(_par.unit_seed(root, i))
+        units.append({"trials": trials, "subjects": subs, "i": i, "params": p, "names": names})
     show = progress if progress is not None else subs.size > 10
-    bar = None
-    if show:
-        from ..progress import progress_bar
-
-        bar = progress_bar(True, f"LOSO {fit.agent_.name}", subs.size, unit="subjects")
-    try:
-        for i, s in enumerate(subs):
-            rest = trials.sel({SUBJECT: np.delete(subs, i)})
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                em = EMMAP(**{**params, "progress": False}).fit(rest)
-                mu, sd = em.group_mean_.values, em.group_sd_.values
-                kw = {k: v for k, v in params.items() if k in MAP._get_param_names()}
-                mp = MAP(**{**kw, "prior": {nm: (float(mu[j]), float(sd[j])) for j, nm in enumerate(names)},
-                            "progress": False}).fit(trials.sel({SUBJECT: [s]}))
-            scores[i] = float(mp.result_["laplace_log_evidence"].values[0])
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    rid = repr(root) if not isinstance(root, np.random.Generator) else \
+        repr(_par.unit_seed(root, 0).entropy)  # a Generator by its seed, not its address
+    study = {"function": "loso_cv", "params": {k: repr(v) for k, v in params.items() if k != "rng"}, "rng": rid,
+             "trials": trials_fingerprint(trials)}
+    scores = np.array(_par.map_units(_loso_unit, units, store=store, study=study, progress=bool(show),
+                                     desc=f"LOSO {fit.agent_.name}", compile_key=lambda u: 0), dtype=float)
     pointwise = xr.Dataset({"elpd_subject": (SUBJECT, scores)}, coords={SUBJECT: subs},
                            attrs={"agent": fit.agent_.name, "method": "loso"})
     N = subs.size
