@@ -84,6 +84,11 @@ def _count_cache_use():
     return dict(cache._bench_counts)
 
 
+def _cpu_seconds():
+    """Processor time of this worker process so far."""
+    return time.process_time()
+
+
 def _cache_counts():
     from neurorl.backend import cache
 
@@ -170,11 +175,14 @@ def main(argv=None) -> None:
     try:
         client.run(_count_cache_use)
         with par.parallel(client, cache_dir=cluster_cache):
+            w0 = client.run(_cpu_seconds)
             with get_task_stream(client) as ts_cold:
-                res, rows["cluster cold"] = timed(lambda: study(args))
+                res, rows["cluster cold"] = timed(lambda: study(args), cpu, "cluster cold")
+            w1 = client.run(_cpu_seconds)
             cold_counts = client.run(_cache_counts)
             with get_task_stream(client) as ts_warm:
-                _, rows["cluster warm"] = timed(lambda: study(args))
+                _, rows["cluster warm"] = timed(lambda: study(args), cpu, "cluster warm")
+            w2 = client.run(_cpu_seconds)
             warm_counts = client.run(_cache_counts)
             _, t_empty = timed(lambda: par.map_units(_nothing, range(args.empty)))
     finally:
@@ -184,9 +192,10 @@ def main(argv=None) -> None:
 
     print(f"\n{'run':<16}{'wall s':>9}{'per unit s':>12}{'CPU s':>9}")
     for k, v in rows.items():
-        c = f"{cpu[k]:>9.2f}" if k in cpu else f"{'':>9}"
+        c = f"{cpu[k]:>9.2f}"
         print(f"{k:<16}{v:>9.2f}{v / n_units:>12.3f}{c}")
-    print("(CPU s: processor time of this process; on an idle machine the serial wall time is close to it)")
+    print("(CPU s: processor time of this process (the workers' own below); on an idle machine the serial wall time "
+          "is close to it)")
     w = args.workers
     for state in ("cold", "warm"):
         s, c = rows[f"serial {state}"], rows[f"cluster {state}"]
@@ -209,6 +218,14 @@ def main(argv=None) -> None:
     flags = {c["xla_flags"] for c in warm_counts.values()} | {c["omp"] for c in warm_counts.values()}
     print(f"worker thread settings: {sorted(flags)}")
     print(f"cluster results equal the serial ones bit for bit: {same}")
+    # processor time does not depend on how many other jobs share the cores: the wall time an idle machine with
+    # `workers` free cores would need is about (this process's CPU) + (the busiest worker's CPU)
+    for state, (a, b) in (("cold", (w0, w1)), ("warm", (w1, w2))):
+        per = [b[k] - a[k] for k in b if k in a]
+        idle = cpu[f"cluster {state}"] + max(per)
+        print(f"CPU s ({state}): serial {cpu[f'serial {state}']:.2f}; cluster: this process "
+              f"{cpu[f'cluster {state}']:.2f} + workers {', '.join(f'{v:.2f}' for v in per)} -> on {w} idle cores "
+              f"about {idle:.2f} s wall, a speed-up of {cpu[f'serial {state}'] / idle:.2f}x (CPU-time estimate)")
     load_after = _loadavg()
     print(f"load average before {load_before}, after {load_after} (1, 5, 15 min) on {os.cpu_count()} cores")
 

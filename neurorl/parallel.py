@@ -75,7 +75,7 @@ import numpy as np
 
 __all__ = [
     "Executor", "UnitStore", "map_units", "parallel", "current", "unit_seed", "chunks", "study_fingerprint", "add_arguments",
-    "from_args", "one_thread", "ONE_THREAD_ENV", "ONE_THREAD_XLA_FLAGS",
+    "from_args", "array_digest", "one_thread", "ONE_THREAD_ENV", "ONE_THREAD_XLA_FLAGS",
 ]
 
 _CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("neurorl_executor", default=None)
@@ -273,6 +273,12 @@ def study_fingerprint(description: dict) -> str:
     """A SHA-256 hash (hex, 16 characters) of a JSON description of a study (values that are not JSON use repr)."""
     text = json.dumps(description, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def array_digest(a) -> str:
+    """A SHA-256 hash (hex, 16 characters) of an array's dtype, shape and bytes, for :func:`study_fingerprint`."""
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
 
 
 def _to_dataset(value):

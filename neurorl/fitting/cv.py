@@ -318,18 +318,12 @@ def _cv_result(p: dict, parts: list, blocks: list) -> CVResult:
     return CVResult(float(flat.sum()), float(math.sqrt(N * np.var(flat))) if N else float("nan"), int(N), pointwise)
 
 
-def _digest(a) -> str:
-    import hashlib
-
-    a = np.ascontiguousarray(a)
-    return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
-
-
 def _run_cv(problems: dict, folds_per_unit, store, progress) -> dict:
     """Exact CV of several models: one unit of :mod:`neurorl.parallel` per model x block of folds."""
     from .. import parallel as _par
     from ..results import trials_fingerprint
 
+    _digest = _par.array_digest
     units, blocks_of, study = [], {}, {"function": "exact_cv", "models": {}}
     for name, p in problems.items():
         K = p["folds"].shape[0]
