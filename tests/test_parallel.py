@@ -29,7 +29,11 @@ def _draw(unit, rng):
 
 
 def _draw_and_env(unit, rng):
-    return {"x": unit + rng.standard_normal(4), "cache": np.array(os.environ.get("NEURORL_CACHE_DIR", ""))}
+    from threadpoolctl import threadpool_info
+
+    return {"x": unit + rng.standard_normal(4), "cache": np.array(os.environ.get("NEURORL_CACHE_DIR", "")),
+            "xla": np.array(os.environ.get("XLA_FLAGS", "")), "omp": np.array(os.environ.get("OMP_NUM_THREADS", "")),
+            "blas_threads": np.array([p["num_threads"] for p in threadpool_info()] or [1])}
 
 
 def _counting(unit, rng, *, log: Path, fail_at: int | None = None):
@@ -99,6 +103,9 @@ def test_local_processes_give_the_serial_results_and_share_the_cache_dir(tmp_pat
     for a, b in zip(serial, procs):
         assert np.array_equal(a["x"], b["x"])
         assert str(b["cache"]) == str(tmp_path / "cache")
+        # every worker computes on one thread (threads=1, the default): XLA, OpenMP and the loaded BLAS pools
+        assert {"--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"} <= set(str(b["xla"]).split())
+        assert str(b["omp"]) == "1" and set(b["blas_threads"].tolist()) == {1}
 
 
 @pytest.mark.slow
