@@ -1,4 +1,4 @@
-"""Benchmark: a model-recovery study serially and on a 2-worker local Dask cluster, in the same run.
+"""Benchmark: a model-recovery study serially, on 2 local processes and on a 2-worker local Dask cluster, in one run.
 
 Study: :func:`neurorl.fitting.recovery.model_recovery` of ``q_learning`` vs ``rflr`` on ``mouse_bandit`` (MAP, BIC),
 ``--subjects`` simulated subjects per generator x ``--trials`` trials, fitted in units of ``--block`` subjects (one
@@ -161,6 +161,19 @@ def main(argv=None) -> None:
     _, t_sim = timed(lambda: [nr.simulate(a, "mouse_bandit", n_subjects=args.subjects, n_trials=args.trials,
                                           rng=args.seed) for a in ("q_learning", "rflr")])
 
+    # the same study on local processes (neurorl.parallel's ProcessPool executor), each run in a fresh pool
+    import resource
+
+    procs_cache = os.path.join(root, "processes")
+    child_cpu = {}
+    for state in ("cold", "warm"):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with par.parallel(workers=args.workers, cache_dir=procs_cache):
+            res_p, rows[f"processes {state}"] = timed(lambda: study(args), cpu, f"processes {state}")
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's processes, reaped at the block's end
+        child_cpu[state] = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    same_p = bool(np.array_equal(res_p["log_evidence"].values, ref["log_evidence"].values))
+
     import dask
 
     # dask's statistical profiler samples every worker's stack every 10 ms; on a loaded machine its GIL hand-offs
@@ -198,9 +211,10 @@ def main(argv=None) -> None:
           "is close to it)")
     w = args.workers
     for state in ("cold", "warm"):
-        s, c = rows[f"serial {state}"], rows[f"cluster {state}"]
-        print(f"{state}: speed-up {s / c:.2f}x on {w} workers; overhead per unit "
-              f"{(c - s / w) * w / n_units:+.3f} s (cluster - serial/{w}, spread over the units)")
+        for kind in ("cluster", "processes"):
+            s, c = rows[f"serial {state}"], rows[f"{kind} {state}"]
+            print(f"{state}, {kind}: speed-up {s / c:.2f}x on {w} workers; overhead per unit "
+                  f"{(c - s / w) * w / n_units:+.3f} s ({kind} - serial/{w}, spread over the units)")
     print(f"cluster start-up {startup:.2f} s; empty task round trip {t_empty / args.empty * 1e3:.1f} ms per task "
           f"({args.empty} tasks)")
     print(f"in this process (serial in both runs): simulating the cohorts {t_sim:.2f} s "
@@ -226,6 +240,14 @@ def main(argv=None) -> None:
         print(f"CPU s ({state}): serial {cpu[f'serial {state}']:.2f}; cluster: this process "
               f"{cpu[f'cluster {state}']:.2f} + workers {', '.join(f'{v:.2f}' for v in per)} -> on {w} idle cores "
               f"about {idle:.2f} s wall, a speed-up of {cpu[f'serial {state}'] / idle:.2f}x (CPU-time estimate)")
+    for state in ("cold", "warm"):
+        total = child_cpu[state]
+        idle = cpu[f"processes {state}"] + total / w
+        print(f"CPU s ({state}): serial {cpu[f'serial {state}']:.2f}; local processes: this process "
+              f"{cpu[f'processes {state}']:.2f} + workers {total:.2f} in all (start-up included) -> on {w} idle cores "
+              f"about {idle:.2f} s wall, a speed-up of {cpu[f'serial {state}'] / idle:.2f}x (CPU-time estimate, "
+              "units shared evenly)")
+    print(f"local processes' results equal the serial ones bit for bit: {same_p}")
     load_after = _loadavg()
     print(f"load average before {load_before}, after {load_after} (1, 5, 15 min) on {os.cpu_count()} cores")
 
