@@ -260,6 +260,11 @@ def main(argv=None) -> None:
     print(f"\nprojection: a 1,000-cohort design study (each cohort this study: {n_units} units of {unit:.2f} s, the "
           f"measured warm unit on a worker) = {total / 3600:.1f} CPU hours serially; on {workers} workers about "
           f"{projected / 60:.0f} min (work / workers + task overhead + one cold unit per worker)")
+    c = cpu["serial warm"] / n_units  # processor time per unit: what an idle core needs
+    total_c = cohorts * n_units * c
+    print(f"with the processor time per unit instead ({c:.2f} s: serial warm CPU / units, what an idle core takes): "
+          f"{total_c / 3600:.1f} CPU hours; on {workers} workers about "
+          f"{(total_c / workers + cohorts * n_units * per_task / workers + rows['serial cold'] / n_units) / 60:.1f} min")
 
 
 if __name__ == "__main__":
