@@ -239,7 +239,9 @@ def main(argv=None) -> None:
         idle = cpu[f"cluster {state}"] + max(per)
         print(f"CPU s ({state}): serial {cpu[f'serial {state}']:.2f}; cluster: this process "
               f"{cpu[f'cluster {state}']:.2f} + workers {', '.join(f'{v:.2f}' for v in per)} -> on {w} idle cores "
-              f"about {idle:.2f} s wall, a speed-up of {cpu[f'serial {state}'] / idle:.2f}x (CPU-time estimate)")
+              f"about {idle:.2f} s wall, a speed-up of {cpu[f'serial {state}'] / idle:.2f}x (CPU-time estimate; it "
+              "counts Dask's own threads, whose processor time grows with the wall time: an upper bound on a loaded "
+              "machine)")
     for state in ("cold", "warm"):
         total = child_cpu[state]
         idle = cpu[f"processes {state}"] + total / w
