@@ -119,10 +119,8 @@ def design_study(agents: Sequence | Mapping, designs: Sequence | Mapping, n_tria
     store : path, optional
         Directory of finished cells (a resumable study; see the module docstring).
     progress : bool, optional
-        A progress bar over cells (default: on).
-
-    Runs on the executor of the enclosing :func:`neurorl.parallel.parallel` block (serially outside one), one unit
-    per cell.
+        A progress bar over cells (default: on). The cells run on the executor of the enclosing
+        :func:`neurorl.parallel.parallel` block (serially outside one), one unit per cell.
 
     Returns
     -------
