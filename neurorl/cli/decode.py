@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +156,8 @@ def _cmd_decode(args) -> int:
                                          rng=rng)
         try:
             res = compare_latents(nd, merged, cands, null_latents=null, time=args.time,
-                                  store=Path(args.store) / f"nulls-{s}" if args.store and null is not None else None)
+                                  store=Path(args.store) / ("nulls-" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(s)))
+                                  if args.store and null is not None else None)
         except ValueError as exc:
             raise UsageError(f"{str(args.neural)!r}, subject {s!r}: {exc}") from None
         res = res.assign_coords(subject_label=str(s))
