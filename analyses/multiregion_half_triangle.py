@@ -21,6 +21,7 @@ not show it; balanced accuracy, chance 0.5), and the agent's location (tile row 
 Usage::
 
     python analyses/multiregion_half_triangle.py --seeds 0,1
+    python analyses/multiregion_half_triangle.py --seeds 0,1,2,3 --workers 4   # one run per process
     python analyses/multiregion_half_triangle.py --quick
 
 Outputs: ``results/multiregion_half_triangle_seed<seed>/`` (``result.md``, ``learning.png``, ``decoding.png``) and,
@@ -29,6 +30,7 @@ unless ``--quick`` or ``--no-docs``, ``docs/analyses/multiregion_half_triangle.m
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import neurorl as nr
-from neurorl.agents.deep.common import latents_to_neural
+from neurorl.agents.deep.common import latents_to_neural, over_seeds
 from neurorl.agents.deep.drqn import DRQN, DRQNConfig
 from neurorl.agents.deep.multiregion import MultiRegionDRQN
 from neurorl.analysis import AnalysisOutput, parse_args
@@ -65,6 +67,7 @@ class Args:
     out_root: str = ""
     docs_dir: str = ""
     docs: bool = True
+    workers: int = 0
 
 
 QUICK = {"seeds": "0", "episodes": 4, "episode_length": 40, "n_envs": 2, "updates_per_episode": 2, "eval_every": 2,
@@ -125,6 +128,19 @@ def decode_regions(ag, trials, lat):
     return out
 
 
+def train_one(kind: str, seed: int, *, task, args) -> dict:
+    """Train one network from one seed, then roll it out greedily and decode its regions (one unit of work)."""
+    t1 = time.perf_counter()
+    ag = make_agent(kind, task, args, seed)
+    hist = ag.train(args.episodes, progress=args.progress)
+    tr, lat = ag.rollout(1, args.rollout_rows, rng=1000 + seed, greedy=True)
+    s, n_ep = success(tr)
+    print(f"{kind} seed {seed}: success {s:.3f} ({time.perf_counter() - t1:.0f} s)", flush=True)
+    return {"train_reward": np.asarray(hist["reward"]), "eval": np.asarray(hist["eval_reward"]),
+            "success": s, "episodes": n_ep, "decoding": decode_regions(ag, tr, lat),
+            "seconds": time.perf_counter() - t1, "n_params": sum(p.numel() for p in ag.net.parameters())}
+
+
 def main(args: Args) -> dict:
     output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
     args = output.args
@@ -132,19 +148,10 @@ def main(args: Args) -> dict:
     t0 = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     task = nr.make_task("half_triangle", memory=True, max_steps=30)
-    runs = {}
-    for kind in CONFIGS:
-        for seed in seeds:
-            t1 = time.perf_counter()
-            ag = make_agent(kind, task, args, seed)
-            hist = ag.train(args.episodes, progress=args.progress)
-            tr, lat = ag.rollout(1, args.rollout_rows, rng=1000 + seed, greedy=True)
-            s, n_ep = success(tr)
-            runs[(kind, seed)] = {"train_reward": np.asarray(hist["reward"]), "eval": np.asarray(hist["eval_reward"]),
-                                  "success": s, "episodes": n_ep, "decoding": decode_regions(ag, tr, lat),
-                                  "seconds": time.perf_counter() - t1,
-                                  "n_params": sum(p.numel() for p in ag.net.parameters())}
-            print(f"{kind} seed {seed}: success {s:.3f} ({time.perf_counter() - t1:.0f} s)", flush=True)
+    # one unit of neurorl.parallel per network x seed (--workers N: side by side, one torch thread each)
+    with nr.parallel.parallel(workers=args.workers or None):
+        runs = over_seeds(functools.partial(train_one, task=task, args=args), seeds, settings=CONFIGS,
+                          desc="network x seed runs")
     best_eval = max(float(np.nanmax(r["eval"])) if np.isfinite(r["eval"]).any() else 0.0 for r in runs.values())
     for r in runs.values():
         ok = np.flatnonzero(r["eval"] >= args.threshold * best_eval) if best_eval > 0 else np.array([], int)

@@ -26,6 +26,7 @@ once and compares the steps taken with the breadth-first shortest path.
 Usage::
 
     python analyses/train_dqn_half_triangle.py --seed 0 --n-episodes 600
+    python analyses/train_dqn_half_triangle.py --seed 0 --workers 3    # the three variants side by side
 
 Outputs in ``out/train_dqn_half_triangle_seed<seed>/``: ``training_curves.png``,
 ``evaluation_<variant>.csv``, ``dqn_<variant>.pt`` (checkpoints) and ``result.md``.
@@ -33,6 +34,7 @@ Outputs in ``out/train_dqn_half_triangle_seed<seed>/``: ``training_curves.png``,
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -61,6 +63,7 @@ class Args:
     learning_starts: int = 1000
     out_root: str = "out"
     progress: bool = True
+    workers: int = 0
 
 
 def _smooth(x, k):
@@ -68,6 +71,24 @@ def _smooth(x, k):
     k = max(1, min(k, len(x)))
     c = np.convolve(np.nan_to_num(x), np.ones(k) / k, mode="valid")
     return np.arange(k - 1, len(x)), c
+
+
+def train_variant(v: str, seed: int, *, cfg, args, out) -> dict:
+    """Train, evaluate and save one variant from one seed (one unit of work)."""
+    task = nr.make_task("half_triangle", max_steps=args.max_steps, lights=(v == "lights"), memory=(v == "memory"))
+    agent = DQN(cfg)
+    t0 = time.perf_counter()
+    history = agent.train(task, args.n_episodes, seed=seed, progress=args.progress)
+    seconds = time.perf_counter() - t0
+    ev = agent.evaluate(task)
+    ev.to_dataframe().to_csv(out / f"evaluation_{v}.csv")
+    agent.save(out / f"dqn_{v}.pt")
+    result = dict(ev.attrs)
+    result["unaliased_excess"] = float(np.nanmean(ev["excess_steps"].values[~ev["aliased"].values])) \
+        if (~ev["aliased"].values & ev["success"].values).any() else float("nan")
+    result["n_updates"] = agent.n_updates_
+    result["train_steps"] = int(history["steps"].sum())
+    return {"result": result, "history": history, "seconds": seconds}
 
 
 def main(args: Args) -> dict:
@@ -83,21 +104,13 @@ def main(args: Args) -> dict:
     variants = [v for v in ("plain", "lights", "memory") if getattr(args, v)]
     if not variants:
         raise ValueError("train_dqn_half_triangle: enable at least one of --plain, --lights, --memory")
-    results, histories, timings = {}, {}, {}
-    for v in variants:
-        task = nr.make_task("half_triangle", max_steps=args.max_steps, lights=(v == "lights"), memory=(v == "memory"))
-        agent = DQN(cfg)
-        t0 = time.perf_counter()
-        histories[v] = agent.train(task, args.n_episodes, seed=args.seed, progress=args.progress)
-        timings[v] = time.perf_counter() - t0
-        ev = agent.evaluate(task)
-        ev.to_dataframe().to_csv(out / f"evaluation_{v}.csv")
-        agent.save(out / f"dqn_{v}.pt")
-        results[v] = dict(ev.attrs)
-        results[v]["unaliased_excess"] = float(np.nanmean(ev["excess_steps"].values[~ev["aliased"].values])) \
-            if (~ev["aliased"].values & ev["success"].values).any() else float("nan")
-        results[v]["n_updates"] = agent.n_updates_
-        results[v]["train_steps"] = int(histories[v]["steps"].sum())
+    # one unit of neurorl.parallel per variant (--workers N: side by side, one torch thread each)
+    with nr.parallel.parallel(workers=args.workers or None):
+        runs = common.over_seeds(functools.partial(train_variant, cfg=cfg, args=args, out=out), [args.seed],
+                                 settings=variants, desc="DQN variants")
+    results = {v: runs[(v, args.seed)]["result"] for v in variants}
+    histories = {v: runs[(v, args.seed)]["history"] for v in variants}
+    timings = {v: runs[(v, args.seed)]["seconds"] for v in variants}
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     k = max(1, args.n_episodes // 30)

@@ -52,6 +52,12 @@ Assumptions
 [A2] ``fn`` and the units must be picklable (``cloudpickle`` is used, so closures and lambdas are fine).
 [A3] A store holds netCDF: a unit's result must be an ``xarray.Dataset``, a ``DataArray``, a numpy array (or
      scalar) or a dict of arrays; it is read back exactly (float64 round-trips bit for bit).
+[A4] Workers compute on one thread each by default (``threads=1``): N workers on N cores then neither
+     oversubscribe the machine nor depend on how a library sizes its pool. Local processes are set up before their
+     first unit; a Dask worker is set up by its first unit (JAX reads ``XLA_FLAGS`` when its backend starts, so a
+     worker that already ran JAX code keeps its pool: start Dask workers with ``--nthreads 1`` and the variables
+     of :data:`ONE_THREAD_ENV` and ``XLA_FLAGS`` set, as docs/parallel.md shows). The serial path leaves this
+     process alone: a baseline to compare with must set the same variables itself (benchmarks/scale_out.py does).
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ import numpy as np
 
 __all__ = [
     "Executor", "UnitStore", "map_units", "parallel", "current", "unit_seed", "chunks", "study_fingerprint", "add_arguments",
-    "from_args",
+    "from_args", "array_digest", "one_thread", "ONE_THREAD_ENV", "ONE_THREAD_XLA_FLAGS",
 ]
 
 _CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("neurorl_executor", default=None)
@@ -129,9 +135,17 @@ class Executor:
         directory on a shared file system there).
     retries : int, default 3
         Local processes: how many times a pool broken by a dead worker is restarted.
+    threads : int or None, default 1
+        Compute threads of each worker: 1 (default) runs every worker on one thread (:func:`one_thread`: BLAS,
+        torch and XLA), so that N workers use N cores and do not compete for them ([A4]); None leaves the workers'
+        thread pools as they are. The serial executor never changes this process.
     """
 
-    def __init__(self, client=None, *, workers: int | None = None, cache_dir=None, retries: int = 3):
+    def __init__(self, client=None, *, workers: int | None = None, cache_dir=None, retries: int = 3,
+                 threads: int | None = 1):
+        if threads not in (None, 1):
+            raise ValueError(f"threads must be 1 or None, got {threads!r}")
+        self.threads = threads
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
                                     or workers < 0):
             raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
@@ -150,7 +164,7 @@ class Executor:
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(cache_dir,))
+                                             initializer=_worker_init, initargs=(cache_dir, self.threads))
         return self._pool
 
     def close(self, *, wait: bool = True) -> None:
@@ -190,7 +204,7 @@ def current() -> Executor:
 
 @contextlib.contextmanager
 def parallel(client=None, *, workers: int | None = None, scheduler: str | None = None, cache_dir=None,
-             retries: int = 3):
+             retries: int = 3, threads: int | None = 1):
     """Run every :func:`map_units` inside the block on the chosen executor.
 
     Parameters
@@ -202,7 +216,7 @@ def parallel(client=None, *, workers: int | None = None, scheduler: str | None =
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); a client is opened for the block and closed at
         its end.
-    cache_dir, retries
+    cache_dir, retries, threads
         See :class:`Executor`.
 
     Yields
@@ -218,7 +232,7 @@ def parallel(client=None, *, workers: int | None = None, scheduler: str | None =
                 raise ValueError("parallel: give client or scheduler, not both")
             Client = _dask_client_class()
             own = client = Client(scheduler)
-        ex = Executor(client, workers=workers, cache_dir=cache_dir, retries=retries)
+        ex = Executor(client, workers=workers, cache_dir=cache_dir, retries=retries, threads=threads)
     token = _CURRENT.set(ex)
     try:
         yield ex
@@ -259,6 +273,12 @@ def study_fingerprint(description: dict) -> str:
     """A SHA-256 hash (hex, 16 characters) of a JSON description of a study (values that are not JSON use repr)."""
     text = json.dumps(description, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def array_digest(a) -> str:
+    """A SHA-256 hash (hex, 16 characters) of an array's dtype, shape and bytes, for :func:`study_fingerprint`."""
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
 
 
 def _to_dataset(value):
@@ -394,8 +414,11 @@ def _dumps(obj) -> bytes:
     return cloudpickle.dumps(obj)
 
 
-def _run_unit(fn, unit, seed_seq, cache_dir):
-    """Run one unit in a worker: the cache directory is set first, ``fn`` gets a Generator when seeded."""
+def _run_unit(fn, unit, seed_seq, cache_dir, threads=None):
+    """Run one unit in a worker: the cache directory (and one thread) set first, ``fn`` gets a Generator when
+    seeded."""
+    if threads == 1:
+        one_thread()
     if isinstance(fn, bytes):
         import pickle
 
@@ -412,9 +435,46 @@ def _note(exc: BaseException, desc: str, index: int, where: str = "") -> None:
     exc.add_note(f"neurorl.parallel: raised by unit {index} of {desc}" + (f" {where}" if where else ""))
 
 
-def _worker_init(cache_dir):
+#: environment that makes a worker compute on one thread (read by OpenMP/MKL/OpenBLAS, torch and JAX at start-up)
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+#: XLA flags of one compute thread per JAX process (the Eigen pool and XLA's intra-op pool)
+ONE_THREAD_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+_ONE_THREAD_DONE = False
+
+
+def one_thread() -> dict:
+    """Make this process compute on one thread: the environment of :data:`ONE_THREAD_ENV` and
+    :data:`ONE_THREAD_XLA_FLAGS`, the BLAS pools already loaded (``threadpoolctl``) and torch's pool.
+
+    Worker processes call it before their first unit ([A4]): JAX reads ``XLA_FLAGS`` when its backend starts (the
+    first computation), torch reads ``OMP_NUM_THREADS`` when imported; pools already running are limited at run
+    time. Returns what the process now uses (for reports and tests).
+    """
+    global _ONE_THREAD_DONE
+    if not _ONE_THREAD_DONE:
+        os.environ.update(ONE_THREAD_ENV)
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        os.environ["XLA_FLAGS"] = " ".join(flags + [f for f in ONE_THREAD_XLA_FLAGS if f not in flags])
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            pass
+        _ONE_THREAD_DONE = True
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    return {"XLA_FLAGS": os.environ["XLA_FLAGS"], **{k: os.environ[k] for k in ONE_THREAD_ENV},
+            "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None}
+
+
+def _worker_init(cache_dir, threads=1):
     if cache_dir is not None:
         os.environ["NEURORL_CACHE_DIR"] = cache_dir
+    if threads == 1:
+        one_thread()
 
 
 def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=None, study: dict | None = None,
@@ -545,7 +605,7 @@ def _run_processes(ex: Executor, fn, units, seeds, phases, finish, desc):
         try:
             while phases and not broken:
                 pending = phases[0]
-                futures = {pool.submit(_run_unit, payload, units[i], seeds[i], cdir): i for i in pending}
+                futures = {pool.submit(_run_unit, payload, units[i], seeds[i], cdir, ex.threads): i for i in pending}
                 for fut in as_completed(futures):
                     i = futures[fut]
                     try:
@@ -588,7 +648,7 @@ def _run_dask_phase(ex: Executor, fn, units, seeds, todo, finish, desc):
     futures = {}
     stamp = f"{int(time.time() * 1e6):x}"
     for i in todo:
-        fut = client.submit(_run_unit, fn, units[i], seeds[i], ex.cache_dir, pure=False,
+        fut = client.submit(_run_unit, fn, units[i], seeds[i], ex.cache_dir, ex.threads, pure=False,
                             key=f"neurorl-unit-{i}-{stamp}")
         futures[fut] = i
     try:

@@ -155,3 +155,17 @@ def test_plots_return_axes(session):
     with pytest.raises(ValueError, match="give score_b"):
         plot_unit_comparison(np.arange(3.0))
     plt.close("all")
+
+
+def test_compare_latents_null_batches_are_stored_and_resumed(session, tmp_path):
+    sim, neural, truth, null = session
+    kw = dict(null_latents=null, subject=0, batch_size=16)
+    ref = compare_latents(neural, sim.latents, ("v", "rpe"), **kw)
+    stored = compare_latents(neural, sim.latents, ("v", "rpe"), store=tmp_path / "nulls", **kw)
+    files = sorted((tmp_path / "nulls").glob("unit-*.nc"))
+    assert len(files) == -(-null.sizes["draw"] // 16)  # one unit per batch of 16 draws
+    files[1].unlink()  # as if the run had stopped before this batch finished
+    resumed = compare_latents(neural, sim.latents, ("v", "rpe"), store=tmp_path / "nulls", **kw)
+    for res in (stored, resumed):
+        np.testing.assert_array_equal(res["null_score"].values, ref["null_score"].values)
+        np.testing.assert_array_equal(res["p"].values, ref["p"].values)

@@ -30,7 +30,7 @@ def test_design_study_cells_are_seeded_resumable_and_summarised(tmp_path):
     kw = dict(n_subjects=4, params=PARAMS, estimator_options={"n_starts": 1}, seed=3, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        st = design_study(AGENTS, {"b82": task}, [20, 120], cache_dir=tmp_path, **kw)
+        st = design_study(AGENTS, {"b82": task}, [20, 120], store=tmp_path, **kw)
         # a cell equals model_recovery run alone with the seed derived from its grid position
         ref = model_recovery(AGENTS, task, n_subjects=4, n_trials=120, params=PARAMS,
                              estimator_options={"n_starts": 1},
@@ -44,9 +44,9 @@ def test_design_study_cells_are_seeded_resumable_and_summarised(tmp_path):
     # a learner (alpha 0.5) and a near-non-learner (alpha 0.02) separate with enough trials
     assert float(st.accuracy.sel(design="b82", n_trials=120)) >= 0.75
     # resumable: the finished cells are on disk and a rerun loads them (same numbers, no refit)
-    files = sorted(tmp_path.glob("b82__T*.nc"))
+    files = sorted(tmp_path.glob("unit-*.nc"))
     assert len(files) == 2
-    again = design_study(AGENTS, {"b82": task}, [20, 120], cache_dir=tmp_path, **kw)
+    again = design_study(AGENTS, {"b82": task}, [20, 120], store=tmp_path, **kw)
     np.testing.assert_array_equal(again.counts.values, st.counts.values)
     rec = recommend(st, 0.5)
     cheapest = [int(t) for t in st.n_trials.values if float(st.accuracy.sel(design="b82", n_trials=t)) >= 0.5][0]

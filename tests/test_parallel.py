@@ -29,7 +29,11 @@ def _draw(unit, rng):
 
 
 def _draw_and_env(unit, rng):
-    return {"x": unit + rng.standard_normal(4), "cache": np.array(os.environ.get("NEURORL_CACHE_DIR", ""))}
+    from threadpoolctl import threadpool_info
+
+    return {"x": unit + rng.standard_normal(4), "cache": np.array(os.environ.get("NEURORL_CACHE_DIR", "")),
+            "xla": np.array(os.environ.get("XLA_FLAGS", "")), "omp": np.array(os.environ.get("OMP_NUM_THREADS", "")),
+            "blas_threads": np.array([p["num_threads"] for p in threadpool_info()] or [1])}
 
 
 def _counting(unit, rng, *, log: Path, fail_at: int | None = None):
@@ -99,6 +103,9 @@ def test_local_processes_give_the_serial_results_and_share_the_cache_dir(tmp_pat
     for a, b in zip(serial, procs):
         assert np.array_equal(a["x"], b["x"])
         assert str(b["cache"]) == str(tmp_path / "cache")
+        # every worker computes on one thread (threads=1, the default): XLA, OpenMP and the loaded BLAS pools
+        assert {"--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"} <= set(str(b["xla"]).split())
+        assert str(b["omp"]) == "1" and set(b["blas_threads"].tolist()) == {1}
 
 
 @pytest.mark.slow
@@ -181,3 +188,104 @@ def test_cli_parallel_options_are_checked(tmp_path, capsys):
     assert main([*base, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2  # mutually exclusive
     assert "not allowed with argument" in capsys.readouterr().err
     assert not (tmp_path / "r.nc").exists()
+
+
+# ============================================================================ the studies that use the layer
+def _dqn_run(seed):
+    """A tiny DQN training run (one unit of common.over_seeds)."""
+    import neurorl as nr
+    from neurorl.agents.deep.dqn import DQN, DQNConfig
+
+    cfg = DQNConfig(warmup_episodes=1, learning_starts=16, batch_size=8)
+    agent = DQN(cfg)
+    hist = agent.train(nr.make_task("half_triangle", max_steps=12), 3, seed=seed, progress=False)
+    weights = np.concatenate([p.detach().numpy().ravel() for p in agent.net_.parameters()])
+    return {"loss": np.asarray(hist["loss"].values, float), "weights": weights}
+
+
+def test_exact_cv_design_cells_and_seed_runs_on_a_dask_cluster_equal_serial(client, tmp_path):
+    import warnings
+
+    import neurorl as nr
+    from neurorl.agents.deep import common
+    from neurorl.fitting import MAP
+    from neurorl.fitting.cv import cv_models
+    from neurorl.fitting.design import design_study
+
+    sim = nr.simulate("q_learning", TASK, n_subjects=3, n_trials=40, rng=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = {m: MAP(m, n_starts=1, rng=0, progress=False).fit(sim.trials) for m in AGENTS}
+    design = dict(n_subjects=2, estimator_options={"n_starts": 1}, seed=5, progress=False)
+    serial = {"cv": cv_models(fits, 3), "design": design_study(AGENTS, [TASK], [30, 60], **design),
+              "seeds": common.over_seeds(_dqn_run, [0, 1])}
+    with par.parallel(client), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = cv_models(fits, 3, store=tmp_path / "cv")
+        st = design_study(AGENTS, [TASK], [30, 60], store=tmp_path / "design", **design)
+        runs = common.over_seeds(_dqn_run, [0, 1])
+    assert len(list((tmp_path / "cv").glob("unit-*.nc"))) == 6  # 2 models x 3 folds
+    assert len(list((tmp_path / "design").glob("unit-*.nc"))) == 2  # 2 cells
+    for m in AGENTS:
+        for v in ("elpd_cv", "theta_fold", "converged"):
+            np.testing.assert_array_equal(cv[m].pointwise[v].values, serial["cv"][m].pointwise[v].values)
+        assert cv[m].elpd == serial["cv"][m].elpd
+    xr.testing.assert_identical(st, serial["design"])
+    for s in (0, 1):
+        for k in ("loss", "weights"):
+            np.testing.assert_array_equal(runs[s][k], serial["seeds"][s][k])
+    assert not np.array_equal(runs[0]["weights"], runs[1]["weights"])  # the seeds differ
+
+
+def test_neurorl_design_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
+    import neurorl.fitting.design as design_mod
+    from neurorl.cli import main
+    from neurorl.results import open_group
+
+    calls = []
+    real = design_mod._design_cell
+
+    def cell(c, fail_at=None):
+        calls.append(c["n_trials"])
+        if c["n_trials"] == fail_at:
+            raise KeyboardInterrupt
+        return real(c)
+
+    cmd = ["design", "--agent", "q_learning", "--agent", "rflr", "--task", TASK, "--trials", "30", "60",
+           "--subjects", "2", "--starts", "1", "--no-figures", "--quiet"]
+    store = tmp_path / "cells"
+    monkeypatch.setattr(design_mod, "_design_cell", lambda c: cell(c, fail_at=60))
+    assert main([*cmd, "--store", str(store), "-o", str(tmp_path / "d.nc")]) == 1  # interrupted at the 2nd cell
+    assert "interrupted" in capsys.readouterr().err and not (tmp_path / "d.nc").exists()
+    assert len(list(store.glob("unit-*.nc"))) == 1
+    calls.clear()
+    monkeypatch.setattr(design_mod, "_design_cell", cell)
+    assert main([*cmd, "--store", str(store), "-o", str(tmp_path / "d.nc")]) == 0
+    assert calls == [60]  # only the missing cell ran
+    assert main([*cmd, "--store", str(tmp_path / "fresh"), "-o", str(tmp_path / "fresh.nc")]) == 0
+    resumed, fresh = open_group(tmp_path / "d.nc", "study"), open_group(tmp_path / "fresh.nc", "study")
+    for v in ("counts", "accuracy", "confusion"):
+        np.testing.assert_array_equal(resumed[v].values, fresh[v].values)
+
+
+@pytest.mark.slow  # PyMC builds and samples two models in each of two runs
+def test_hierarchical_fits_of_several_models_on_processes_equal_serial():
+    import warnings
+
+    import neurorl as nr
+    from neurorl.fitting.bayes_models import fit_bayes_models
+
+    sim = nr.simulate("q_learning", "bandit", n_subjects=3, n_trials=30, rng=4)
+    kw = dict(draws=20, tune=20, chains=2, sampler="pymc", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial = fit_bayes_models(["q_learning", "rflr"], sim.trials, random_seed=7, **kw)
+        with par.parallel(workers=2):
+            procs = fit_bayes_models(["q_learning", "rflr"], sim.trials, random_seed=7, **kw)
+    for m in ("q_learning", "rflr"):
+        for g in ("posterior", "log_likelihood"):
+            xr.testing.assert_equal(procs[m].idata_[g].to_dataset() if hasattr(procs[m].idata_[g], "to_dataset")
+                                    else procs[m].idata_[g], serial[m].idata_[g])
+        np.testing.assert_array_equal(procs[m].params_.to_array().values, serial[m].params_.to_array().values)
+    assert not np.array_equal(serial["q_learning"].idata_.posterior["group_mean"].values[..., 0],
+                              serial["rflr"].idata_.posterior["group_mean"].values[..., 0])

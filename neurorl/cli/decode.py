@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,9 @@ def _cmd_decode(args) -> int:
             null = pseudosession_latents(agent, task, p_s, n=args.nulls, n_trials=int(tr_s["valid"].size),
                                          rng=rng)
         try:
-            res = compare_latents(nd, merged, cands, null_latents=null, time=args.time)
+            res = compare_latents(nd, merged, cands, null_latents=null, time=args.time,
+                                  store=Path(args.store) / ("nulls-" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(s)))
+                                  if args.store and null is not None else None)
         except ValueError as exc:
             raise UsageError(f"{str(args.neural)!r}, subject {s!r}: {exc}") from None
         res = res.assign_coords(subject_label=str(s))
@@ -228,6 +231,9 @@ def register(sub) -> None:
     sp.add_argument("--task", default=None, metavar="SPEC",
                     help="task generator for the pseudosessions (default: recorded in the trials' attributes)")
     sp.add_argument("--nulls", type=int, default=200, help="pseudosessions per subject (default 200; 0: none)")
+    sp.add_argument("--store", default=None, metavar="DIR",
+                    help="write every finished batch of null draws to DIR (a folder per subject) and resume from it "
+                         "when rerun")
     sp.add_argument("--time", choices=["resolved", "pooled"], default="resolved",
                     help="score every time bin (default) or the activity summed over time")
     sp.add_argument("--subject", nargs="+", default=None, metavar="LABEL", help="decode only these subjects")

@@ -289,16 +289,25 @@ def _cmd_compare(args) -> int:
 
 def _predictive(args, models, trials_of, loo, table):
     """Exact CV (``--cv K``) for every subject, or LOO with exact CV for the subjects where it is unreliable."""
-    from ..fitting.cv import cv_compare, exact_cv, loo_with_fallback
+    from pathlib import Path
+
+    from ..fitting.cv import cv_compare, cv_models, exact_cv, loo_with_fallback
+
+    def saved(name):
+        m = models[name]
+        return {"result": m["result"], "trials": trials_of[name], "agent": _agent_of(m["spec"]),
+                "covariates": m["spec"].get("covariates") or None}
 
     def refit(name, subjects, k):
-        m = models[name]
-        return exact_cv(m["result"], k, trials=trials_of[name], agent=_agent_of(m["spec"]),
-                        covariates=m["spec"].get("covariates") or None, subjects=subjects, progress=not args.quiet)
+        store = Path(args.store) / f"cv_fallback-{name}" if args.store else None
+        f = saved(name)
+        return exact_cv(f["result"], k, trials=f["trials"], agent=f["agent"], covariates=f["covariates"],
+                        subjects=subjects, progress=not args.quiet, store=store)
 
     eq = json.loads(table.attrs["equivalent"])
     if args.cv:
-        cvs = {k: refit(k, None, args.cv) for k in models}
+        cvs = cv_models({k: saved(k) for k in models}, args.cv, progress=not args.quiet,
+                        store=Path(args.store) / "exact_cv" if args.store else None)
         return (cv_compare(cvs, equivalent=eq), f"exact {args.cv}-fold CV"), []
     if loo is None or args.cv_fallback_folds == 0:  # 0: no fallback (the verdict then leaves unreliable LOO out)
         return None, []
@@ -436,5 +445,8 @@ def register(sub) -> None:
     sp.add_argument("--cv-fallback-folds", type=int, default=10, metavar="K",
                     help="folds of the exact CV that replaces LOO for subjects whose Pareto k is bad (default 10; "
                          "0: no fallback, and the verdict leaves an unreliable LOO out)")
+    sp.add_argument("--store", default=None, metavar="DIR",
+                    help="write every finished unit of the exact CV (--cv, or the LOO fallback) to DIR and resume "
+                         "from it when rerun (a resumable study)")
     add_parallel_arguments(sp)
     _finish(sp, _cmd_compare, out="compare.nc", figures="the PNG figure")

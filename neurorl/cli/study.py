@@ -41,10 +41,10 @@ def _cmd_design(args) -> int:
 
         label = re.sub(r"[^A-Za-z0-9_-]+", "_", spec.replace(".", "p")).strip("_")
         designs[label] = _make_task(spec)
-    cache = Path(args.cache) if args.cache else out.with_suffix(".cells")
+    cache = Path(args.store) if args.store else out.with_suffix(".cells")
     try:
         study = design_study(agents, designs, args.trials, n_subjects=args.subjects, criterion=args.criterion,
-                             estimator_options={"n_starts": args.starts}, seed=args.seed, cache_dir=cache,
+                             estimator_options={"n_starts": args.starts}, seed=args.seed, store=cache,
                              progress=not args.quiet)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -158,8 +158,9 @@ def register(sub) -> None:
                         description="For candidate agents and task designs, simulate subjects from each agent, fit "
                                     "every candidate and report the accuracy of identifying the generating model "
                                     "(95%% Wilson interval) and the confusion matrix per design and trial count, "
-                                    "with the cheapest design reaching --target. Seeded per cell; finished cells "
-                                    "are cached beside the output (rerun to resume). Writes netCDF and OUT.png.")
+                                    "with the cheapest design reaching --target. Seeded per cell; one unit of work "
+                                    "per cell (--workers, --scheduler); finished cells are stored beside the output "
+                                    "(rerun to resume). Writes netCDF and OUT.png.")
     sp.add_argument("--agent", action="append", required=True, metavar="SPEC",
                     help="candidate agent NAME[:OPTION=VALUE,...,fix.PARAM=VALUE] (repeat)")
     sp.add_argument("--task", action="append", required=True, metavar="SPEC",
@@ -171,7 +172,10 @@ def register(sub) -> None:
     sp.add_argument("--starts", type=int, default=2, help="optimiser starts per fit (default 2)")
     sp.add_argument("--target", type=float, default=0.9, help="accuracy to reach (default 0.9)")
     sp.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    sp.add_argument("--cache", default=None, help="folder of finished cells (default OUT.cells beside the output)")
+    sp.add_argument("--store", "--cache", dest="store", default=None, metavar="DIR",
+                    help="folder of finished cells: each is written there as it completes and a rerun resumes from "
+                         "it (default OUT.cells beside the output)")
+    add_parallel_arguments(sp)
     _finish(sp, _cmd_design, out="design.nc", figures="the PNG figure")
 
     # ---- recover

@@ -229,7 +229,8 @@ def _centred_p(obs, null):
 
 @with_single_threaded_blas
 def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents=None, nuisance=None, cv=None,
-                    groups=None, subject=None, time: str = "pooled", batch_size: int = 32) -> xr.Dataset:
+                    groups=None, subject=None, time: str = "pooled", batch_size: int = 32,
+                    store=None) -> xr.Dataset:
     """Paired held-out comparison of candidate latents per unit and for the population.
 
     Parameters
@@ -257,7 +258,11 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
         Subject of multi-subject latents.
     time : {"pooled", "resolved"}
     batch_size : int
-        Null draws fitted together.
+        Null draws fitted together: one unit of :mod:`neurorl.parallel` per batch (local processes or a Dask
+        cluster inside ``with neurorl.parallel.parallel(...)``; the scores draw no random numbers).
+    store : str or path-like, optional
+        Directory of a resumable null distribution: every finished batch is written there and a rerun with the same
+        inputs loads it (:class:`neurorl.parallel.UnitStore`).
 
     Returns
     -------
@@ -371,8 +376,14 @@ def compare_latents(neural, latents, candidates=("v", "v_soft"), *, null_latents
         b = max(1, int(batch_size))
         base = np.concatenate([ones, N], axis=1)
         blocks = [Znull[s:s + b] for s in range(0, D, b)]  # units of neurorl.parallel (deterministic scores)
+        study = None
+        if store is not None:
+            from ..parallel import array_digest as _digest
+
+            study = {"function": "compare_latents", "null": _digest(Znull), "base": _digest(base), "Y": _digest(Y),
+                     "splits": [[_digest(tr), _digest(te)] for tr, te in splits], "batch_size": b}
         null_score = np.concatenate(map_units(functools.partial(_null_scores, base, Y, splits), blocks,
-                                              desc="null draws"), axis=0)
+                                              desc="null draws", store=store, study=study), axis=0)
         null_diff = np.stack([null_score[:, i] - null_score[:, j] for i, j in pairs], axis=1)  # (D, P, m)
         null_mean = null_score.mean(axis=0)
         excess = score - null_mean

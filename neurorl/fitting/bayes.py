@@ -678,9 +678,13 @@ class HierarchicalBayes:
 
     def fit(self, trials: xr.Dataset) -> "HierarchicalBayes":
         """Build the model of ``trials``, sample it, add the pointwise log-likelihood and check convergence."""
-        import arviz as az
-
         t_start = time.perf_counter()
+        seed = self._prepare(trials)
+        idata, self.sample_seconds_ = self._sample(seed)
+        return self._finish(idata, t_start)
+
+    def _prepare(self, trials: xr.Dataset) -> int:
+        """Everything of :meth:`fit` before sampling (model built, generator seeded); returns the sampler's seed."""
         agent, layout, data = self._setup(trials)
         self.sampler_ = _resolve_sampler(self.sampler)
         self.agent_, self.layout_, self._data, self.trials_ = agent, layout, data, data.trials
@@ -689,12 +693,21 @@ class HierarchicalBayes:
         self.model_, self._shared = self._build(agent, layout, data, self.sampler_)
         self._compiled = None
         self.compile_seconds_ = 0.0
-        idata, self.sample_seconds_ = self._sample(int(self._rng.integers(2 ** 31 - 1)))
+        return int(self._rng.integers(2 ** 31 - 1))
+
+    def _finish(self, idata, t_start: float, *, loglik_seconds: float | None = None) -> "HierarchicalBayes":
+        """Everything of :meth:`fit` after sampling: log-likelihood (unless ``idata`` has it, computed in
+        ``loglik_seconds``), diagnostics, summary, subject estimates."""
+        import arviz as az
+
+        layout, data = self.layout_, self._data
         for g in [g for g in idata.groups() if g.startswith("warmup")]:
             del idata[g]
         self.idata_ = idata
         self.loglik_seconds_ = 0.0
-        if self.log_likelihood:
+        if loglik_seconds is not None and "log_likelihood" in idata.groups():
+            self.loglik_seconds_ = float(loglik_seconds)
+        elif self.log_likelihood:
             self.add_log_likelihood()
         self.diagnostics_ = diagnose(self.idata_, label=f"{self.name_}")
         names = [n for n, _, _ in layout.terms]
@@ -704,7 +717,7 @@ class HierarchicalBayes:
                                        + ["group_mean", "group_sd"] + names, round_to="none")
         post = self.idata_.posterior
         self.params_ = xr.Dataset({n: (SUBJECT, post[n].mean(("chain", "draw")).values) for n in names},
-                                  coords={SUBJECT: data.subjects}, attrs={"agent": agent.name,
+                                  coords={SUBJECT: data.subjects}, attrs={"agent": self.agent_.name,
                                                                           "estimate": "posterior mean"})
         self.fit_seconds_ = time.perf_counter() - t_start
         return self

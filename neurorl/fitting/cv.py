@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import xarray as xr
 
 from ..schema import SUBJECT
 
-__all__ = ["block_folds", "as_folds", "CVResult", "exact_cv", "cv_compare", "loso_cv", "loo_with_fallback", "unreliable_loo_subjects",
+__all__ = ["block_folds", "as_folds", "CVResult", "exact_cv", "cv_models", "cv_compare", "loso_cv", "loo_with_fallback", "unreliable_loo_subjects",
            "K_APPROX_MAX", "HIGH_K_FRACTION_MAX"]
 
 
@@ -226,14 +227,141 @@ def _fit_parts(fit, trials=None, agent=None, covariates=None):
     return agent_, layout, data, res, prior, opts
 
 
+def _cv_problem(fit, k, trials, agent, covariates, folds, subjects, where: str = "exact_cv") -> dict:
+    """Everything the folds of one model need (validated): agent, layout, data, prior, options, estimates, folds."""
+    agent, layout, data, res, prior, opts = _fit_parts(fit, trials, agent, covariates)
+    if folds is None:
+        folds = block_folds(data.valid, k)
+    folds = np.asarray(folds, dtype=bool)
+    if folds.ndim != 3 or folds.shape[1:] != data.valid.shape:
+        raise ValueError(f"{where}: folds must have shape (k, {data.n}, {data.T}); got {folds.shape}")
+    labels = [s.item() if isinstance(s, np.generic) else s for s in data.subjects]
+    if subjects is None:
+        sel = np.arange(data.n)
+    else:
+        want = [s.item() if isinstance(s, np.generic) else s for s in np.atleast_1d(np.asarray(subjects,
+                                                                                              dtype=object))]
+        missing = [s for s in want if s not in labels]
+        if missing:
+            raise ValueError(f"{where}: subject(s) {missing} are not in the fit (subjects: {labels[:8]}...)")
+        sel = np.array([labels.index(s) for s in want], dtype=np.int64)
+    for f in range(folds.shape[0]):
+        h = folds[f][sel]
+        if np.any(h & ~data.valid[sel]):
+            raise ValueError(f"{where}: fold {f} holds out invalid (padding) trials")
+        for j, s in enumerate(sel):
+            idx = np.flatnonzero(h[j])
+            if idx.size and not np.all(data.valid[s, idx[0]:idx[-1] + 1] == h[j, idx[0]:idx[-1] + 1]):
+                raise ValueError(f"{where}: fold {f} does not hold out one contiguous block of valid trials for "
+                                 f"subject {labels[s]!r}")
+    theta_hat = res["theta"].transpose(SUBJECT, ...).values.astype(float).T  # (D, n)
+    return {"agent": agent, "layout": layout, "data": data, "prior": prior, "opts": opts, "theta_hat": theta_hat,
+            "folds": folds, "sel": sel, "labels": labels}
+
+
+def _cv_folds_unit(u: dict) -> dict:
+    """One unit of exact CV (run by :mod:`neurorl.parallel`): refit one model's subjects in a block of folds.
+
+    Returns ``pointwise`` (fold, trial, subject row: every trial scored at the fold's refitted parameters),
+    ``converged`` (fold, subject row) and ``theta`` (fold, param, subject row).
+    """
+    from .mle import _newton, _quasi_newton
+
+    p = u["problem"]
+    data, sel, opts = p["data"], p["sel"], p["opts"]
+    run = _newton if opts["optimizer"] == "newton" else _quasi_newton
+    pws, conv, theta = [], [], []
+    for f in u["folds"]:
+        held = p["folds"][f][sel]
+        trunc = _TruncRows(data, sel, held)
+        obj = _TrainObjective(p["agent"], trunc, p["layout"], opts["mode"], p["prior"], quiet=True)
+        out = run(obj, p["theta_hat"][:, sel], np.arange(sel.size), bound=opts["bound"], gtol=opts["gtol"],
+                  max_iter=opts["max_iter"])
+        pws.append(np.asarray(out["pointwise"], float))
+        conv.append(np.asarray(out["converged"], bool))
+        theta.append(np.asarray(out["theta"], float))
+    return {"pointwise": np.stack(pws), "converged": np.stack(conv), "theta": np.stack(theta)}
+
+
+def _cv_result(p: dict, parts: list, blocks: list) -> CVResult:
+    """Assemble a model's :class:`CVResult` from its fold units (in fold order)."""
+    data, sel, folds, labels, layout, agent = p["data"], p["sel"], p["folds"], p["labels"], p["layout"], p["agent"]
+    K = folds.shape[0]
+    theta_hat = p["theta_hat"]
+    elpd = np.full(data.valid.shape, np.nan)
+    fold_of = np.full(data.valid.shape, -1, dtype=np.int64)
+    conv = np.zeros((K, data.n), dtype=bool)
+    theta_fold = np.full((K,) + theta_hat.shape, np.nan)  # (fold, row, subject): each fold's refitted estimate
+    for block, part in zip(blocks, parts):
+        for b, f in enumerate(block):
+            held = folds[f][sel]
+            pw = part["pointwise"][b]  # (T, m) at the refitted parameters, full rows
+            for j, s in enumerate(sel):
+                elpd[s, held[j]] = pw[held[j], j]
+                fold_of[s, held[j]] = f
+            conv[f, sel] = part["converged"][b]
+            theta_fold[f][:, sel] = part["theta"][b]
+    not_conv = [labels[s] for s in sel if not conv[:, s].all()]
+    if not_conv:
+        warnings.warn(f"exact_cv ({agent.name}): the refit did not converge in some fold for subject(s) "
+                      f"{not_conv[:8]}; their held-out scores are at the last iterate", UserWarning, stacklevel=4)
+    flat = elpd[np.isfinite(elpd)]
+    N = flat.size
+    coords = {SUBJECT: data.subjects, "trial": data.trials["trial"].values}
+    pointwise = xr.Dataset(
+        {"elpd_cv": ((SUBJECT, "trial"), elpd), "fold": ((SUBJECT, "trial"), fold_of),
+         "elpd_subject": (SUBJECT, np.where(np.isin(np.arange(data.n), sel), np.nansum(elpd, axis=1), np.nan)),
+         "converged": (("fold", SUBJECT), conv),
+         "theta_fold": (("fold", "param", SUBJECT), theta_fold)},
+        coords={**coords, "param": list(layout.names)},
+        attrs={"agent": agent.name, "k": int(K), "method": "kfold-blocks"})
+    return CVResult(float(flat.sum()), float(math.sqrt(N * np.var(flat))) if N else float("nan"), int(N), pointwise)
+
+
+def _run_cv(problems: dict, folds_per_unit, store, progress) -> dict:
+    """Exact CV of several models: one unit of :mod:`neurorl.parallel` per model x block of folds."""
+    from .. import parallel as _par
+    from ..results import trials_fingerprint
+
+    _digest = _par.array_digest
+    units, blocks_of, study = [], {}, {"function": "exact_cv", "models": {}}
+    for name, p in problems.items():
+        K = p["folds"].shape[0]
+        blocks = [list(map(int, b)) for b in _par.chunks(K, folds_per_unit if folds_per_unit is not None else 1)]
+        blocks_of[name] = blocks
+        units += [{"name": name, "problem": p, "folds": b} for b in blocks]
+        study["models"][name] = {"agent": repr(p["agent"]), "layout": list(p["layout"].names),
+                                 "trials": trials_fingerprint(p["data"].trials), "theta": _digest(p["theta_hat"]),
+                                 "folds": _digest(p["folds"]), "subjects": _digest(p["sel"]),
+                                 "prior": None if p["prior"] is None else [_digest(v) for v in p["prior"]],
+                                 "options": p["opts"], "blocks": blocks}
+    work = sum(p["sel"].size * p["data"].T * p["folds"].shape[0] for p in problems.values())
+    show = progress if progress is not None else work > 200_000
+    names = ", ".join(problems)
+    parts = _par.map_units(_cv_folds_unit, units, store=store, study=study, progress=bool(show),
+                           desc=f"exact CV folds of {names}", compile_key=lambda u: u["name"])
+    out, i = {}, 0
+    for name, p in problems.items():
+        n = len(blocks_of[name])
+        out[name] = _cv_result(p, parts[i:i + n], blocks_of[name])
+        i += n
+    return out
+
+
 def exact_cv(fit, k: int = 5, *, trials: xr.Dataset | None = None, agent=None, covariates=None,
-             folds: np.ndarray | None = None, subjects=None, progress: bool | None = None) -> CVResult:
+             folds: np.ndarray | None = None, subjects=None, progress: bool | None = None,
+             folds_per_unit: int | None = 1, store=None) -> CVResult:
     """Exact K-fold cross-validation over contiguous blocks of trials, by refitting each fold.
 
     For each fold (:func:`block_folds`) every subject is refitted, from the full-data estimate, to its training
     trials only (same estimator, same prior: for EM-MAP the fitted group prior, held fixed), with the agent replayed
     over all trials (see the note at the top of this section); its held-out trials are then scored at the refitted
     parameters. Every valid trial is scored exactly once.
+
+    The folds are the units of :mod:`neurorl.parallel` (``folds_per_unit`` folds per unit): inside
+    ``with neurorl.parallel.parallel(...)`` they run on local processes or a Dask cluster. A fold's refit is
+    deterministic (Newton or quasi-Newton from the full-data estimate), so the result does not depend on where the
+    folds run. :func:`cv_models` cross-validates several models in one study.
 
     Parameters
     ----------
@@ -251,88 +379,72 @@ def exact_cv(fit, k: int = 5, *, trials: xr.Dataset | None = None, agent=None, c
         Subject labels to cross-validate (default: all); the others are NaN in the pointwise output and left out of
         the totals.
     progress : bool, optional
-        Show a progress bar over folds (default: when there is a lot of work).
+        Show a progress bar over units (default: when there is a lot of work).
+    folds_per_unit : int or None, default 1
+        Folds refitted by one unit of work (None: all folds in one unit).
+    store : str or path-like, optional
+        Directory of a resumable study: every finished unit is written there and a rerun loads it
+        (:class:`neurorl.parallel.UnitStore`).
 
     Returns
     -------
     CVResult
     """
-    from .mle import _newton, _quasi_newton
-
-    agent, layout, data, res, prior, opts = _fit_parts(fit, trials, agent, covariates)
-    if folds is None:
-        folds = block_folds(data.valid, k)
-    folds = np.asarray(folds, dtype=bool)
-    if folds.ndim != 3 or folds.shape[1:] != data.valid.shape:
-        raise ValueError(f"exact_cv: folds must have shape (k, {data.n}, {data.T}); got {folds.shape}")
-    labels = [s.item() if isinstance(s, np.generic) else s for s in data.subjects]
-    if subjects is None:
-        sel = np.arange(data.n)
-    else:
-        want = [s.item() if isinstance(s, np.generic) else s for s in np.atleast_1d(np.asarray(subjects,
-                                                                                              dtype=object))]
-        missing = [s for s in want if s not in labels]
-        if missing:
-            raise ValueError(f"exact_cv: subject(s) {missing} are not in the fit (subjects: {labels[:8]}...)")
-        sel = np.array([labels.index(s) for s in want], dtype=np.int64)
-    for f in range(folds.shape[0]):
-        h = folds[f][sel]
-        if np.any(h & ~data.valid[sel]):
-            raise ValueError(f"exact_cv: fold {f} holds out invalid (padding) trials")
-        for j, s in enumerate(sel):
-            idx = np.flatnonzero(h[j])
-            if idx.size and not np.all(data.valid[s, idx[0]:idx[-1] + 1] == h[j, idx[0]:idx[-1] + 1]):
-                raise ValueError(f"exact_cv: fold {f} does not hold out one contiguous block of valid trials for "
-                                 f"subject {labels[s]!r}")
-    theta_hat = res["theta"].transpose(SUBJECT, ...).values.astype(float).T  # (D, n)
-    run = _newton if opts["optimizer"] == "newton" else _quasi_newton
-    K = folds.shape[0]
-    elpd = np.full(data.valid.shape, np.nan)
-    fold_of = np.full(data.valid.shape, -1, dtype=np.int64)
-    conv = np.zeros((K, data.n), dtype=bool)
-    theta_fold = np.full((K,) + theta_hat.shape, np.nan)  # (fold, row, subject): each fold's refitted estimate
-    show = progress if progress is not None else sel.size * data.T * K > 200_000
-    bar = None
-    if show:
-        from ..progress import progress_bar
-
-        bar = progress_bar(True, f"exact CV {agent.name}", K, unit="folds")
-    try:
-        for f in range(K):
-            held = folds[f][sel]
-            trunc = _TruncRows(data, sel, held)
-            obj = _TrainObjective(agent, trunc, layout, opts["mode"], prior, quiet=True)
-            rows = np.arange(sel.size)
-            out = run(obj, theta_hat[:, sel], rows, bound=opts["bound"], gtol=opts["gtol"], max_iter=opts["max_iter"])
-            pw = out["pointwise"]  # (T, m) at the refitted parameters, full rows
-            for j, s in enumerate(sel):
-                elpd[s, held[j]] = pw[held[j], j]
-                fold_of[s, held[j]] = f
-            conv[f, sel] = out["converged"]
-            theta_fold[f][:, sel] = out["theta"]
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    not_conv = [labels[s] for s in sel if not conv[:, s].all()]
-    if not_conv:
-        warnings.warn(f"exact_cv ({agent.name}): the refit did not converge in some fold for subject(s) "
-                      f"{not_conv[:8]}; their held-out scores are at the last iterate", UserWarning, stacklevel=2)
-    flat = elpd[np.isfinite(elpd)]
-    N = flat.size
-    coords = {SUBJECT: data.subjects, "trial": data.trials["trial"].values}
-    pointwise = xr.Dataset(
-        {"elpd_cv": ((SUBJECT, "trial"), elpd), "fold": ((SUBJECT, "trial"), fold_of),
-         "elpd_subject": (SUBJECT, np.where(np.isin(np.arange(data.n), sel), np.nansum(elpd, axis=1), np.nan)),
-         "converged": (("fold", SUBJECT), conv),
-         "theta_fold": (("fold", "param", SUBJECT), theta_fold)},
-        coords={**coords, "param": list(layout.names)},
-        attrs={"agent": agent.name, "k": int(K), "method": "kfold-blocks"})
-    return CVResult(float(flat.sum()), float(math.sqrt(N * np.var(flat))) if N else float("nan"), int(N), pointwise)
+    p = _cv_problem(fit, k, trials, agent, covariates, folds, subjects)
+    return _run_cv({p["agent"].name: p}, folds_per_unit, store, progress)[p["agent"].name]
 
 
-def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None) -> CVResult:
+def cv_models(fits, k: int = 5, *, folds: np.ndarray | None = None, subjects=None, progress: bool | None = None,
+              folds_per_unit: int | None = 1, store=None) -> dict:
+    """Exact K-fold cross-validation of several models in one study (one unit per model x block of folds).
+
+    Parameters
+    ----------
+    fits : mapping
+        Model name -> a fitted MLE/MAP/EMMAP estimator, or a dict ``{"result": result dataset, "trials": ...,
+        "agent": ..., "covariates": ...}`` (a model saved by ``neurorl fit``).
+    k, folds, subjects, progress, folds_per_unit, store
+        As :func:`exact_cv` (the same folds and subjects for every model, so that the scores are paired).
+
+    Returns
+    -------
+    dict
+        Model name -> :class:`CVResult`, each equal to :func:`exact_cv` of that model alone (for
+        :func:`cv_compare`).
+    """
+    if not fits:
+        raise ValueError("cv_models: pass a non-empty mapping model name -> fitted estimator")
+    problems = {}
+    for name, f in fits.items():
+        if isinstance(f, Mapping):
+            unknown = sorted(set(f) - {"result", "trials", "agent", "covariates"})
+            if unknown or "result" not in f:
+                raise ValueError(f"cv_models: model {name!r}: a dict needs 'result' (and 'trials', 'agent', "
+                                 f"'covariates'); got keys {sorted(f)}")
+            problems[str(name)] = _cv_problem(f["result"], k, f.get("trials"), f.get("agent"), f.get("covariates"),
+                                              folds, subjects, where=f"cv_models ({name})")
+        else:
+            problems[str(name)] = _cv_problem(f, k, None, None, None, folds, subjects, where=f"cv_models ({name})")
+    return _run_cv(problems, folds_per_unit, store, progress)
+
+
+def _loso_unit(u: dict) -> float:
+    """One unit of :func:`loso_cv`: refit EM-MAP without subject ``i``, score ``i`` under that group prior."""
+    from .mle import EMMAP, MAP
+
+    trials, subs, i, params, names = u["trials"], u["subjects"], u["i"], u["params"], u["names"]
+    rest = trials.sel({SUBJECT: np.delete(subs, i)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = EMMAP(**{**params, "progress": False}).fit(rest)
+        mu, sd = em.group_mean_.values, em.group_sd_.values
+        kw = {k: v for k, v in params.items() if k in MAP._get_param_names()}
+        mp = MAP(**{**kw, "prior": {nm: (float(mu[j]), float(sd[j])) for j, nm in enumerate(names)},
+                    "progress": False}).fit(trials.sel({SUBJECT: [subs[i]]}))
+    return float(mp.result_["laplace_log_evidence"].values[0])
+
+
+def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None, store=None) -> CVResult:
     """Leave-one-subject-out cross-validation of a hierarchical (EM-MAP) fit.
 
     For each subject ``i`` the EM-MAP estimator (same options) is refitted to the other subjects, and ``i`` is
@@ -341,19 +453,30 @@ def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None) -> CVResul
     the out-of-sample score of the group level; the per-trial exact K-fold of :func:`exact_cv` scores the subject
     level.
 
+    Each left-out subject is one unit of :mod:`neurorl.parallel` (local processes or a Dask cluster inside
+    ``with neurorl.parallel.parallel(...)``). With an int (or None) ``rng`` every refit uses the estimator's own
+    ``rng``, as a serial refit would; with a ``Generator`` the refit of subject ``i`` draws from
+    :func:`neurorl.parallel.unit_seed` ``(rng, i)``, so results never depend on the order of the refits.
+
     Parameters
     ----------
     fit : EMMAP
         A fitted EM-MAP estimator (its options are reused).
     trials : xarray.Dataset
         The trials it was fitted to.
+    progress : bool, optional
+        A progress bar over subjects (default: more than 10 subjects).
+    store : str or path-like, optional
+        Directory of a resumable study (:class:`neurorl.parallel.UnitStore`).
 
     Returns
     -------
     CVResult
         ``elpd`` sums the per-subject scores; ``se = sqrt(N var)`` over subjects; ``pointwise`` has ``elpd_subject``.
     """
-    from .mle import EMMAP, MAP
+    from .. import parallel as _par
+    from ..results import trials_fingerprint
+    from .mle import EMMAP
 
     if not isinstance(fit, EMMAP) or not hasattr(fit, "result_"):
         raise ValueError("loso_cv: pass a fitted EMMAP estimator")
@@ -362,29 +485,20 @@ def loso_cv(fit, trials: xr.Dataset, *, progress: bool | None = None) -> CVResul
         raise ValueError(f"loso_cv: needs at least 3 subjects, got {subs.size}")
     params = fit.get_params()
     names = list(fit.layout_.names)
-    scores = np.full(subs.size, np.nan)
+    root = params.get("rng")
+    units = []
+    for i in range(subs.size):
+        p = dict(params)
+        if isinstance(root, np.random.Generator):
+            p["rng"] = np.random.default_rng(_par.unit_seed(root, i))
+        units.append({"trials": trials, "subjects": subs, "i": i, "params": p, "names": names})
     show = progress if progress is not None else subs.size > 10
-    bar = None
-    if show:
-        from ..progress import progress_bar
-
-        bar = progress_bar(True, f"LOSO {fit.agent_.name}", subs.size, unit="subjects")
-    try:
-        for i, s in enumerate(subs):
-            rest = trials.sel({SUBJECT: np.delete(subs, i)})
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                em = EMMAP(**{**params, "progress": False}).fit(rest)
-                mu, sd = em.group_mean_.values, em.group_sd_.values
-                kw = {k: v for k, v in params.items() if k in MAP._get_param_names()}
-                mp = MAP(**{**kw, "prior": {nm: (float(mu[j]), float(sd[j])) for j, nm in enumerate(names)},
-                            "progress": False}).fit(trials.sel({SUBJECT: [s]}))
-            scores[i] = float(mp.result_["laplace_log_evidence"].values[0])
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    rid = repr(root) if not isinstance(root, np.random.Generator) else \
+        repr(_par.unit_seed(root, 0).entropy)  # a Generator by its seed, not its address
+    study = {"function": "loso_cv", "params": {k: repr(v) for k, v in params.items() if k != "rng"}, "rng": rid,
+             "trials": trials_fingerprint(trials)}
+    scores = np.array(_par.map_units(_loso_unit, units, store=store, study=study, progress=bool(show),
+                                     desc=f"LOSO {fit.agent_.name}", compile_key=lambda u: 0), dtype=float)
     pointwise = xr.Dataset({"elpd_subject": (SUBJECT, scores)}, coords={SUBJECT: subs},
                            attrs={"agent": fit.agent_.name, "method": "loso"})
     N = subs.size

@@ -16,22 +16,25 @@ generators being equally represented); its 95 % interval is the Wilson score int
 It is the expected per-subject recovery accuracy of a cohort whose subjects are drawn equally from the candidates;
 it does not depend on the cohort size, which only sets the width of the interval (``n_subjects`` per model).
 
-Seeds and resuming
-------------------
+Seeds, workers and resuming
+---------------------------
 Each cell's seed is derived from the root seed and the cell's position in the grid
 (``numpy.random.SeedSequence(seed, spawn_key=(design index, trials index))``), so a cell's result does not depend on
-which other cells are run, in which order, or on how many workers run them. With ``cache_dir`` every finished cell is
-written (atomically) to ``cache_dir/<design>__T<trials>__<key>.nc``, where ``key`` hashes everything that changes
-the cell (agents, task options, trials, subjects, seed, criterion, estimator options); a rerun loads finished cells
-and runs only the missing ones. All cells go through :func:`_run_cells`, the one loop to hand to a parallel
-execution layer.
+which other cells are run, in which order, or on how many workers run them. The cells are the units of
+:mod:`neurorl.parallel` (:func:`neurorl.parallel.map_units`): inside ``with neurorl.parallel.parallel(...)`` (or
+``neurorl design --workers N / --scheduler ADDRESS``) they run on local processes or a Dask cluster, one model
+recovery per cell, with the results of a serial run. The first cell of each design runs before the others of that
+design, so that on an empty compiled-likelihood cache one worker compiles the design's likelihoods and the others
+load them. With ``store=DIR`` every finished cell is written to ``DIR`` (:class:`neurorl.parallel.UnitStore`,
+atomically) as it completes; a rerun of the same study loads the finished cells and runs only the missing ones, and
+a store of another study (other agents, designs, trials, subjects, seed, criterion or estimator options) is
+refused.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,33 +93,22 @@ def _design_tasks(designs) -> dict[str, Any]:
     return out
 
 
-def _cell_key(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def _design_cell(cell: dict) -> xr.Dataset:
+    """One unit of a design study: model recovery in one cell, seeded by the cell's grid position."""
+    from .recovery import model_recovery
 
-
-def _run_cells(cells: Sequence[dict], run_one: Callable[[dict], xr.Dataset], progress: bool) -> list[xr.Dataset]:
-    """Run every cell (serially, in order). The one loop of the study: a parallel execution layer replaces it."""
-    bar = None
-    if progress:
-        from ..progress import progress_bar
-
-        bar = progress_bar(True, "design study", len(cells), unit="cells")
-    out = []
-    try:
-        for cell in cells:
-            out.append(run_one(cell))
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return out
+    rng = np.random.default_rng(np.random.SeedSequence(int(cell["seed"]), spawn_key=(cell["i"], cell["j"])))
+    ds = model_recovery(cell["agents"], cell["task"], n_subjects=int(cell["n_subjects"]), n_trials=cell["n_trials"],
+                        params=cell["params"], criterion=cell["criterion"], estimator=cell["estimator"],
+                        estimator_options=cell["estimator_options"], rng=rng, progress=False)
+    keep = ds[[v for v in ("confusion", "counts", "bms_bor", "bms_frequency") if v in ds]]
+    return keep.assign_attrs(spec=json.dumps(cell["spec"], default=str))
 
 
 def design_study(agents: Sequence | Mapping, designs: Sequence | Mapping, n_trials: Sequence[int], *,
                  n_subjects: int = 20, params: Mapping | None = None, criterion: str = "bic",
                  estimator: str = "MAP", estimator_options: Mapping | None = None, seed: int = 0,
-                 cache_dir: str | Path | None = None, progress: bool | None = None) -> xr.Dataset:
+                 store: str | Path | None = None, progress: bool | None = None) -> xr.Dataset:
     """Model recovery over a grid of designs and trials per subject.
 
     Parameters
@@ -136,10 +128,11 @@ def design_study(agents: Sequence | Mapping, designs: Sequence | Mapping, n_tria
         As :func:`neurorl.fitting.recovery.model_recovery`.
     seed : int, default 0
         Root seed; each cell's seed is derived from it and the cell's grid position.
-    cache_dir : path, optional
-        Directory for finished cells (resumable; see the module docstring).
+    store : path, optional
+        Directory of finished cells (a resumable study; see the module docstring).
     progress : bool, optional
-        A progress bar over cells (default: on).
+        A progress bar over cells (default: on). The cells run on the executor of the enclosing
+        :func:`neurorl.parallel.parallel` block (serially outside one), one unit per cell.
 
     Returns
     -------
@@ -149,7 +142,7 @@ def design_study(agents: Sequence | Mapping, designs: Sequence | Mapping, n_tria
         ``n_correct``, ``n_total`` (design, n_trials), ``bms_bor`` (design, n_trials, generator) when BMS ran.
         Attributes: ``criterion``, ``n_subjects``, ``seed``, ``agents``, ``designs`` (JSON: label -> task repr).
     """
-    from .recovery import _labels, model_recovery
+    from .recovery import _labels
 
     labels, objs = _labels(agents)
     tasks = _design_tasks(designs)
@@ -161,9 +154,6 @@ def design_study(agents: Sequence | Mapping, designs: Sequence | Mapping, n_tria
     if int(n_subjects) < 1:
         raise ValueError(f"design_study: n_subjects must be >= 1, got {n_subjects}")
     agent_map = dict(zip(labels, objs))
-    cache = Path(cache_dir) if cache_dir is not None else None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
     cells = []
     for i, (dlab, task) in enumerate(tasks.items()):
         for j, T in enumerate(trials):
@@ -172,27 +162,15 @@ def design_study(agents: Sequence | Mapping, designs: Sequence | Mapping, n_tria
                     "estimator": estimator, "estimator_options": dict(estimator_options or {}),
                     "params": {k: repr(v) for k, v in (params or {}).items()}}
             cells.append({"design": dlab, "task": task, "n_trials": T, "i": i, "j": j, "spec": spec,
-                          "path": None if cache is None else cache / f"{dlab}__T{T}__{_cell_key(spec)}.nc"})
-
-    def run_one(cell):
-        path = cell["path"]
-        if path is not None and path.exists():
-            return xr.load_dataset(path)
-        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(cell["i"], cell["j"])))
-        ds = model_recovery(agent_map, cell["task"], n_subjects=int(n_subjects), n_trials=cell["n_trials"],
-                            params=params, criterion=criterion, estimator=estimator,
-                            estimator_options=estimator_options, rng=rng, progress=False)
-        keep = ds[[v for v in ("confusion", "counts", "bms_bor", "bms_frequency") if v in ds]]
-        keep = keep.assign_attrs(spec=json.dumps(cell["spec"], default=str))
-        if path is not None:
-            from ..results import atomic_output
-
-            with atomic_output(path) as tmp:
-                keep.to_netcdf(tmp, engine="netcdf4")
-        return keep
+                          "agents": agent_map, "n_subjects": int(n_subjects), "params": params,
+                          "criterion": criterion, "estimator": estimator, "estimator_options": estimator_options,
+                          "seed": int(seed)})
+    from .. import parallel as _par
 
     show = True if progress is None else bool(progress)
-    results = _run_cells(cells, run_one, show)
+    study = {"function": "design_study", "cells": [c["spec"] for c in cells]}
+    results = _par.map_units(_design_cell, cells, store=store, study=study, progress=show, desc="design study cells",
+                             compile_key=lambda c: c["design"])
     K = len(labels)
     D, J = len(tasks), len(trials)
     conf = np.empty((D, J, K, K))

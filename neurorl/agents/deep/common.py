@@ -8,6 +8,7 @@ Contents
 * :func:`require_torch` -- the torch module, or an ImportError saying how to install it.
 * :func:`seed_everything` -- seeds torch, numpy and :mod:`random`; returns generators.
 * :class:`torch_threads` -- a context manager setting torch's intra-op thread count (end of file).
+* :func:`over_seeds` -- independent training runs over seeds (x settings) as units of :mod:`neurorl.parallel`.
 * :func:`features`, :func:`n_features` -- network inputs of a task's states.
 * :class:`ReplayBuffer` (transitions) and :class:`EpisodeBuffer` (whole episodes), both
   sampled uniformly with a numpy Generator.
@@ -53,7 +54,7 @@ __all__ = [
     "require_torch", "seed_everything", "torch_threads", "features", "n_features", "ReplayBuffer", "EpisodeBuffer",
     "save_checkpoint", "load_checkpoint", "progress", "policy_epsilon_greedy", "policy_softmax",
     "value_latents", "pad_ragged", "to_trials", "to_latents", "latents_to_neural", "output_dir",
-    "parse_args", "write_result", "HIDDEN_UNIT", "ACTION_LATENTS",
+    "parse_args", "write_result", "over_seeds", "HIDDEN_UNIT", "ACTION_LATENTS",
 ]
 
 HIDDEN_UNIT = "hidden_unit"
@@ -611,3 +612,56 @@ class torch_threads:
         if self._old is not None:
             require_torch().set_num_threads(self._old)
         return False
+
+
+# --------------------------------------------------------------------------- runs over seeds
+def _seed_unit(unit, *, fn):
+    """One unit of :func:`over_seeds`: ``fn(*unit)`` on one torch thread (restored afterwards)."""
+    with torch_threads(1):
+        return fn(*unit)
+
+
+def over_seeds(fn, seeds: Sequence[int], *, settings: Sequence | None = None, progress: bool = False,
+               desc: str = "training runs", store=None, study: Mapping | None = None) -> dict:
+    """Train (and evaluate) one run per seed -- or per setting x seed -- as units of :mod:`neurorl.parallel`.
+
+    Deep-agent analyses repeat a training run over seeds (and network or task settings); the runs are independent,
+    so each is one unit of work: inside ``with neurorl.parallel.parallel(workers=N)`` (or on a Dask cluster) they
+    train side by side, each worker on one thread. A run is seeded by its own seed (``fn`` builds its agent with
+    it), so its result does not depend on where it ran, and every run computes on one torch thread
+    (:class:`torch_threads`) in every executor, serial included, so that a run's numbers are those of the same run
+    on a worker.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(seed)`` or, with ``settings``, ``fn(setting, seed)``; returns the run's results (picklable: numbers,
+        arrays, dicts of them). Module-level functions or ``functools.partial`` of them travel to workers.
+    seeds : sequence of int
+    settings : sequence, optional
+        Settings to cross with the seeds (setting-major order).
+    progress : bool, default False
+        A progress bar over runs.
+    desc : str
+        What the runs are (progress bar).
+    store, study
+        A resumable study (:func:`neurorl.parallel.map_units`; results must then be arrays or dicts of arrays).
+
+    Returns
+    -------
+    dict
+        ``{seed: result}``, or ``{(setting, seed): result}`` with ``settings``, in the order of the runs.
+    """
+    import functools
+
+    from ... import parallel as _par
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("over_seeds: give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"over_seeds: seeds repeat: {seeds}")
+    keys = [(s,) for s in seeds] if settings is None else [(k, s) for k in settings for s in seeds]
+    out = _par.map_units(functools.partial(_seed_unit, fn=fn), keys, progress=progress, desc=desc, store=store,
+                         study=study)
+    return {(k[0] if settings is None else k): v for k, v in zip(keys, out)}
