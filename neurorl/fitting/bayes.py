@@ -44,10 +44,11 @@ Sampling
 one Op (:class:`neurorl.backend.pytensor_op.LoglikOp`) that calls the compiled JAX function of the estimators --
 built once per machine, loaded from the on-disk cache by later processes. PyMC's functions around it (priors,
 transforms, the trace's point function) are compiled through PyTensor's JAX backend, which JAX's persistent cache
-keeps on disk too (:func:`_pytensor_mode`), so a later process compiles nothing. ``"nutpie"`` (Rust NUTS) and ``"numpyro"`` (``pm.sample(nuts_sampler="numpyro")``) compile the
-whole model, the rule as a PyTensor scan (:func:`neurorl.fitting.graph.loglik_jet_graph`), in every process:
-numba's first compilation costs about a minute (reported as ``compile_seconds_``, separately from
-``sample_seconds_``).
+keeps on disk too (:func:`_pytensor_mode`), so a later process compiles nothing. ``"numpyro"``
+(``pm.sample(nuts_sampler="numpyro")``) translates the same Op into a pure JAX function
+(:mod:`neurorl.backend.traced`) traced into numpyro's compiled sampler. ``"nutpie"`` (Rust NUTS) compiles the whole
+model, the rule as a PyTensor scan (:func:`neurorl.fitting.graph.loglik_jet_graph`), with numba in every process:
+its first compilation costs about a minute (reported as ``compile_seconds_``, separately from ``sample_seconds_``).
 
 Evidence
 --------
