@@ -381,3 +381,23 @@ def test_rlddm_loglik_matches_wfpt(pos_alpha, sv):
                                  1e-13)
     ours = _our_rlddm_loglik(rt, response, feedback, split_by, q0, alpha, pos_alpha, v, sv, a, z, t)
     assert ours == pytest.approx(ref, rel=1e-6)
+
+
+def test_series_products_equal_the_term_by_term_sums():
+    """The series are evaluated with three (small time) and one (large time) exponentials and the angle-addition
+    recurrence; they equal the term-by-term sums of the module docstring to rounding wherever they are used."""
+    from neurorl.backend import NUMPY
+    from neurorl.fitting.wiener import N_LARGE, N_SMALL, _log_f_large, _log_f_small
+
+    w = np.linspace(1e-3, 1 - 1e-3, 41)[:, None]
+    u_s = np.geomspace(1e-4, 0.3, 37)[None, :]
+    k = np.arange(-N_SMALL, N_SMALL + 1)[:, None, None]
+    # w exp(-w^2 / 2u) factored out of sum_k (w + 2k) exp(-(w + 2k)^2 / 2u), as in the docstring (no underflow)
+    direct_s = np.log(np.sum((1 + 2 * k / w) * np.exp(-2 * k * (k + w) / u_s), axis=0)) \
+        - 0.5 * np.log(2 * np.pi) - 1.5 * np.log(u_s) + np.log(w) - w ** 2 / (2 * u_s)
+    np.testing.assert_allclose(_log_f_small(u_s, w, NUMPY), direct_s, rtol=1e-13, atol=1e-13)
+    u_l = np.geomspace(0.08, 50.0, 37)[None, :]
+    kl = np.arange(1, N_LARGE + 1)[:, None, None]
+    direct_l = np.log(np.pi * np.sum(kl * np.exp(-(kl ** 2 - 1) * np.pi ** 2 * u_l / 2) * np.sin(kl * np.pi * w),
+                                     axis=0)) - np.pi ** 2 * u_l / 2
+    np.testing.assert_allclose(_log_f_large(u_l, w, NUMPY), direct_l, rtol=1e-13, atol=1e-13)

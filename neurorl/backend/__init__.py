@@ -90,7 +90,7 @@ class Ops:
 
 #: operations that NumPy and jax.numpy spell the same way (bound from the array module by ArrayModuleOps)
 _SAME_NAME = ("exp", "log", "log1p", "expm1", "sqrt", "abs", "sign", "maximum", "minimum", "clip", "isfinite",
-              "squeeze", "stack", "concatenate", "cos", "where")
+              "squeeze", "stack", "concatenate", "cos", "sin", "where")
 
 
 class ArrayModuleOps(Ops):
@@ -183,6 +183,7 @@ def _make_pytensor_ops():
         erfc = staticmethod(pt.erfc)
         erfcx = staticmethod(pt.erfcx)
         cos = staticmethod(pt.cos)
+        sin = staticmethod(pt.sin)
 
         @staticmethod
         def isfinite(x):

@@ -178,22 +178,46 @@ def navarro_fuss_terms(u, err, ops=NUMPY):
 def _log_f_small(u, w, ops):
     """log f(u|w) from the small-time series, k = -N_SMALL..N_SMALL (accurate for u <= 0.3)."""
     # (w + 2k) exp(-(w + 2k)^2 / 2u) = w exp(-w^2 / 2u) * (1 + 2k/w) exp(-2k(k + w)/u); k(k + w) >= 0 for all k.
-    # The sum is unrolled (not a reduction over a trailing axis) so PyTensor fuses it into one elementwise kernel.
+    # With r = exp(-2/u), p = exp(-2w/u) and m = exp(-2(1 - w)/u), all in [0, 1]:
+    #   exp(-2k(k + w)/u) = r^(k^2) p^k,   exp(-2k(k - w)/u) = r^(k(k - 1)) m^k,
+    # so three exponentials and products replace 2 N_SMALL exponentials (no factor can overflow). The sum is
+    # unrolled (not a reduction over a trailing axis) so that it stays one elementwise expression.
     inv_u = 1.0 / u
     inv_w = 1.0 / w
+    r = ops.exp(-2.0 * inv_u)
+    p = ops.exp(-2.0 * w * inv_u)
+    m = ops.exp(-2.0 * (1.0 - w) * inv_u)
+    r2 = r * r
     s = 1.0
+    r_sq, r_kk, r_odd, r_even, p_k, m_k = 1.0, 1.0, r, 1.0, 1.0, 1.0
     for k in range(1, N_SMALL + 1):
-        s = s + (1.0 + 2.0 * k * inv_w) * ops.exp(-2.0 * k * (k + w) * inv_u)
-        s = s + (1.0 - 2.0 * k * inv_w) * ops.exp(-2.0 * k * (k - w) * inv_u)
+        r_sq = r_sq * r_odd  # r^(k^2): r_odd = r^(2k - 1)
+        r_kk = r_kk * r_even  # r^(k(k - 1)): r_even = r^(2k - 2)
+        p_k = p_k * p
+        m_k = m_k * m
+        s = s + (1.0 + 2.0 * k * inv_w) * r_sq * p_k + (1.0 - 2.0 * k * inv_w) * r_kk * m_k
+        r_odd = r_odd * r2
+        r_even = r_even * r2
     return -_LOG_2PI_HALF - 1.5 * ops.log(u) + ops.log(w) - 0.5 * w * w * inv_u + ops.log(s)
 
 
 def _log_f_large(u, w, ops):
     """log f(u|w) from the large-time series, k = 1..N_LARGE (accurate for u >= 0.08)."""
-    # pi sum_k k exp(-k^2 pi^2 u / 2) sin(k pi w), the k = 1 exponential factored out; sin x = cos(x - pi/2)
-    s = ops.cos(math.pi * w - 0.5 * math.pi)
+    # pi sum_k k exp(-k^2 pi^2 u / 2) sin(k pi w), the k = 1 exponential factored out. With q = exp(-pi^2 u / 2),
+    # exp(-(k^2 - 1) pi^2 u / 2) = q^(k^2 - 1) (products of odd powers), and sin(k pi w) by the angle-addition
+    # recurrence from sin(pi w) and cos(pi w) (relative error growing like k ulps): one exponential and two
+    # trigonometric functions instead of N_LARGE - 1 and N_LARGE.
+    q = ops.exp(-0.5 * _PI2 * u)
+    q2 = q * q
+    c1 = ops.cos(math.pi * w)
+    s1 = ops.sin(math.pi * w)
+    s = s1
+    c_k, s_k, q_k, q_odd = c1, s1, 1.0, q * q2
     for k in range(2, N_LARGE + 1):
-        s = s + k * ops.exp(-(k * k - 1.0) * (0.5 * _PI2) * u) * ops.cos(k * math.pi * w - 0.5 * math.pi)
+        c_k, s_k = c_k * c1 - s_k * s1, s_k * c1 + c_k * s1  # cos(k pi w), sin(k pi w)
+        q_k = q_k * q_odd  # q^(k^2 - 1): q_odd = q^(2k - 1)
+        q_odd = q_odd * q2
+        s = s + k * q_k * s_k
     return _LOG_PI - 0.5 * _PI2 * u + ops.log(s)
 
 
