@@ -190,19 +190,23 @@ def _neural_label(neural, s):
 
 
 def _print_decode(rows, cands):
-    print(f"{'subject':<10}" + "".join(f"{'peak R2 ' + c:>16}" for c in cands) + f"{'difference':>14}{'p':>8}  pair")
+    # the report's sign convention: candidate 2 - candidate 1 (compare_latents stores candidate 1 - candidate 2)
+    print(f"{'subject':<10}" + "".join(f"{'peak R2 ' + c:>16}" for c in cands) + f"{'difference':>14}{'p':>8}  "
+          "difference of")
     for s, res in rows:
         pop = res["score"].mean("unit")
         peak = [float(pop.sel(candidate=c).max()) for c in cands]
-        d = res["population_diff"].isel(pair=0)
+        d = -res["population_diff"].isel(pair=0)
         p = res["p_population"].isel(pair=0) if "p_population" in res else None
         i = int(np.argmax(np.abs(np.atleast_1d(d.values))))
         dv = float(np.atleast_1d(d.values)[i])
         pv = float(np.atleast_1d(p.values)[i]) if p is not None else float("nan")
-        print(f"{str(s):<10}" + "".join(f"{v:>16.4f}" for v in peak) + f"{dv:>14.4f}{pv:>8.3f}  "
-              f"{res.pair.values[0]}")
+        print(f"{str(s):<10}" + "".join(f"{v:>16.4f}" for v in peak) + f"{dv:>+14.4f}{pv:>8.3f}  "
+              f"{cands[1]} − {cands[0]}")
+    n_null = next((int(res.sizes["draw"]) for _, res in rows if "draw" in res.dims), None)
+    floor = f"; p cannot be below its floor 1/(n_null + 1) = {1 / (n_null + 1):.3f}" if n_null else ""
     print("(peak over time of the population-mean CV R2; the paired difference where it is largest, with its "
-          "two-sided pseudosession p)")
+          f"two-sided pseudosession p{floor})")
 
 
 # ============================================================================ simulate / list
