@@ -56,8 +56,21 @@ from . import tools as _tools_cmd
 from ._common import DEMO_AGENTS, DEMO_TASK, UsageError, parse_agent_spec, read_data
 from .tools import summarize
 
-__all__ = ["main", "run", "build_parser", "DEMO_TASK", "DEMO_AGENTS", "UsageError", "parse_agent_spec", "read_data",
-           "read_fit", "read_compare", "read_decode", "read_recover", "summarize"]
+__all__ = [
+    "DEMO_AGENTS",
+    "DEMO_TASK",
+    "UsageError",
+    "build_parser",
+    "main",
+    "parse_agent_spec",
+    "read_compare",
+    "read_data",
+    "read_decode",
+    "read_fit",
+    "read_recover",
+    "run",
+    "summarize",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +135,7 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print(f"neurorl {args.command}: interrupted", file=sys.stderr)
             return 1
-        except Exception as exc:  # noqa: BLE001 - the command must not end in a traceback
+        except Exception as exc:
             if debug:
                 raise
             print(f"neurorl {args.command}: internal error ({type(exc).__name__}: {exc}); this is a bug -- "

@@ -13,7 +13,7 @@ from ..results import (
 from ..results import nc_groups as _nc_groups
 from ..results import open_group as _open_group
 
-__all__ = ["DEMO_TASK", "DEMO_AGENTS", "UsageError", "parse_agent_spec", "read_data"]
+__all__ = ["DEMO_AGENTS", "DEMO_TASK", "UsageError", "parse_agent_spec", "read_data"]
 
 #: The design of the bundled cohort (docs/tasks.md, "Choosing a design"): branching with stakes, the frequent bandit
 #: state six times as frequent as the rare one.

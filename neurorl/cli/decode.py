@@ -201,7 +201,7 @@ def _print_decode(rows, cands):
         i = int(np.argmax(np.abs(np.atleast_1d(d.values))))
         dv = float(np.atleast_1d(d.values)[i])
         pv = float(np.atleast_1d(p.values)[i]) if p is not None else float("nan")
-        print(f"{str(s):<10}" + "".join(f"{v:>16.4f}" for v in peak) + f"{dv:>+14.4f}{pv:>8.3f}  "
+        print(f"{s!s:<10}" + "".join(f"{v:>16.4f}" for v in peak) + f"{dv:>+14.4f}{pv:>8.3f}  "
               f"{cands[1]} − {cands[0]}")
     n_null = next((int(res.sizes["draw"]) for _, res in rows if "draw" in res.dims), None)
     floor = f"; p cannot be below its floor 1/(n_null + 1) = {1 / (n_null + 1):.3f}" if n_null else ""

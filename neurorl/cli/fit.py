@@ -35,6 +35,9 @@ from ._common import (
     read_data,
 )
 
+#: simulated trials of an RL-DDM fit's RT predictive check (replicates of the data set, 5 to 30)
+RT_CHECK_TRIALS = 20_000
+
 
 def _cmd_fit(args) -> int:
     out = _check_out(args.out, inputs=[args.data])
@@ -158,7 +161,12 @@ def _fit_model_unit(u: dict) -> dict:
     if getattr(est.agent_, "wiener", False):  # RL-DDM: the RTs' predictive check, stored for the report
         from ..ssm.ppc import rl_predictive_check
 
-        out["rt_check"] = rl_predictive_check(est.agent_, u["trials"], est.trial_params(), n_rep=30, rng=u["fit"][3])
+        # enough simulated trials for stable quantiles per condition (RT_CHECK_TRIALS), at most 30 replicates:
+        # the exact-crossing sampler costs about 50 us per simulated trial
+        n_valid = max(1, int(np.asarray(u["trials"]["valid"]).sum()))
+        n_rep = int(min(30, max(5, -(-RT_CHECK_TRIALS // n_valid))))
+        out["rt_check"] = rl_predictive_check(est.agent_, u["trials"], est.trial_params(), n_rep=n_rep,
+                                              rng=u["fit"][3])
     out["summary"] = types.SimpleNamespace(result_=res, params_=est.params_)
     out["seconds"] = time.perf_counter() - t0
     return out
