@@ -401,3 +401,13 @@ def test_series_products_equal_the_term_by_term_sums():
     direct_l = np.log(np.pi * np.sum(kl * np.exp(-(kl ** 2 - 1) * np.pi ** 2 * u_l / 2) * np.sin(kl * np.pi * w),
                                      axis=0)) - np.pi ** 2 * u_l / 2
     np.testing.assert_allclose(_log_f_large(u_l, w, NUMPY), direct_l, rtol=1e-13, atol=1e-13)
+
+
+def test_switch_point_is_the_navarro_fuss_rule():
+    """Comparing u with the precomputed threshold picks the same series as comparing the two term counts."""
+    from neurorl.fitting.wiener import switch_point
+
+    u = np.geomspace(1e-6, 100.0, 100_001)
+    for err in [ERR_RANGE[0], 1e-30, 1e-10, 1e-4, ERR_RANGE[1]]:
+        ks, kl = navarro_fuss_terms(u, err)
+        assert np.array_equal(ks < kl, u < switch_point(err))

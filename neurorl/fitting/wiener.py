@@ -25,7 +25,7 @@ The function is one straight-line expression graph, so it runs on NumPy arrays a
 reverse-mode gradients. Both series are evaluated for every element with a *fixed* number of terms,
 ``k = -N_SMALL..N_SMALL`` (7 terms) for the small-time series and ``k = 1..N_LARGE`` (10 terms) for the large-time
 series; the series actually used is selected per element with ``ops.where`` by the Navarro--Fuss rule: small time
-when ``K_s(u, err) < K_l(u, err)``, with
+when ``K_s(u, err) < K_l(u, err)``, i.e. when ``u < u*(err)`` (:func:`switch_point`, computed once per ``err``), with
 
     K_l = max(sqrt(-2 ln(pi u err) / (pi^2 u)), 1 / (pi sqrt u))     (1 / (pi sqrt u) if pi u err >= 1),
     K_s = max(2 + sqrt(-2 u ln(2 sqrt(2 pi u) err)), sqrt(u) + 1)     (2 if 2 sqrt(2 pi u) err >= 1).
@@ -83,6 +83,7 @@ Other assumptions [A]
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -221,10 +222,30 @@ def _log_f_large(u, w, ops):
     return _LOG_PI - 0.5 * _PI2 * u + ops.log(s)
 
 
+@functools.lru_cache(maxsize=64)
+def switch_point(err: float) -> float:
+    """The standardised time ``u*(err)`` where the Navarro--Fuss rule switches series: ``K_s < K_l`` iff ``u < u*``.
+
+    ``K_s`` increases and ``K_l`` decreases in ``u`` (bound [D] of the module docstring), so the rule is one
+    threshold, found here once per ``err`` by bisection to rounding; the density then compares ``u`` with it instead
+    of evaluating both term counts (two logarithms and two square roots) for every element.
+    """
+    lo, hi = 1e-3, 10.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        ks, kl = navarro_fuss_terms(np.float64(mid), err)
+        if ks < kl:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 4 * np.finfo(float).eps * hi:
+            break
+    return hi
+
+
 def _log_f(u, w, err, ops):
     """log f(u|w), series chosen per element by the Navarro--Fuss rule, fixed term counts."""
-    ks, kl = navarro_fuss_terms(u, err, ops)
-    small = ks < kl
+    small = u < switch_point(float(err))
     u_small = ops.where(small, u, _U_SAFE_SMALL)
     u_large = ops.where(small, _U_SAFE_LARGE, u)
     return ops.where(small, _log_f_small(u_small, w, ops), _log_f_large(u_large, w, ops))
