@@ -51,10 +51,10 @@ class Args:
     """Single- vs multi-region recurrent Q-networks on the half-triangle memory task."""
 
     seed: int = 0
-    seeds: str = "0,1,2,3,4,5"
+    seeds: str = "0,1,2,3,4"
     quick: bool = False
     units: int = 16
-    episodes: int = 60
+    episodes: int = 40
     episode_length: int = 150
     n_envs: int = 4
     updates_per_episode: int = 10
