@@ -53,7 +53,7 @@ class Args:
     """Single- vs multi-region recurrent Q-networks on the half-triangle memory task."""
 
     seed: int = 0
-    seeds: str = "0,1"
+    seeds: str = "0,1,2,3,4"
     quick: bool = False
     units: int = 16
     episodes: int = 40
@@ -83,6 +83,38 @@ def make_agent(kind: str, task, args, seed: int):
     if kind == "single":
         return DRQN(task, cfg, seed=seed)
     return MultiRegionDRQN(task, cfg, seed=seed, sizes=args.units, feedback=(kind == "ff+fb"))
+
+
+def mean_ci(x) -> tuple[float, float, float, float, int]:
+    """Mean, standard error and two-sided 95% t interval over the finite values of ``x`` (and their number)."""
+    from scipy import stats
+
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n == 0:
+        return (float("nan"),) * 4 + (0,)
+    m = float(x.mean())
+    if n < 2:
+        return m, float("nan"), float("nan"), float("nan"), n
+    se = float(x.std(ddof=1) / np.sqrt(n))
+    h = float(stats.t.ppf(0.975, n - 1) * se)
+    return m, se, m - h, m + h, n
+
+
+def fmt_ci(x, digits: int = 3) -> str:
+    m, se, lo, hi, n = mean_ci(x)
+    if n == 0:
+        return "n/a"
+    if n < 2:
+        return f"{m:.{digits}f} (n=1)"
+    return f"{m:.{digits}f} ± {se:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" + ("" if n == len(x) else f" (n={n})")
+
+
+METRICS = (("mean_train_reward", "mean training reward per row"),
+           ("mean_eval", "mean greedy evaluation reward per row over training (learning speed)"),
+           ("success", "final greedy success"))
+CONTRASTS = (("ff+fb", "single"), ("ff only", "single"), ("ff+fb", "ff only"))
 
 
 def success(trials) -> tuple[float, int]:
@@ -157,6 +189,7 @@ def main(args: Args) -> dict:
         ok = np.flatnonzero(r["eval"] >= args.threshold * best_eval) if best_eval > 0 else np.array([], int)
         r["first_episode"] = int(ok[0]) + 1 if ok.size else None
         r["mean_train_reward"] = float(np.mean(r["train_reward"]))
+        r["mean_eval"] = float(np.nanmean(r["eval"])) if np.isfinite(r["eval"]).any() else float("nan")
     runtime = time.perf_counter() - t0
 
     # ---- figures
@@ -213,6 +246,35 @@ def main(args: Args) -> dict:
         for reg, d in r["decoding"].items():
             drows.append(f"| {kind} | {reg} | {seed} | {d['odour']:.3f} | {d['tile row']:.3f} | "
                          f"{d['tile column']:.3f} | {d['n_memory_rows']} |")
+    crow = ["| network | " + " | ".join(lab for _, lab in METRICS) + " | runs reaching the threshold |",
+            "|---|" + "---|" * (len(METRICS) + 1)]
+    for kind in CONFIGS:
+        reached = sum(runs[(kind, sd)]["first_episode"] is not None for sd in seeds)
+        crow.append(f"| {kind} | " + " | ".join(fmt_ci([runs[(kind, sd)][key] for sd in seeds]) for key, _ in METRICS)
+                    + f" | {reached} / {len(seeds)} |")
+    prow = ["| contrast (paired by seed) | metric | mean difference ± SE [95% t CI] | supported? |",
+            "|---|---|---|---|"]
+    verdicts = []
+    for a, b in CONTRASTS:
+        for key, lab in METRICS:
+            d = [runs[(a, sd)][key] - runs[(b, sd)][key] for sd in seeds]
+            m, se, lo, hi, n = mean_ci(d)
+            ok = n >= 2 and (lo > 0 or hi < 0)
+            word = (f"yes: {a} {'higher' if m > 0 else 'lower'}" if ok else
+                    "no (tie: the interval contains 0)" if n >= 2 else "no (fewer than 2 seeds)")
+            prow.append(f"| {a} - {b} | {lab} | {fmt_ci(d)} | {word} |")
+            verdicts.append((a, b, lab, ok, m))
+    dsum = ["| network | region | odour identity (bal. acc., chance 0.5) | tile row R^2 | tile column R^2 |",
+            "|---|---|---|---|---|"]
+    for kind in CONFIGS:
+        for reg in runs[(kind, seeds[0])]["decoding"]:
+            dsum.append(f"| {kind} | {reg} | " + " | ".join(
+                fmt_ci([runs[(kind, sd)]["decoding"][reg][key] for sd in seeds])
+                for key in ("odour", "tile row", "tile column")) + " |")
+    supported = [f"{a} vs {b} on {lab} ({'+' if m > 0 else ''}{m:.3f})" for a, b, lab, ok, m in verdicts if ok]
+    verdict_text = ("Differences supported (95% t interval of the seed-paired difference excludes 0): "
+                    + ("; ".join(supported) if supported else "none") + ". Every other contrast in the table is a tie "
+                    f"at this budget ({len(seeds)} seed(s)).")
     summary = []
     for kind in CONFIGS:
         s = [runs[(kind, sd)]["success"] for sd in seeds]
@@ -220,8 +282,9 @@ def main(args: Args) -> dict:
         summary.append(f"* {kind}: greedy success {', '.join(f'{v:.2f}' for v in s)}; mean training reward per row "
                        f"{', '.join(f'{v:.3f}' for v in m)} (seeds {args.seeds}).")
     what = (f"`{output.command()}` (runtime {runtime:.0f} s on the shared 2-core machine under load). "
-            f"{len(seeds)} seed(s) per network: with so few seeds no difference between networks is established; "
-            "the table gives every run.")
+            f"{len(seeds)} seeds per network; every network and seed sees the same task and training budget. "
+            "Summaries are mean ± standard error over seeds with a two-sided 95% t interval; contrasts are paired "
+            "by seed (same seed = same task draws for the rollouts). The per-run tables follow the summaries.")
     interp = (
         "\n".join(summary) + "\n\n"
         "The training budget (episodes x envs x rows x updates in the arguments) is far below the 100 episodes x 8 x 300 rows x 20 updates with which a GRU(32) DRQN solves the task (docs/deep.md); greedy success rates well below 1 mean the networks have not learnt it yet, and any comparison is then about the first stage of learning only. "
@@ -236,13 +299,16 @@ def main(args: Args) -> dict:
         "'ff only', where the olfactory region receives nothing from the spatial one)."
     )
     output.write("Single- vs multi-region recurrent networks on the half-triangle memory task",
-                 {"What was run": what, "Learning and success": "\n".join(rows),
-                  "Decoding per region": "\n".join(drows), "Figures": "", "Interpretation": interp},
+                 {"What was run": what,
+                  "Summary over seeds": "\n".join(crow) + "\n\n" + "\n".join(prow) + "\n\n" + verdict_text,
+                  "Decoding per region, over seeds": "\n".join(dsum),
+                  "Learning and success, every run": "\n".join(rows),
+                  "Decoding per region, every run": "\n".join(drows), "Figures": "", "Interpretation": interp},
                  [("learning", "Training reward per row (running mean) and greedy evaluation reward per row during "
                                "training, per network and seed."),
                   ("decoding", "Cross-validated decoding of odour identity (memory rows only) and location from each "
                                "region's hidden units in a greedy rollout.")])
-    return {"runtime_s": runtime, "runs": {f"{k}/{s}": {kk: vv for kk, vv in r.items()
+    return {"runtime_s": runtime, "verdicts": verdicts, "runs": {f"{k}/{s}": {kk: vv for kk, vv in r.items()
                                                           if kk not in ("train_reward", "eval")}
                                            for (k, s), r in runs.items()}}
 

@@ -109,12 +109,17 @@ def test_perseveration_quick(tmp_path, monkeypatch):
     _check_outputs("perseveration", out, docs, ("block_switch", "history", "sweep", "reward_complexity"))
     # the reward-complexity frontier of the two-port task tops out at p_high (always at the high port)
     assert res["frontier_max"] == pytest.approx(0.8, abs=1e-3)
-    gens = {k: v for k, v in res.items() if isinstance(v, dict) and k != "timestep"}
+    gens = {k: v for k, v in res.items() if isinstance(v, dict) and k not in ("timestep", "drqn_timestep")}
     # time-step variant with a wait action: the decision-only marginal puts no mass on wait, the published one does
     ts = res["timestep"]
     assert ts["PC, decision-only marginal"]["marginal"][2] == 0.0
     assert ts["PC, marginal over all actions"]["marginal"][2] > 0.0
     assert "## Time-step variant with a wait action" in (out / "result.md").read_text()
+    if "drqn_timestep" in res:  # the deep extra is installed: the DRQN's decision-only marginal excludes wait too
+        d = res["drqn_timestep"]
+        assert d["DRQN, penalty, decision-only marginal (choices only)"]["marginal"][2] == 0.0
+        assert d["DRQN, penalty, marginal over all actions"]["marginal"][2] > 0.0
+        assert "the DRQN's KL-to-marginal penalty" in (out / "result.md").read_text()
     for lab, r in gens.items():
         assert 0.0 <= r["p_switch"] <= 1.0 and 0.0 <= r["info"] <= math.log(2.0) + 1e-9
         # no policy beats the frontier (up to the plug-in estimate's noise)

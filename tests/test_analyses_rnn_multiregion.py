@@ -48,6 +48,10 @@ def test_multiregion_half_triangle_quick(tmp_path, monkeypatch):
         assert (out / f).exists()
     assert (docs / "multiregion_half_triangle.md").exists()
     assert {k.split("/")[0] for k in res["runs"]} == {"single", "ff+fb", "ff only"}
+    # summaries over seeds and the seed-paired contrasts (3 contrasts x 3 metrics), each with a verdict
+    page = (out / "result.md").read_text()
+    assert "## Summary over seeds" in page and "## Decoding per region, over seeds" in page
+    assert len(res["verdicts"]) == 9
     for r in res["runs"].values():
         assert set(r["decoding"]) in ({"all units"}, {"olfactory", "spatial"})
         assert 0.0 <= r["success"] <= 1.0 or math.isnan(r["success"])

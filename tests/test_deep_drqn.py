@@ -288,3 +288,37 @@ def test_analysis_script_tiny_budget(tmp_path, monkeypatch):
               "drqn_mouse_bandit_kl_train.pt", "trials_none.nc", "latents_kl_train.nc"):
         assert (out / f).exists(), f
     assert set(res["trial_level"]) == {"none", "kl_eval", "kl_train"}
+
+
+def test_decision_only_marginal_excludes_the_wait_action():
+    """With a wait action, kl_decision_only uses the marginal over the choice actions only (choice_marginal):
+    checked row by row against a numpy re-computation from the recorded Q and policy."""
+    task = nr.make_task("mouse_bandit_timestep", include_null_action=True)
+    tau, beta, alpha = 0.5, 1.0, 0.3
+    ag = DRQN(task, seed=2, kl_beta=beta, kl_alpha=alpha, kl_decision_only=True, **SMALL)
+    tr, lat = ag.rollout(2, 150, rng=4, tau=tau)
+    assert lat.attrs["kl_marginal"] == "choice actions (null action 2 excluded)"
+    dec, c = tr["decision"].values.astype(bool), tr["choice"].values
+    q, pol, mar, pen = (lat[k].values for k in ("q", "policy", "marginal", "kl_penalty"))
+    assert dec.any() and (c == 2).any() and ((c != 2) & ~dec).any()  # decisions, waits, ignored ITI actions
+    np.testing.assert_array_equal(mar[..., 2], 0.0)  # no marginal mass on wait, ever
+    for i in range(2):
+        P = np.array([0.5, 0.5])  # running marginal over left / right
+        for t in range(c.shape[1]):
+            np.testing.assert_allclose(mar[i, t, :2], P, atol=1e-12)
+            # acting: softmax(Q / tau + kl_beta * pi0), pi0 = (P renormalised over the choices, 1 on wait)
+            z = q[i, t] / tau + beta * np.r_[P / P.sum(), 1.0]
+            ref = np.exp(z - z.max())
+            np.testing.assert_allclose(pol[i, t], ref / ref.sum(), atol=1e-10)
+            if dec[i, t]:
+                pc = pol[i, t, :2] / pol[i, t, :2].sum()
+                a = c[i, t]
+                np.testing.assert_allclose(pen[i, t], np.clip(np.log(pc[a]) - np.log(P[a]), -2, 2), atol=1e-10)
+                P = (1 - alpha) * P + alpha * pc
+            else:
+                assert pen[i, t] == 0.0
+    # the all-actions marginal is still the rule without kl_decision_only: there wait does get mass
+    ag_all = DRQN(task, seed=2, kl_beta=beta, kl_alpha=alpha, **SMALL)
+    _, lat_all = ag_all.rollout(1, 60, rng=4, tau=tau)
+    assert lat_all.attrs["kl_marginal"] == "all actions"
+    assert (lat_all["marginal"].values[..., 2] > 0).all()

@@ -87,10 +87,16 @@ from scipy.special import logsumexp
 from ..params import Param
 from ..schema import ACTION, STATE
 from .base import VALUE_LATENTS, Agent, register_agent, take
+from .choice_marginal import (
+    choice_conditional,
+    choice_mask,
+    default_policy,
+    initial_marginal,
+    update_choice_marginal,
+)
 
 __all__ = ["PolicyCompression", "blahut_arimoto", "reward_complexity_curve", "BlahutArimotoResult"]
 
-_LOG_FLOOR = 1e-300
 _ADAPTIVE = (None, "capacity", "value")
 
 
@@ -164,20 +170,12 @@ class PolicyCompression(Agent):
 
     def _choice_mask(self):
         """Float (A,) 1 on choice actions, 0 on the null action (None without ``null_action``)."""
-        k = self.options.get("null_action")
-        if k is None:
-            return None
-        m = np.ones(self.env.n_actions)
-        m[k] = 0.0
-        return m
+        return choice_mask(self.env.n_actions, self.options.get("null_action"))
 
     def init(self, p, env, n, ops):
         o = self.options
         avg0 = o["ebar0"] if o["adaptive"] == "capacity" else o["rbar0"]
-        k = o.get("null_action")
-        P0 = np.full(env.n_actions, 1.0 / env.n_actions)
-        if k is not None:
-            P0 = np.where(np.arange(env.n_actions) == k, 0.0, 1.0 / (env.n_actions - 1))
+        P0 = initial_marginal(env.n_actions, o.get("null_action"))
         return {
             "theta": ops.zeros((n, env.n_items)),
             "V": ops.zeros((n, env.n_states)),
@@ -187,17 +185,9 @@ class PolicyCompression(Agent):
         }
 
     def _default_policy(self, P, avail, ops):
-        """``log pi0(a|s)``: log of ``P`` renormalised over the available (choice) actions; 0 for the null action."""
-        mask = self._choice_mask()
-        if mask is None:
-            Pm = ops.where(avail, ops.maximum(P, _LOG_FLOOR), 0.0)
-            return ops.log(ops.maximum(Pm, _LOG_FLOOR)) - ops.log(ops.sum(Pm, axis=-1, keepdims=True))
-        choice = avail & (ops.asarray(mask) > 0)[None]
-        Pm = ops.where(choice, ops.maximum(P, _LOG_FLOOR), 0.0)
-        # a state where only the null action is available: keep the log-normaliser finite
-        norm = ops.maximum(ops.sum(Pm, axis=-1, keepdims=True), _LOG_FLOOR)
-        lp = ops.log(ops.maximum(Pm, _LOG_FLOOR)) - ops.log(norm)
-        return ops.where(ops.asarray(mask) > 0, lp, 0.0)
+        """``log pi0(a|s)``: log of ``P`` renormalised over the available (choice) actions; 0 for the null action
+        (:func:`neurorl.agents.choice_marginal.default_policy`)."""
+        return default_policy(P, avail, self._choice_mask(), ops)
 
     def decide(self, p, s, obs, ops):
         avail = obs["avail"]
@@ -222,15 +212,12 @@ class PolicyCompression(Agent):
         beta = s["beta"]
         r = obs["reward"]
         mask = self._choice_mask()
+        pi_c, act = choice_conditional(dec["policy"], mask, ops)
         if mask is None:
             cost = take(dec["log_policy"], a1h, ops) - take(dec["log_pi0"], a1h, ops)
-            pi_c, is_choice = dec["policy"], 1.0
+            is_choice = 1.0
         else:
-            m = ops.asarray(mask)
-            is_choice = ops.sum(a1h * m[None], axis=-1)  # 1 if the action is a choice
-            act = ops.sum(dec["policy"] * m[None], axis=-1)  # 1 - pi(null)
-            act = ops.maximum(act, _LOG_FLOOR)
-            pi_c = dec["policy"] * m[None] / act[:, None]
+            is_choice = ops.sum(a1h * ops.asarray(mask)[None], axis=-1)  # 1 if the action is a choice
             cost = is_choice * (take(dec["log_policy"], a1h, ops) - ops.log(act) - take(dec["log_pi0"], a1h, ops))
         delta = beta * r - cost - dec["v"]
         V = ops.scatter_add(s["V"], obs["state"], p["alpha_v"] * delta)
@@ -239,12 +226,7 @@ class PolicyCompression(Agent):
         theta = s["theta"]
         for a in range(A):
             theta = ops.scatter_add(theta, obs["items"][:, a], step[:, a])
-        if mask is None:
-            P = s["P"] + p["alpha_p"][:, None] * (dec["policy"] - s["P"])
-            P = P / ops.sum(P, axis=-1, keepdims=True)
-        else:
-            P = s["P"] + (p["alpha_p"] * is_choice)[:, None] * (pi_c - s["P"])
-            P = P / ops.sum(P, axis=-1, keepdims=True)
+        P = update_choice_marginal(s["P"], pi_c, p["alpha_p"], is_choice, ops)
         if o["adaptive"] is None:
             avg, new_beta = s["avg"], beta
         else:

@@ -132,6 +132,11 @@ class MouseBanditTimestep(Task):
                          include_null_action=bool(include_null_action), abort_penalty=float(abort_penalty))
         self._env = EnvSpec.default(2, 3 if include_null_action else 2)
 
+    @property
+    def null_action(self) -> int | None:
+        """The null / wait action's index (2) with ``include_null_action``, else None."""
+        return 2 if self.options["include_null_action"] else None
+
     # ------------------------------------------------------------------ helpers
     def _draw_iti(self, n, rng) -> np.ndarray:
         """ITI values ``Geometric(iti_p) - 1 + iti_min`` (the counter starts at -1)."""

@@ -18,7 +18,17 @@ Marginal-policy KL penalty (agents.md §4; on when ``kl_beta > 0``)
     (training) reward is ``r - kl_beta * penalty``; ``pibar <- (1 - alpha) pibar + alpha pi``
     (:func:`update_marginal`). With ``kl_decision_only`` (tasks with a ``decision``
     covariate, e.g. ``mouse_bandit_timestep``) rows that are not decisions get no penalty and
-    leave ``pibar`` unchanged (the issue's open point).
+    leave ``pibar`` unchanged, and on a task with a null / wait action (the task's
+    ``null_action``; ``mouse_bandit_timestep`` with ``include_null_action=True``) the marginal is
+    the *decision-only marginal* of :mod:`neurorl.agents.choice_marginal`, the definition
+    ``policy_compression(null_action=...)`` uses: ``pibar`` lives on the choice actions
+    (``pibar(null) = 0``, uniform over the choices at a reset); the acting bias is
+    ``kl_beta * pi0`` with ``pi0`` = ``pibar`` renormalised over the available choices and 1 on
+    the null action (the tabular agent's default policy, here without the log, as the q-rnn
+    heuristic uses ``pibar`` itself); on decision rows the penalty is
+    ``clip(log pi_c(a) - log pibar(a), -2, 2)`` with ``pi_c = pi / (1 - pi(null))`` on the choices,
+    and ``pibar <- (1 - alpha) pibar + alpha pi_c``. The latents' attribute ``kl_marginal`` says
+    which marginal was used (``"all actions"`` or ``"choice actions (null action k excluded)"``).
 Episode replay
     An *episode* is one session: ``task.reset`` then ``episode_length`` rows, ``n_envs``
     sessions collected in parallel per training episode. With ``reset_on_done`` every task
@@ -74,8 +84,15 @@ from typing import Any
 
 import numpy as np
 
+from ...backend import NUMPY
 from ...tasks.base import Task, as_rng, make_task
 from ..base import sample_categorical
+from ..choice_marginal import (
+    choice_conditional,
+    choice_mask,
+    default_policy,
+    initial_marginal,
+)
 from . import common
 from .common import EpisodeBuffer, features, n_features, require_torch, seed_everything
 
@@ -117,7 +134,8 @@ class DRQNConfig:
     kl_beta, kl_alpha : float
         Marginal-policy penalty weight (0 = off) and marginal update rate (in (0, 1]).
     kl_decision_only : bool
-        Penalise and update ``pibar`` on decision rows only (needs a ``decision`` covariate).
+        Penalise and update ``pibar`` on decision rows only (needs a ``decision`` covariate); on a task with a
+        null action the marginal is then over the choice actions only (module docstring).
     target : {"max", "soft"}
         TD target reduction.
     respect_done : bool
@@ -333,6 +351,8 @@ class DRQN:
         if cfg.kl_decision_only and "decision" not in self.task.covariates:
             raise ValueError(f"DRQN: kl_decision_only needs a task with a 'decision' covariate; "
                              f"{self.task.name!r} has {sorted(self.task.covariates)}")
+        # the decision-only marginal over choice actions (choice_marginal) on a task with a null action
+        self.kl_null_action = getattr(self.task, "null_action", None) if cfg.kl_decision_only else None
         self.seed = int(seed)
         _, self.rng = seed_everything(self.seed)
         env = self.task.env
@@ -377,7 +397,9 @@ class DRQN:
         state = task.observe(ts)
         prev_r = np.zeros(n)
         prev_a = np.full(n, -1, np.int64)
-        pibar = np.full((n, A), 1.0 / A)
+        mask = choice_mask(A, self.kl_null_action)
+        pibar0 = initial_marginal(A, self.kl_null_action)
+        pibar = np.tile(pibar0, (n, 1))
         h = None
         x = self._inputs(state, prev_r, prev_a)
         rec: dict[str, list] = {}
@@ -390,16 +412,19 @@ class DRQN:
                 if greedy:
                     policy = common.policy_epsilon_greedy(q, 0.0, avail)
                 else:
-                    policy = acting_policy(q, tau=tau, kl_beta=kl_beta, pibar=pibar, avail=avail, epsilon=epsilon)
+                    bias = pibar if mask is None else default_policy(pibar, avail, mask, NUMPY, log=False)
+                    policy = acting_policy(q, tau=tau, kl_beta=kl_beta, pibar=bias, avail=avail, epsilon=epsilon)
                 action = sample_categorical(policy, rng)
                 ts, out = task.step(ts, action, rng)
                 r = np.asarray(out["reward"], float)
                 done = np.asarray(out["done"], bool)
                 if kl_beta:
-                    pen = kl_penalty(policy, pibar, action)
                     apply = np.asarray(out["decision"], bool) if cfg.kl_decision_only else np.ones(n, bool)
-                    pen = np.where(apply, pen, 0.0)
-                    new_pibar = np.where(apply[:, None], update_marginal(pibar, policy, kl_alpha), pibar)
+                    # pi_c: the policy conditional on acting (= policy without a null action)
+                    pi_c, _ = choice_conditional(policy, mask, NUMPY)
+                    with np.errstate(invalid="ignore"):  # a wait row: log 0 - log 0, masked out next
+                        pen = np.where(apply, kl_penalty(pi_c, pibar, action), 0.0)
+                    new_pibar = np.where(apply[:, None], update_marginal(pibar, pi_c, kl_alpha), pibar)
                 else:
                     pen = np.zeros(n)
                     new_pibar = pibar
@@ -423,7 +448,7 @@ class DRQN:
                 if reset.any():
                     keep = torch.from_numpy(~reset).to(h.dtype)[None, :, None]
                     h = h * keep
-                    pibar = np.where(reset[:, None], 1.0 / A, new_pibar)
+                    pibar = np.where(reset[:, None], pibar0, new_pibar)
                     prev_r = np.where(reset, 0.0, r)
                     prev_a = np.where(reset, -1, action)
                     x = self._inputs(new_state, prev_r, prev_a)
@@ -603,6 +628,8 @@ class DRQN:
         attrs = {"agent": "drqn", "q_target": cfg.target, "seed": self.seed, "episodes_trained": self.episodes_done,
                  "updates": self.updates_done, "tau": tau, "epsilon": np.nan if epsilon is None else epsilon,
                  "kl_beta": kl_beta, "kl_alpha": kl_alpha, "greedy": greedy,
+                 "kl_marginal": ("all actions" if self.kl_null_action is None else
+                                 f"choice actions (null action {self.kl_null_action} excluded)"),
                  "config": repr(dataclasses.asdict(cfg)), "task": task.name,
                  "value_semantics": ("Q trained with max target while a softmax acts: neither Q^pi nor soft"
                                      if cfg.target == "max" else "Q trained with the soft target tau*logsumexp(Q/tau)")}
