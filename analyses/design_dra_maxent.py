@@ -91,7 +91,7 @@ def main(args: Args) -> dict:
         warnings.simplefilter("ignore")  # per-fit convergence warnings; the study counts selections only
         st = design_study(agents(), designs_of(args.designs), trials, n_subjects=args.n_subjects, params=params,
                           criterion="bic", estimator_options={"n_starts": args.n_starts}, seed=args.seed,
-                          cache_dir=out / "cells", progress=True)
+                          store=out / "cells", progress=True)
     wall = time.perf_counter() - t0
     rec = recommend(st, args.target)
     st.attrs.update(recommendation=json.dumps(rec), prior=args.prior, command=output.command())
