@@ -107,48 +107,28 @@ def test_any_data_size_matches_replay_with_ragged_and_missed_trials(n, T):
     np.testing.assert_allclose(out["hess"], np.swapaxes(out["hess"], 0, 1), rtol=1e-8, atol=1e-10)
 
 
-# one fresh process: a tiny hierarchical fit with PyMC's own NUTS; counts JAX's persistent-cache events and lists
-# what PyTensor's C backend compiled (its compile folder is the test's)
+# one fresh process: a tiny hierarchical fit with PyMC's own NUTS (PyTensor's compile folder is the test's)
 BAYES_PROBE = """
-import json, sys, warnings
+import json, warnings
 warnings.simplefilter("ignore")
-from jax import monitoring
-events = {"hits": 0, "misses": 0}
-def listen(name, **kw):
-    if name == "/jax/compilation_cache/cache_hits":
-        events["hits"] += 1
-    elif name == "/jax/compilation_cache/cache_misses":
-        events["misses"] += 1
-monitoring.register_event_listener(listen)
 import neurorl as nr
 from neurorl.fitting.bayes import fit_bayes
 sim = nr.simulate("q_learning", "bandit", n_subjects=2, n_trials=15, rng=3)
 fit = fit_bayes("q_learning", sim.trials, sampler="pymc", draws=3, tune=3, chains=1, cores=1, progress=False,
                 random_seed=0, log_likelihood=False)
-print(json.dumps({**events, "draws": int(fit.idata_.posterior.sizes["draw"])}))
+print(json.dumps({"draws": int(fit.idata_.posterior.sizes["draw"])}))
 """
 
 
-def test_pymc_sampler_functions_load_from_the_xla_cache_in_a_later_process(tmp_path):
-    """PyMC's own functions (priors, transforms, trace) go through PyTensor's JAX backend into JAX's persistent
-    cache under neurorl's cache folder: a second process compiles none of them, and nothing is C-compiled."""
+def test_pymc_sampler_builds_no_c_module(tmp_path):
+    """PyMC's own functions (priors, transforms, trace) go through PyTensor's JAX backend: sampling builds no C
+    module in PyTensor's compile folder (whose start-up and lock cost seconds to minutes per process)."""
     pytest.importorskip("pymc")
     compiledir = tmp_path / "pytensor"
     env = dict(os.environ, NEURORL_CACHE_DIR=str(tmp_path / "cache"), PYTENSOR_FLAGS=f"base_compiledir={compiledir}")
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-
-    def run():
-        res = subprocess.run([sys.executable, "-c", BAYES_PROBE], env=env, capture_output=True, text=True,
-                             timeout=900)
-        assert res.returncode == 0, res.stderr
-        return json.loads(res.stdout.strip().splitlines()[-1])
-
-    first = run()
-    assert first["draws"] == 3 and first["misses"] > 0
-    assert any((tmp_path / "cache" / "xla").iterdir())
-    second = run()
-    assert second["misses"] == 0 and second["hits"] >= first["misses"]
-    # PyTensor's C backend built no module for the model (its compile folder holds at most the lazy linker's own
-    # extension, which PyTensor builds once per folder)
+    res = subprocess.run([sys.executable, "-c", BAYES_PROBE], env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["draws"] == 3
+    # at most the lazy linker's own extension, which PyTensor builds once per folder
     built = [p for p in compiledir.rglob("mod.*") if "lazylinker_ext" not in p.parts] if compiledir.exists() else []
     assert built == []

@@ -15,11 +15,6 @@ any of these is a miss, and a miss compiles; an entry that cannot be read or run
 is a miss too. A process that loads an executable neither traces the learning
 rule nor compiles.
 
-``xla/`` is JAX's own persistent compilation cache (:func:`enable_xla_cache`): the
-small JAX programs around the likelihood, such as the PyMC model functions of
-:mod:`neurorl.fitting.bayes`, keyed by JAX on their program text, compile options
-and versions.
-
 ``index/`` holds one small file per model structure that has been compiled on
 this machine; it decides whether progress says "compiling ... (first use on this
 machine)" or "loading ... from the cache" before the work starts, and lists the
@@ -43,7 +38,6 @@ __all__ = [
     "cache_dir",
     "cache_info",
     "clear",
-    "enable_xla_cache",
     "executable_key",
     "load_executables",
     "mark_compiled",
@@ -67,33 +61,6 @@ def _index_dir() -> Path:
 
 def _exec_dir() -> Path:
     return cache_dir() / "exec"
-
-
-def _xla_dir() -> Path:
-    return cache_dir() / "xla"
-
-
-def enable_xla_cache() -> str | None:
-    """Point JAX's persistent compilation cache at ``<cache>/xla`` (every size of function, however fast it compiles).
-
-    It holds the small JAX programs that are not neurorl likelihoods, above all the PyMC model functions (priors,
-    transforms, the trace's point function) that :mod:`neurorl.fitting.bayes` compiles through PyTensor's JAX
-    backend: a later process loads them instead of compiling them again. A cache directory the user set for JAX
-    (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left as it is. Returns the directory in use (``None``: JAX's
-    cache is off and could not be turned on).
-    """
-    import jax
-
-    current = jax.config.jax_compilation_cache_dir
-    if current:
-        return current
-    try:
-        jax.config.update("jax_compilation_cache_dir", str(_xla_dir()))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    except Exception:  # noqa: BLE001 - an old or unusual jax: the cache is an optimisation, never a requirement
-        return None
-    return str(_xla_dir())
 
 
 _SOURCE_HASH: dict = {}
@@ -220,7 +187,7 @@ def clear() -> dict:
     """
     info = cache_info()
     root = cache_dir()
-    for sub in (_exec_dir(), _index_dir(), _xla_dir()):
+    for sub in (_exec_dir(), _index_dir()):
         if sub.exists():
             shutil.rmtree(sub)
     if root.exists() and not any(root.iterdir()):

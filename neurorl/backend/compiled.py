@@ -209,7 +209,7 @@ class JaxLoglik:
         if loaded is not None:
             try:  # an entry that deserialises but cannot run (e.g. written by another build) is a miss
                 init_fn, chunk_fn = loaded
-                chunk_fn(ex_theta, *init_fn(ex_theta, ex_x[0]), ex_obs, ex_x)
+                jax.block_until_ready(chunk_fn(ex_theta, *init_fn(ex_theta, ex_x[0]), ex_obs, ex_x))
             except Exception:  # noqa: BLE001
                 loaded = None
         if loaded is None:

@@ -2,9 +2,7 @@
 
 Importing this module imports jax and turns on 64-bit floats for the process
 (``jax_enable_x64``): likelihoods are compared with the NumPy replay to 1e-10
-and optimised with exact Newton steps, which float32 cannot support. It also
-points JAX's persistent compilation cache at neurorl's cache folder
-(:func:`neurorl.backend.cache.enable_xla_cache`).
+and optimised with exact Newton steps, which float32 cannot support.
 """
 
 from __future__ import annotations
@@ -14,10 +12,6 @@ import math
 import jax
 
 jax.config.update("jax_enable_x64", True)
-
-from .cache import enable_xla_cache  # noqa: E402
-
-enable_xla_cache()
 
 import jax.numpy as jnp
 from jax.scipy import special as jsp

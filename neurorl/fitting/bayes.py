@@ -43,8 +43,8 @@ Sampling
 ``sampler="auto"`` (default) is ``"pymc"``: PyMC's own NUTS, with the likelihood and its exact gradient computed by
 one Op (:class:`neurorl.backend.pytensor_op.LoglikOp`) that calls the compiled JAX function of the estimators --
 built once per machine, loaded from the on-disk cache by later processes. PyMC's functions around it (priors,
-transforms, the trace's point function) are compiled through PyTensor's JAX backend, which JAX's persistent cache
-keeps on disk too (:func:`_pytensor_mode`), so a later process compiles nothing. ``"numpyro"``
+transforms, the trace's point function) are compiled through PyTensor's JAX backend, out of PyTensor's C compile
+folder (:func:`_pytensor_mode`). ``"numpyro"``
 (``pm.sample(nuts_sampler="numpyro")``) translates the same Op into a pure JAX function
 (:mod:`neurorl.backend.traced`) traced into numpyro's compiled sampler. ``"nutpie"`` (Rust NUTS) compiles the whole
 model, the rule as a PyTensor scan (:func:`neurorl.fitting.graph.loglik_jet_graph`), with numba in every process:
@@ -160,10 +160,9 @@ def _pytensor_mode(sampler: str):
     Those functions (the model's log density and gradient, the initial point, the trace's point function) are small,
     but PyTensor's default C backend links each through its compile folder, whose start-up reads every module ever
     compiled there and waits on the folder's lock held by any other process: seconds to minutes, in every process.
-    Through PyTensor's JAX backend they are XLA programs that JAX's persistent cache keeps under neurorl's cache folder
-    (:func:`neurorl.backend.cache.enable_xla_cache`), so a later process loads them. The likelihood Op translates
-    itself to JAX (:mod:`neurorl.backend.traced`), so the whole log density is one JAX function. Other samplers
-    compile the model themselves.
+    Through PyTensor's JAX backend they compile in about a second and never touch that folder; the likelihood Op
+    translates itself to JAX (:mod:`neurorl.backend.traced`), so the whole log density is one JAX function. Other
+    samplers compile the model themselves.
     """
     import contextlib
 
@@ -171,7 +170,7 @@ def _pytensor_mode(sampler: str):
         return contextlib.nullcontext()
     import pytensor
 
-    from ..backend import jax_ops  # noqa: F401 - 64-bit floats and the persistent cache before anything compiles
+    from ..backend import jax_ops  # noqa: F401 - 64-bit floats before anything compiles
 
     return pytensor.config.change_flags(mode="JAX")
 
