@@ -305,6 +305,23 @@ def _json_attr(path: Path, attrs: dict, key: str, command: str):
                          f"not written by `{command}`") from None
 
 
+def _model_spec(path, lab: str, ds) -> dict:
+    """The model specification a fit file stores on one of the model's groups (attribute ``neurorl_model``)."""
+    try:
+        return json.loads(ds.attrs["neurorl_model"])
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"{str(path)!r}: model {lab!r} lacks its specification (attribute neurorl_model); "
+                         "the file is incomplete or foreign") from None
+
+
+def _fit_file(path, attrs: dict, groups, models: dict) -> dict:
+    """What the fit readers return: the trials, the true parameters (or None), the file's attributes, the models."""
+    trials = open_group(path, "trials")
+    return {"trials": trials, "truth": open_group(path, "truth") if "truth" in groups else None,
+            "attrs": attrs, "models": models, "path": path,
+            "fingerprint": str(attrs.get(FINGERPRINT_ATTR) or trials_fingerprint(trials))}
+
+
 def read_fit(path) -> dict:
     """Read a file written by ``neurorl fit``.
 
@@ -330,16 +347,9 @@ def read_fit(path) -> dict:
         m = {k: open_group(path, f"models/{lab}/{k}") for k in ("result", "evidence", "params", "pointwise",
                                                                "predicted", "rt_check")
              if f"models/{lab}/{k}" in groups}
-        try:
-            m["spec"] = json.loads(m["result"].attrs["neurorl_model"])
-        except (KeyError, json.JSONDecodeError):
-            raise ValueError(f"{str(path)!r}: model {lab!r} lacks its specification (attribute neurorl_model); "
-                             "the file is incomplete or foreign") from None
+        m["spec"] = _model_spec(path, lab, m["result"])
         models[lab] = m
-    trials = open_group(path, "trials")
-    return {"trials": trials, "truth": open_group(path, "truth") if "truth" in groups else None,
-            "attrs": attrs, "models": models, "path": path,
-            "fingerprint": str(attrs.get(FINGERPRINT_ATTR) or trials_fingerprint(trials))}
+    return _fit_file(path, attrs, groups, models)
 
 
 def read_fit_bayes(path) -> dict:
@@ -366,16 +376,9 @@ def read_fit_bayes(path) -> dict:
         m["idata"] = az.InferenceData(**{g: open_group(path, f"models/{lab}/{g}") for g in
                                          ("posterior", "log_likelihood", "sample_stats")
                                          if f"models/{lab}/{g}" in groups})
-        try:
-            m["spec"] = json.loads(m["summary"].attrs["neurorl_model"])
-        except (KeyError, json.JSONDecodeError):
-            raise ValueError(f"{str(path)!r}: model {lab!r} lacks its specification (attribute neurorl_model); "
-                             "the file is incomplete or foreign") from None
+        m["spec"] = _model_spec(path, lab, m["summary"])
         models[lab] = m
-    trials = open_group(path, "trials")
-    return {"trials": trials, "truth": open_group(path, "truth") if "truth" in groups else None, "attrs": attrs,
-            "models": models, "path": path, "fingerprint": str(attrs.get(FINGERPRINT_ATTR) or
-                                                                trials_fingerprint(trials))}
+    return _fit_file(path, attrs, groups, models)
 
 
 def read_compare(path) -> dict:

@@ -327,3 +327,35 @@ def _finish(sp, func, *, out: str | None = None, figures: str | None = None):
 def _agent_of(spec: dict):
     """The agent of a fit file's model ``spec`` (name, options, fixed, rt)."""
     return _make_agent(spec["name"], spec.get("options") or {}, spec.get("fixed") or {}, spec.get("rt"))
+
+
+def add_data_arguments(sp) -> None:
+    """The options of the commands that read one trials file DATA: subset, column mapping, codings, preset, task."""
+    sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
+    sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")
+    sp.add_argument("--columns", action="append", metavar="OURS=THEIRS",
+                    help="CSV without sidecar: map our column names (subject, trial, state, choice, reward, rt, valid, "
+                         "next_state, done) to yours, e.g. --columns subject=subjID,choice=keyPressed")
+    sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
+    sp.add_argument("--one-based-columns", default=None, metavar="NAMES",
+                    help="only these of our columns hold 1-based codes, e.g. state (choices 0/1) or choice,state")
+    sp.add_argument("--format", default=None, metavar="PRESET",
+                    help="read DATA in a known layout: hbayesdm:bandit2arm, hbayesdm:gng, hbayesdm:ts, hddm:rl, "
+                         "hssm:rl, two_step:wide, tidy, ... (docs/bring-your-data.md)")
+    sp.add_argument("--task", default=None, metavar="SPEC",
+                    help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
+    sp.add_argument("--n-actions", type=int, default=None,
+                    help="CSV without sidecar: number of actions (needed when an action is never chosen)")
+    sp.add_argument("--rt-unit", choices=["s", "ms"], default=None,
+                    help="CSV: unit of the rt column (ms is converted to seconds; default seconds, and a median "
+                         "RT above 10 s stops the read)")
+
+
+def read_data_args(args):
+    """``(trials, truth)`` of DATA read with the options of :func:`add_data_arguments` (subset applied)."""
+    columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
+    task = _make_task(args.task) if args.task else None
+    one_based = [c.strip() for c in args.one_based_columns.split(",")] if args.one_based_columns else args.one_based
+    trials, truth = read_data(args.data, columns=columns, one_based=one_based, task=task,
+                              n_actions=args.n_actions, rt_unit=args.rt_unit, format=args.format)
+    return _select(trials, args.subjects, args.max_trials, where=str(args.data)), truth

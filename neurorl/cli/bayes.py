@@ -20,14 +20,12 @@ from ._common import (
     _check_out,
     _command_line,
     _finish,
-    _key_values,
     _make_agent,
-    _make_task,
     _say,
-    _select,
     _spec_string,
+    add_data_arguments,
     parse_agent_spec,
-    read_data,
+    read_data_args,
 )
 
 #: ``--priors`` -> ``fit_bayes(priors=...)``
@@ -84,12 +82,7 @@ def _cmd_fit_bayes(args) -> int:
     if not 0 < args.target_accept < 1:
         raise UsageError(f"--target-accept must be in (0, 1), got {args.target_accept}")
     out = _check_out(args.out, inputs=[args.data])
-    columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
-    task = _make_task(args.task) if args.task else None
-    one_based = [c.strip() for c in args.one_based_columns.split(",")] if args.one_based_columns else args.one_based
-    trials, truth = read_data(args.data, columns=columns, one_based=one_based, task=task,
-                              n_actions=args.n_actions, format=args.format)
-    trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
+    trials, truth = read_data_args(args)
     specs = []
     for spec in args.agent:
         name, options, fixed = parse_agent_spec(spec)
@@ -183,18 +176,5 @@ def register(sub) -> None:
                     help="NUTS implementation (default auto: PyMC's NUTS on the compiled likelihood)")
     sp.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
-    sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")
-    sp.add_argument("--format", default=None, metavar="PRESET",
-                    help="read DATA in a known layout, e.g. hbayesdm:bandit4arm, hbayesdm:prl, hbayesdm:igt "
-                         "(docs/bring-your-data.md)")
-    sp.add_argument("--columns", action="append", metavar="OURS=THEIRS",
-                    help="CSV without sidecar: map our column names to yours, e.g. --columns subject=subjID")
-    sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1")
-    sp.add_argument("--one-based-columns", default=None, metavar="NAMES",
-                    help="only these of our columns hold 1-based codes, e.g. state or choice,state")
-    sp.add_argument("--task", default=None, metavar="SPEC",
-                    help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
-    sp.add_argument("--n-actions", type=int, default=None,
-                    help="CSV without sidecar: number of actions (needed when an action is never chosen)")
+    add_data_arguments(sp)
     _finish(sp, _cmd_fit_bayes, out="fit_bayes.nc")

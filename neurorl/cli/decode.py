@@ -209,7 +209,7 @@ def _print_decode(rows, cands):
           f"two-sided pseudosession p{floor})")
 
 
-# ============================================================================ simulate / list
+# ============================================================================ parser
 
 
 def register(sub) -> None:

@@ -24,15 +24,13 @@ from ._common import (
     _command_line,
     _estimator,
     _finish,
-    _key_values,
     _make_agent,
-    _make_task,
     _policy_dataset,
     _say,
-    _select,
     _spec_string,
+    add_data_arguments,
     parse_agent_spec,
-    read_data,
+    read_data_args,
 )
 
 #: simulated trials of an RL-DDM fit's RT predictive check (replicates of the data set, 5 to 30)
@@ -41,12 +39,7 @@ RT_CHECK_TRIALS = 20_000
 
 def _cmd_fit(args) -> int:
     out = _check_out(args.out, inputs=[args.data])
-    columns = _key_values(",".join(args.columns), "--columns") if args.columns else None
-    task = _make_task(args.task) if args.task else None
-    one_based = [c.strip() for c in args.one_based_columns.split(",")] if args.one_based_columns else args.one_based
-    trials, truth = read_data(args.data, columns=columns, one_based=one_based, task=task,
-                              n_actions=args.n_actions, rt_unit=args.rt_unit, format=args.format)
-    trials = _select(trials, args.subjects, args.max_trials, where=str(args.data))
+    trials, truth = read_data_args(args)
     covariates = {}
     for item in args.covariate or []:
         p, sep, var = item.partition("=")
@@ -358,9 +351,7 @@ def _print_compare(table, res, loo_table, criterion):
              if loo_table is not None else ""))
 
 
-# ============================================================================ design
-
-
+# ============================================================================ parser
 def register(sub) -> None:
     """Add this module's subcommands to the ``neurorl`` parser."""
     # ---- fit
@@ -395,24 +386,7 @@ def register(sub) -> None:
                     help="with --method emmap: EM iterations (default 100)")
     sp.add_argument("--seed", type=int, default=0, help="random seed of the starting points (default 0)")
     add_parallel_arguments(sp)
-    sp.add_argument("--subjects", nargs="+", metavar="LABEL", default=None, help="fit only these subjects")
-    sp.add_argument("--max-trials", type=int, default=None, help="fit only the first N trials of each subject")
-    sp.add_argument("--columns", action="append", metavar="OURS=THEIRS",
-                    help="CSV without sidecar: map our column names (subject, trial, state, choice, reward, rt, valid, "
-                         "next_state, done) to yours, e.g. --columns subject=subjID,choice=keyPressed")
-    sp.add_argument("--one-based", action="store_true", help="CSV choice/state codes start at 1 (hBayesDM files)")
-    sp.add_argument("--one-based-columns", default=None, metavar="NAMES",
-                    help="only these of our columns hold 1-based codes, e.g. state (choices 0/1) or choice,state")
-    sp.add_argument("--format", default=None, metavar="PRESET",
-                    help="read DATA in a known layout: hbayesdm:bandit2arm, hbayesdm:gng, hbayesdm:ts, hddm:rl, "
-                         "hssm:rl, two_step:wide, tidy, ... (docs/bring-your-data.md)")
-    sp.add_argument("--task", default=None, metavar="SPEC",
-                    help="CSV without sidecar: the task whose structure the data follow (NAME[:OPTION=VALUE,...])")
-    sp.add_argument("--n-actions", type=int, default=None,
-                    help="CSV without sidecar: number of actions (needed when an action is never chosen)")
-    sp.add_argument("--rt-unit", choices=["s", "ms"], default=None,
-                    help="CSV: unit of the rt column (ms is converted to seconds; default seconds, and a median "
-                         "RT above 10 s stops the read)")
+    add_data_arguments(sp)
     sp.add_argument("--csv", action="store_true",
                     help="also write OUT_estimates.csv (per subject: estimates, standard errors, convergence flags), "
                          "OUT_group.csv (group summary) and OUT_models.csv (model comparison)")

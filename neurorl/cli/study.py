@@ -148,9 +148,7 @@ def _cmd_recover(args) -> int:
     return 0
 
 
-# ============================================================================ decode
-
-
+# ============================================================================ parser
 def register(sub) -> None:
     """Add this module's subcommands to the ``neurorl`` parser."""
     # ---- design
