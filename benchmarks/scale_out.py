@@ -11,9 +11,11 @@ unit of :mod:`neurorl.parallel` per candidate x block). Timed, each with its own
 By default every process computes on one thread (``--xla-threads one``): this process -- the serial baseline -- sets
 ``OMP/MKL/OPENBLAS_NUM_THREADS=1`` and ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``
 before importing numpy or JAX, and the workers run under the same settings (inherited, and
-:func:`neurorl.parallel.one_thread` in each worker), so the comparison is one core against ``--workers`` cores, as on
-a cluster of single-core workers; with ``--xla-threads all`` the serial run already spreads each fit over the
-machine's cores.
+:func:`neurorl.parallel.one_thread` in each worker). One compute thread is not one core: JAX runs each compiled call
+on a thread of its own while Python goes on (measured unpinned: 20 s of processor time in 14 s of wall time), so the
+serial baseline is also pinned to one core (``sched_setaffinity``, every thread; ``--no-pin`` leaves it free) and
+released before the workers start: the comparison is one core against ``--workers`` cores, as on a cluster of
+single-core workers. With ``--xla-threads all`` the serial run already spreads each fit over the machine's cores.
 
 Printed: the load average of the machine before and after (``/proc/loadavg``: on a shared machine the speed-up is
 bounded by the cores the others leave free), wall times, the speed-up (serial / cluster), the per-unit cost (wall time
@@ -39,6 +41,15 @@ import warnings
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 XLA_ONE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def _set_affinity(cores) -> None:
+    """Restrict every thread of this process (Linux: affinity is per thread) to ``cores``."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:  # a thread that has ended meanwhile
+            pass
 
 
 def study(args, **kw):
@@ -124,6 +135,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
     ap.add_argument("--empty", type=int, default=200, help="empty tasks timed for the per-task overhead")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin the serial baseline to one core (Linux; default: pinned)")
     ap.add_argument("--xla-threads", choices=["one", "all"], default="one",
                     help="one (default): every process -- the serial run and each worker -- computes on one thread "
                          "(XLA_FLAGS), so the comparison is one core against N; all: XLA's own thread pool, so the "
@@ -147,14 +160,21 @@ def main(argv=None) -> None:
     print(f"model recovery: q_learning vs rflr on mouse_bandit, {args.subjects} subjects per generator x "
           f"{args.trials} trials, {n_units} units of {args.block} subjects; {os.cpu_count()} CPU cores; threads "
           f"per process: {args.xla_threads} (OMP {os.environ.get('OMP_NUM_THREADS')}, XLA_FLAGS "
-          f"{os.environ.get('XLA_FLAGS', '')!r}); load average before: {load_before}")
+          f"{os.environ.get('XLA_FLAGS', '')!r}); serial baseline pinned to one core: "
+          f"{'yes' if args.pin and hasattr(os, 'sched_setaffinity') else 'no'}; load average before: {load_before}")
     root = tempfile.mkdtemp(prefix="nr-scale-out-")
     serial_cache, cluster_cache = os.path.join(root, "serial"), os.path.join(root, "cluster")
     os.environ["NEURORL_CACHE_DIR"] = serial_cache
 
     rows, cpu = {}, {}
+    all_cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    pinned = bool(args.pin and all_cores and len(all_cores) > 1)
+    if pinned:  # the baseline is one core, whatever threads JAX or SciPy start: as one worker of a cluster
+        _set_affinity({min(all_cores)})
     ref, rows["serial cold"] = timed(lambda: study(args), cpu, "serial cold")
     _, rows["serial warm"] = timed(lambda: study(args), cpu, "serial warm")
+    if pinned:  # the workers started below inherit the whole machine
+        _set_affinity(all_cores)
     # the part of the study that stays in this process: simulating both generators' cohorts
     import neurorl as nr
 
@@ -207,8 +227,8 @@ def main(argv=None) -> None:
     for k, v in rows.items():
         c = f"{cpu[k]:>9.2f}"
         print(f"{k:<16}{v:>9.2f}{v / n_units:>12.3f}{c}")
-    print("(CPU s: processor time of this process (the workers' own below); on an idle machine the serial wall time "
-          "is close to it)")
+    print("(CPU s: processor time of this process (the workers' own below); unpinned, the serial run's JAX and SciPy "
+          "threads overlap, so its CPU s can exceed its wall time)")
     w = args.workers
     for state in ("cold", "warm"):
         for kind in ("cluster", "processes"):

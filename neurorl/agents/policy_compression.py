@@ -82,8 +82,8 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import logsumexp
 
+from .._lazy import scipy_special as _sp
 from ..params import Param
 from ..schema import ACTION, STATE
 from .base import VALUE_LATENTS, Agent, register_agent, take
@@ -305,7 +305,7 @@ def blahut_arimoto(Q, p_state, beta, max_iter: int = 100_000, tol: float = 1e-10
     change = np.inf
     for it in range(1, int(max_iter) + 1):
         F = beta * Q + log_marg
-        log_pi = F - logsumexp(F, axis=1, keepdims=True)
+        log_pi = F - _sp.logsumexp(F, axis=1, keepdims=True)
         pi = np.exp(log_pi)
         old = np.exp(log_marg)
         with np.errstate(divide="ignore"):
@@ -319,7 +319,7 @@ def blahut_arimoto(Q, p_state, beta, max_iter: int = 100_000, tol: float = 1e-10
                       f"after max_iter = {max_iter} iterations; the policy is not the optimum -- increase max_iter",
                       RuntimeWarning, stacklevel=2)
     F = beta * Q + log_marg
-    log_z = logsumexp(F, axis=1)
+    log_z = _sp.logsumexp(F, axis=1)
     pi = np.exp(F - log_z[:, None])
     v = float(np.sum(p[:, None] * pi * Q))
     info = float(beta * v - np.sum(p * log_z))

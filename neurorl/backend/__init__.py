@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special as _sp
+
+from .._lazy import scipy_special as _sp
 
 __all__ = ["NUMPY", "NumpyOps", "Ops", "get_jax_ops", "get_pytensor_ops"]
 
@@ -137,8 +138,16 @@ class NumpyOps(ArrayModuleOps):
     """NumPy backend: eager, vectorised over the leading (subject) axis."""
 
     name = "numpy"
-    erfc = staticmethod(_sp.erfc)
-    erfcx = staticmethod(_sp.erfcx)
+
+    # SciPy is imported on first use (neurorl._lazy): MAP runs the compiled JAX likelihood and never needs these
+
+    @staticmethod
+    def erfc(x):
+        return _sp.erfc(x)
+
+    @staticmethod
+    def erfcx(x):
+        return _sp.erfcx(x)
 
     def __init__(self):
         super().__init__(np)

@@ -93,8 +93,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import digamma, gammainc, gammaincinv, gammaln, logsumexp, xlogy
 
+from .._lazy import scipy_special as _sp
 from ..schema import SUBJECT
 
 MODEL = "model"
@@ -150,8 +150,8 @@ def dirichlet_exceedance(alpha: Sequence[float] | np.ndarray) -> np.ndarray:
         others = np.delete(a, k)
 
         def integrand(u: float, ak: float = a[k], others: np.ndarray = others) -> float:
-            x = gammaincinv(ak, u)
-            return float(np.prod(gammainc(others, x)))
+            x = _sp.gammaincinv(ak, u)
+            return float(np.prod(_sp.gammainc(others, x)))
 
         from scipy import integrate  # imported here: scipy.integrate costs 0.3-0.8 s to import
 
@@ -370,10 +370,10 @@ def _family_matrix(families: Any, models: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _free_energy(L: np.ndarray, r: np.ndarray, a: np.ndarray, a0: np.ndarray) -> float:
     """Free energy F1 of section 5.1 for attributions ``r`` (K, N) and counts ``a``."""
-    E = digamma(a) - digamma(a.sum())
-    elj = float(np.sum(r * (L + E[:, None]))) + gammaln(a0.sum()) - gammaln(a0).sum() + np.sum((a0 - 1) * E)
-    s_qm = -float(np.sum(xlogy(r, r)))
-    s_qf = gammaln(a).sum() - gammaln(a.sum()) - np.sum((a - 1) * E)
+    E = _sp.digamma(a) - _sp.digamma(a.sum())
+    elj = float(np.sum(r * (L + E[:, None]))) + _sp.gammaln(a0.sum()) - _sp.gammaln(a0).sum() + np.sum((a0 - 1) * E)
+    s_qm = -float(np.sum(_sp.xlogy(r, r)))
+    s_qf = _sp.gammaln(a).sum() - _sp.gammaln(a.sum()) - np.sum((a - 1) * E)
     return float(elj + s_qm + s_qf)
 
 
@@ -493,7 +493,7 @@ def bms(log_evidence: Any, *, families: Any = None, stop: str = "fixed-point", m
     F = [_free_energy(L, r, a, a0)]
     converged = False
     while True:
-        E = digamma(a) - digamma(a.sum())
+        E = _sp.digamma(a) - _sp.digamma(a.sum())
         tmp = L + E[:, None]
         g = np.exp(tmp - tmp.max(axis=0, keepdims=True))
         r = g / g.sum(axis=0, keepdims=True)
@@ -512,7 +512,7 @@ def bms(log_evidence: Any, *, families: Any = None, stop: str = "fixed-point", m
             f"evaluations (stop={stop!r}); increase max_iter", RuntimeWarning, stacklevel=2)
 
     F1 = F[-1]
-    lse = logsumexp(L, axis=0)
+    lse = _sp.logsumexp(L, axis=0)
     F0 = float(np.sum(lse) - N * math.log(K))
     bor = _bor(F1, F0)
 
@@ -520,7 +520,7 @@ def bms(log_evidence: Any, *, families: Any = None, stop: str = "fixed-point", m
     if C is not None:
         n_fam = C.shape[1]
         f0 = C @ (1.0 / C.sum(axis=0)) / n_fam
-        F0_fam = float(np.sum(logsumexp(L + np.log(f0)[:, None], axis=0)))
+        F0_fam = float(np.sum(_sp.logsumexp(L + np.log(f0)[:, None], axis=0)))
         fam_result = _summaries(C.T @ a, C.T @ a0, C.T @ r, _bor(F1, F0_fam), F1, F0_fam, fam_names, subjects,
                                 FAMILY, free_energy=np.asarray(F), n_iter=len(F), converged=converged)
 

@@ -82,8 +82,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
-from scipy.special import gammaln, logsumexp
 
+from .._lazy import scipy_special as _sp
 from ..agents.base import Agent, make_agent
 from ..schema import SUBJECT, TRIAL
 from ..tasks.base import as_rng
@@ -311,7 +311,7 @@ def laplace_loo(fit, trials: xr.Dataset | None = None, *, agent: Agent | str | N
         u = rng.chisquare(df, size=(S, n, 1)) / df
         step = z / np.sqrt(u)
         d2 = np.sum(step * step, axis=2)
-        log_q = (gammaln(0.5 * (df + D)) - gammaln(0.5 * df) - 0.5 * D * math.log(df * math.pi)
+        log_q = (_sp.gammaln(0.5 * (df + D)) - _sp.gammaln(0.5 * df) - 0.5 * D * math.log(df * math.pi)
                  - 0.5 * (df + D) * np.log1p(d2 / df) + log_norm)
     draws = theta[None] + float(scale) * np.einsum("nij,snj->sni", root, step)  # (S, n, D)
     if prior is not None:
@@ -348,11 +348,11 @@ def laplace_loo(fit, trials: xr.Dataset | None = None, *, agent: Agent | str | N
                 raw = (c[:, None] - L).T  # (T_i, S)
                 raw = np.where(np.isnan(raw), -np.inf, raw)
                 lw, k = az.psislw(raw - np.max(raw, axis=1, keepdims=True), reff=1.0)
-                elpd_t[i, valid[i]] = logsumexp(lw + L.T, axis=1)
-                lppd_t[i, valid[i]] = logsumexp(lwc[0][None, :] + L.T, axis=1)
+                elpd_t[i, valid[i]] = _sp.logsumexp(lw + L.T, axis=1)
+                lppd_t[i, valid[i]] = _sp.logsumexp(lwc[0][None, :] + L.T, axis=1)
                 k_t[i, valid[i]] = np.asarray(k)
             else:
-                lppd_t[i, valid[i]] = logsumexp(L.T, axis=1) - math.log(S)
+                lppd_t[i, valid[i]] = _sp.logsumexp(L.T, axis=1) - math.log(S)
 
     if not correct:
         obs_ll = np.concatenate([ll[:, valid[i], i] for i in range(n)], axis=1)  # (S, N)
