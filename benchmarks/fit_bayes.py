@@ -34,6 +34,12 @@ import os
 import time
 import warnings
 
+# numpyro runs chains in parallel only on as many JAX devices; a CPU is one device unless this is set before JAX
+# starts (what numpyro.set_host_device_count does; docs/bayes.md)
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={os.cpu_count() or 1}").strip()
+
 import numpy as np
 import xarray as xr
 
@@ -157,8 +163,17 @@ def run_rlddm(args):
     rng = np.random.default_rng(args.seed)
     base = nr.make_agent("q_learning", q0=0.5)
     joint = WithRT(base, WienerRT())
-    params = {p.name: p.default for p in joint.params}
-    params["alpha"] = 1.0 / (1.0 + np.exp(-rng.normal(-0.5, 0.5, n)))
+    # a population, not clones: every parameter varies between subjects as in fitted RL-DDM data (Pedersen et al.
+    # 2017: boundary 1.2-2, non-decision time 0.15-0.45 s); identical subjects put every group sd at zero, the
+    # hardest geometry a hierarchical sampler meets and not one that real data show
+    params = {
+        "alpha": 1.0 / (1.0 + np.exp(-rng.normal(-0.5, 0.5, n))),
+        "v_scale": np.exp(rng.normal(np.log(2.0), 0.3, n)),
+        "a": np.exp(rng.normal(np.log(1.5), 0.15, n)),
+        "w": 1.0 / (1.0 + np.exp(-rng.normal(0.0, 0.2, n))),
+        "t0": rng.uniform(0.15, 0.4, n),
+    }
+    params.update({p.name: p.default for p in joint.params if p.name not in params})
     sim = nr.simulate(joint, nr.make_task("bandit", p=(0.7, 0.3)), n_subjects=n, n_trials=hi, params=params,
                       rng=args.seed + 1)
     trials = sim.trials.copy()
