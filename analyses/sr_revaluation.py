@@ -168,11 +168,11 @@ def recovery_reading(C, labels, n_free: int) -> str:
             + (", ".join(poor) if poor else "none") + f". Only the free root choices carry likelihood ({n_free} per "
             "subject, of which only the first test probes after a reward or transition change separate the "
             "learners strongly); the model-free candidate has one parameter fewer than the model-based and SR "
-            "candidates and BIC charges ln(n) per parameter. What limits recovery: low-beta subjects drawn from the "
-            "generating distribution choose nearly at random and are unidentifiable under any candidate; test "
-            "probes after the first also reflect relearning (test episodes give feedback), which pulls the three "
-            "learners together; and a model-free learner with a small learning rate has barely learnt phase 1, "
-            "like a learner that never revalues.")
+            "candidates and BIC charges ln(n) per parameter. Possible reasons for the errors, none tested by this "
+            "run: low-beta subjects drawn from the generating distribution choose nearly at random and cannot be "
+            "told apart under any candidate; test probes after the first also reflect relearning (test episodes "
+            "give feedback), which pulls the three learners together; and a model-free learner with a small "
+            "learning rate has barely learnt phase 1, like a learner that never revalues.")
 
 
 def _fig_signature(sig):
@@ -264,6 +264,9 @@ def main(args: Args) -> dict:
         design = (f"Design: {args.n_blocks} blocks per subject ({args.rec_learning} learning, {args.rec_relearning} "
                   f"relearning, {args.rec_test} test episodes each; {recovery_task(args)[1]} rows), conditions "
                   "rotated over blocks (`condition=\"mixed\"`, `n_blocks`, `n_test` of the `revaluation` task). ")
+        if args.n_recovery < Args.n_recovery:
+            design += (f"A reduced run: {args.n_recovery} subjects per generator instead of the default "
+                       f"{Args.n_recovery}, so every entry below is coarse. ")
         rec_text = (design + f"Selected model = generator for {acc:.0%} of subjects ({k_hit} of {n_all}; chance 33%, "
                     f"one-sided binomial p = {p_chance:.1e}; each entry has a binomial standard error of up to "
                     f"{se:.2f} with {args.n_recovery} subjects per generator).\n\n" + "\n".join(rec_rows))

@@ -26,9 +26,18 @@ What it does
 3. Half-triangle memory variant (``half_triangle``, memory=True): a DRQN with hidden-state
    resets at episode ends (``reset_on_done``), epsilon-greedy; greedy success rate and steps.
 
+The five training runs (trial-level none / kl_train, time-step none / kl_train, half-triangle) are
+independent units of :mod:`neurorl.parallel` (through :func:`neurorl.agents.deep.common.over_seeds`):
+each builds its network from ``seed``, trains it and plays its evaluation sessions on one torch thread,
+and returns its numbers, evaluation trials and checkpoint to this process, which writes every file. The
+results are the same serially, on local processes (``--workers N``) and on a Dask cluster
+(``--scheduler ADDRESS``).
+
 Usage::
 
     python analyses/train_drqn_mouse_bandit.py --seed 0
+    python analyses/train_drqn_mouse_bandit.py --seed 0 --workers 5      # the five runs side by side
+    python analyses/train_drqn_mouse_bandit.py --seed 0 --scheduler tcp://host:8786
 
 Outputs in ``out/train_drqn_mouse_bandit_seed<seed>/``: ``training.png``, ``perseveration.png``,
 ``history_words.png``, ``timestep.png``, ``half_triangle.png``, checkpoints ``*.pt``, the
@@ -38,8 +47,12 @@ evaluation trials and latents (``trials_<condition>.nc``, ``latents_<condition>.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -76,10 +89,17 @@ class Args:
     # half-triangle memory variant
     half_triangle: bool = True
     ht_episodes: int = 100
+    ht_eval_rows: int = 600
     # tabular fit of the DRQN's choices
     fit_tabular: bool = True
     out_root: str = "out"
     progress: bool = True
+    workers: int = 0
+    scheduler: str = ""
+
+
+#: the training runs, one unit of neurorl.parallel each ("<part> <condition>")
+RUNS = ("trial-level none", "trial-level kl_train", "time-step none", "time-step kl_train", "half-triangle memory")
 
 
 def _config(args: Args, **kw) -> DRQNConfig:
@@ -112,6 +132,79 @@ def _fit_kappa(trials, seed) -> dict:
     return {k: float(np.median(est.params_[k].values)) for k in ("alpha", "beta", "kappa")}
 
 
+def _checkpoint(agent) -> bytes:
+    """The agent's checkpoint (``DRQN.save``) as bytes, so that the calling process writes the file."""
+    with tempfile.TemporaryDirectory() as d:
+        return Path(agent.save(Path(d) / "checkpoint.pt")).read_bytes()
+
+
+def half_triangle_task():
+    """The half-triangle memory variant of part 3."""
+    return nr.make_task("half_triangle", memory=True, max_steps=30)
+
+
+def train_run(run: str, seed: int, *, args: Args) -> dict:
+    """Train one network of ``RUNS`` from ``seed`` and play its evaluation sessions (one unit of work).
+
+    Returns the training rewards, the training time, the evaluation summaries (trial-level runs: also
+    the evaluation trials and latents) and the checkpoint bytes; writes nothing.
+    """
+    part, name = run.rsplit(" ", 1)
+    res: dict = {}
+    if part == "trial-level":
+        kl = args.kl_beta if name == "kl_train" else 0.0
+        ag = DRQN("mouse_bandit", _config(args, kl_beta=kl, kl_alpha=args.kl_alpha if kl else 0.0), seed=seed)
+        t0 = time.perf_counter()
+        ag.train(args.n_episodes, progress=args.progress)
+        res["seconds"] = time.perf_counter() - t0
+        # evaluation at the final temperature of training (the same schedule with and without the penalty)
+        res["tau_eval"] = ag.tau()
+        conds = {"none": 0.0, "kl_eval": args.kl_beta} if name == "none" else {"kl_train": args.kl_beta}
+        res["evals"] = {}
+        for cond, kl_eval in conds.items():
+            tr, lat = ag.rollout(args.eval_subjects, args.eval_trials, rng=seed + 1000, tau=res["tau_eval"],
+                                 kl_beta=kl_eval, kl_alpha=args.kl_alpha)
+            res["evals"][cond] = (tr, lat, _summaries(tr))
+    elif part == "time-step":
+        kl = args.kl_beta if name == "kl_train" else 0.0
+        cfg = _config(args, episode_length=args.ts_episode_length, kl_beta=kl, kl_alpha=args.kl_alpha if kl else 0.0,
+                      kl_decision_only=bool(kl))
+        ag = DRQN("mouse_bandit_timestep", cfg, seed=seed)
+        t0 = time.perf_counter()
+        ag.train(args.ts_episodes, progress=args.progress)
+        res["seconds"] = time.perf_counter() - t0
+        tr, _ = ag.rollout(args.eval_subjects, 3 * args.eval_trials, rng=seed + 2000, tau=ag.tau(), kl_beta=kl,
+                           kl_alpha=args.kl_alpha)
+        res["summary"] = _summaries(tr)
+        res["decisions"] = int(tr["decision"].values.sum())
+    elif run == "half-triangle memory":
+        cfg = DRQNConfig(hidden_size=32, gamma=0.9, lr=1e-3, episode_length=300, n_envs=8, reset_on_done=True,
+                         exploration="epsilon", epsilon_start=1.0, epsilon_min=0.05, decay=0.97, seq_len=30,
+                         batch_episodes=32, updates_per_episode=20, learn_after=20, buffer_episodes=2000)
+        ag = DRQN(half_triangle_task(), cfg, seed=seed)
+        t0 = time.perf_counter()
+        ag.train(args.ht_episodes, progress=args.progress)
+        res["seconds"] = time.perf_counter() - t0
+        tr, _ = ag.rollout(8, args.ht_eval_rows, rng=seed + 3000, greedy=True)
+        done, rew = tr["done"].values, tr["reward"].values
+        n_ep = int(done.sum())
+        res["half_triangle"] = {"episodes": n_ep,
+                                "success": float((rew[done] > 0).mean()) if n_ep else float("nan"),
+                                "rows_per_episode": float(done.size / max(n_ep, 1))}
+    else:
+        raise ValueError(f"train_drqn_mouse_bandit: unknown run {run!r}; known: {RUNS}")
+    res["reward"] = np.asarray(ag.history["reward"], float)
+    res["checkpoint"] = _checkpoint(ag)
+    return res
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    from neurorl.results import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def main(args: Args) -> dict:
     """Run everything; return the numbers written to ``result.md``."""
     import matplotlib
@@ -119,28 +212,40 @@ def main(args: Args) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if args.workers < 0:
+        raise ValueError(f"train_drqn_mouse_bandit: --workers must be >= 0, got {args.workers}")
+    if args.workers and args.scheduler:
+        raise ValueError("train_drqn_mouse_bandit: give --workers or --scheduler, not both")
     out = common.output_dir(__file__, args.seed, root=args.out_root)
     res: dict = {"timing_s": {}}
     sections: dict[str, str] = {}
 
+    # ---------------------------------------------------------------- the training runs (units of neurorl.parallel)
+    runs = [r for r in RUNS if (args.timestep or not r.startswith("time-step"))
+            and (args.half_triangle or not r.startswith("half-triangle"))]
+    t_all = time.perf_counter()
+    # --workers / --scheduler open their own block; otherwise the runs go where the caller's
+    # `with neurorl.parallel.parallel(...)` block sends them (serially outside any block)
+    block = (nr.parallel.parallel(workers=args.workers or None, scheduler=args.scheduler or None)
+             if args.workers or args.scheduler else contextlib.nullcontext(nr.parallel.current()))
+    with block as ex:
+        where = ex.describe()
+        done = common.over_seeds(functools.partial(train_run, args=args), [args.seed], settings=runs,
+                                 desc="DRQN training runs")
+    done = {run: done[(run, args.seed)] for run in runs}
+    res["wall_s"] = time.perf_counter() - t_all
+    files = {"trial-level none": "drqn_mouse_bandit_none.pt", "trial-level kl_train": "drqn_mouse_bandit_kl_train.pt",
+             "time-step none": "drqn_timestep_none.pt", "time-step kl_train": "drqn_timestep_kl_train.pt",
+             "half-triangle memory": "drqn_half_triangle_memory.pt"}
+    for run, r in done.items():
+        res["timing_s"][run] = r["seconds"]
+        _write_bytes(out / files[run], r["checkpoint"])
+
     # ---------------------------------------------------------------- 1. trial-level mouse bandit
-    agents = {}
-    for name, kl in (("none", 0.0), ("kl_train", args.kl_beta)):
-        cfg = _config(args, kl_beta=kl, kl_alpha=args.kl_alpha if kl else 0.0)
-        ag = DRQN("mouse_bandit", cfg, seed=args.seed)
-        t0 = time.perf_counter()
-        ag.train(args.n_episodes, progress=args.progress)
-        res["timing_s"][f"trial-level {name}"] = time.perf_counter() - t0
-        ag.save(out / f"drqn_mouse_bandit_{name}.pt")
-        agents[name] = ag
-    tau_eval = agents["none"].tau()
-    conds = {"none": (agents["none"], 0.0), "kl_eval": (agents["none"], args.kl_beta),
-             "kl_train": (agents["kl_train"], args.kl_beta)}
-    evals = {}
-    for name, (ag, kl) in conds.items():
-        tr, lat = ag.rollout(args.eval_subjects, args.eval_trials, rng=args.seed + 1000, tau=tau_eval, kl_beta=kl,
-                             kl_alpha=args.kl_alpha)
-        evals[name] = (tr, lat, _summaries(tr))
+    curves = {name: done[f"trial-level {name}"]["reward"] for name in ("none", "kl_train")}
+    tau_eval = done["trial-level none"]["tau_eval"]
+    evals = {**done["trial-level none"]["evals"], **done["trial-level kl_train"]["evals"]}
+    for name, (tr, lat, _) in evals.items():
         nr.write_trials(tr, out / f"trials_{name}.nc")
         nr.write_latents(lat, out / f"latents_{name}.nc")
     res["trial_level"] = {k: {kk: v[2][kk] for kk in ("p_switch", "p_high", "reward_per_decision")}
@@ -151,8 +256,7 @@ def main(args: Args) -> dict:
 
     # training curves
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    for name, ag in agents.items():
-        r = np.asarray(ag.history["reward"])
+    for name, r in curves.items():
         k = max(1, len(r) // 20)
         ax.plot(np.convolve(r, np.ones(k) / k, mode="valid"), label=name)
     ax.set_xlabel("training episode")
@@ -224,19 +328,11 @@ def main(args: Args) -> dict:
     # ---------------------------------------------------------------- 2. time-step variant
     if args.timestep:
         ts_res, ts_curves = {}, {}
-        for name, kl in (("none", 0.0), ("kl_train", args.kl_beta)):
-            cfg = _config(args, episode_length=args.ts_episode_length, kl_beta=kl,
-                          kl_alpha=args.kl_alpha if kl else 0.0, kl_decision_only=bool(kl))
-            ag = DRQN("mouse_bandit_timestep", cfg, seed=args.seed)
-            t0 = time.perf_counter()
-            ag.train(args.ts_episodes, progress=args.progress)
-            res["timing_s"][f"time-step {name}"] = time.perf_counter() - t0
-            ag.save(out / f"drqn_timestep_{name}.pt")
-            tr, lat = ag.rollout(args.eval_subjects, 3 * args.eval_trials, rng=args.seed + 2000, tau=ag.tau(),
-                                 kl_beta=kl, kl_alpha=args.kl_alpha)
-            s = _summaries(tr)
+        for name in ("none", "kl_train"):
+            r = done[f"time-step {name}"]
+            s = r["summary"]
             ts_res[name] = {kk: s[kk] for kk in ("p_switch", "p_high", "reward_per_decision")}
-            ts_res[name]["decisions"] = int(tr["decision"].values.sum())
+            ts_res[name]["decisions"] = r["decisions"]
             ts_curves[name] = s["around"]
         res["timestep"] = ts_res
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -262,23 +358,10 @@ def main(args: Args) -> dict:
 
     # ---------------------------------------------------------------- 3. half-triangle, memory variant
     if args.half_triangle:
-        task = nr.make_task("half_triangle", memory=True, max_steps=30)
-        cfg = DRQNConfig(hidden_size=32, gamma=0.9, lr=1e-3, episode_length=300, n_envs=8, reset_on_done=True,
-                         exploration="epsilon", epsilon_start=1.0, epsilon_min=0.05, decay=0.97, seq_len=30,
-                         batch_episodes=32, updates_per_episode=20, learn_after=20, buffer_episodes=2000)
-        ag = DRQN(task, cfg, seed=args.seed)
-        t0 = time.perf_counter()
-        ag.train(args.ht_episodes, progress=args.progress)
-        res["timing_s"]["half-triangle memory"] = time.perf_counter() - t0
-        ag.save(out / "drqn_half_triangle_memory.pt")
-        tr, _ = ag.rollout(8, 600, rng=args.seed + 3000, greedy=True)
-        done, rew = tr["done"].values, tr["reward"].values
-        n_ep = int(done.sum())
-        res["half_triangle"] = {"episodes": n_ep, "success": float((rew[done] > 0).mean()) if n_ep else float("nan"),
-                                "rows_per_episode": float(done.size / max(n_ep, 1))}
+        task = half_triangle_task()
+        res["half_triangle"] = done["half-triangle memory"]["half_triangle"]
         fig, ax = plt.subplots(figsize=(5, 3.4))
-        r = np.asarray(ag.history["reward"])
-        ax.plot(r, lw=0.8)
+        ax.plot(done["half-triangle memory"]["reward"], lw=0.8)
         ax.set_xlabel("training episode (8 x 300 rows, epsilon-greedy)")
         ax.set_ylabel(f"reward per row ({task.options['reward']:g} per success)")
         ax.set_title("DRQN GRU(32), half-triangle memory variant")
@@ -288,12 +371,15 @@ def main(args: Args) -> dict:
         ht = res["half_triangle"]
         sections["Half-triangle, memory variant"] = (
             f"GRU(32) DRQN, epsilon-greedy 1 -> 0.05 (x0.97 per episode), {args.ht_episodes} episodes x 8 x 300 "
-            f"rows, hidden state reset at each task episode. Greedy evaluation (frozen weights, 8 x 600 rows): "
+            "rows, hidden state reset at each task episode. Greedy evaluation (frozen weights, "
+            f"8 x {args.ht_eval_rows} rows): "
             f"{ht['episodes']} episodes, success {ht['success']:.3f}, {ht['rows_per_episode']:.2f} rows per "
             "episode (the odor is visible only on the odor port, so success above 0.5 needs memory).\n\n"
             "![](half_triangle.png)")
 
-    sections["Timing (s)"] = "\n".join(f"* {k}: {v:.0f}" for k, v in res["timing_s"].items())
+    sections["Timing (s)"] = (f"Training time of each run (one torch thread each); the {len(runs)} runs took "
+                              f"{res['wall_s']:.0f} s of wall time in all, run {where}.\n\n"
+                              + "\n".join(f"* {k}: {v:.0f}" for k, v in res["timing_s"].items()))
     common.write_result(out / "result.md", "Recurrent Q-learning (DRQN) on the mouse bandit", args, sections)
     res["out"] = str(out)
     return res

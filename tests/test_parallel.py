@@ -237,6 +237,54 @@ def test_exact_cv_design_cells_and_seed_runs_on_a_dask_cluster_equal_serial(clie
     assert not np.array_equal(runs[0]["weights"], runs[1]["weights"])  # the seeds differ
 
 
+def _prepend_path(path: str) -> None:
+    """Put ``path`` first on a Dask worker's ``sys.path`` (run by ``client.run``)."""
+    import sys
+
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def test_drqn_training_runs_on_a_dask_cluster_equal_serial(client, tmp_path, monkeypatch):
+    """analyses/train_drqn_mouse_bandit.py: its five training runs (units of common.over_seeds) sent to a Dask
+    cluster by --scheduler give the serial run's evaluation trials, latents, summaries and weights."""
+    import importlib.util
+    import sys
+
+    import torch
+
+    analyses = Path(__file__).resolve().parents[1] / "analyses"
+    spec = importlib.util.spec_from_file_location("train_drqn_mouse_bandit", analyses / "train_drqn_mouse_bandit.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look the module up
+    spec.loader.exec_module(mod)
+    client.run(_prepend_path, str(analyses))  # the workers import the script's functions as this process does
+    # 5 episodes x 2 sessions: replay starts learning after 8 stored sessions (learn_after), so the weights move
+    tiny = dict(seed=3, n_episodes=5, episode_length=50, n_envs=2, updates_per_episode=2, ts_episodes=5,
+                ts_episode_length=60, ht_episodes=1, ht_eval_rows=60, eval_subjects=2, eval_trials=60,
+                fit_tabular=False, progress=False)
+    serial = mod.main(mod.Args(**tiny, out_root=str(tmp_path / "serial")))
+    dask_ = mod.main(mod.Args(**tiny, out_root=str(tmp_path / "dask"), scheduler=client.scheduler.address))
+    a, b = (tmp_path / w / "train_drqn_mouse_bandit_seed3" for w in ("serial", "dask"))
+    assert "run serially" in (a / "result.md").read_text()
+    assert "run on a Dask cluster (2 workers)" in (b / "result.md").read_text()
+    for k in ("trial_level", "timestep", "half_triangle"):
+        np.testing.assert_equal(dask_[k], serial[k])
+    for cond in ("none", "kl_eval", "kl_train"):
+        for kind in ("trials", "latents"):
+            with xr.open_dataset(a / f"{kind}_{cond}.nc") as x, xr.open_dataset(b / f"{kind}_{cond}.nc") as y:
+                xr.testing.assert_identical(x.load(), y.load())
+    weights = {}
+    for run, name in (("none", "drqn_mouse_bandit_none.pt"), ("kl", "drqn_mouse_bandit_kl_train.pt"),
+                      ("ts", "drqn_timestep_kl_train.pt"), ("ht", "drqn_half_triangle_memory.pt")):
+        x, y = (torch.load(d / name, map_location="cpu", weights_only=True)["model"] for d in (a, b))
+        assert x.keys() == y.keys()
+        for key in x:
+            assert torch.equal(x[key], y[key]), (name, key)
+        weights[run] = torch.cat([v.ravel() for v in x.values()])
+    assert not torch.equal(weights["none"], weights["kl"])  # the penalty changes training: the check can fail
+
+
 def test_neurorl_design_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
     import neurorl.fitting.design as design_mod
     from neurorl.cli import main
