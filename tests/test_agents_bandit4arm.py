@@ -153,6 +153,20 @@ def test_nan_loss_on_a_valid_trial_fails_validation():
         nr.from_table(tab, n_actions=4)
 
 
+@pytest.mark.parametrize("dims", [("trial", "subject"), ("subject", "trial", "action")])
+def test_replay_checks_the_loss_channel_dims(dims):
+    """replay (through the trials' validation) checks 'loss' like the other channels: (subject, trial) or an error
+    naming it, not a broadcasting error or a silent transposition."""
+    tr = nr.simulate("bandit4arm_lapse", "bandit4arm", n_subjects=3, n_trials=20, rng=5,
+                     params=PARAMS["bandit4arm_lapse"]).trials
+    loss = tr["loss"].transpose("trial", "subject") if dims[0] == "trial" else tr["loss"].expand_dims(action=4, axis=2)
+    bad = tr.assign(loss=loss)
+    assert bad["loss"].dims == dims
+    with pytest.raises(ValueError, match=r"'loss' must have dims \('subject', 'trial'\)"):
+        nr.replay("bandit4arm_lapse", bad, PARAMS["bandit4arm_lapse"])
+    nr.replay("bandit4arm_lapse", tr, PARAMS["bandit4arm_lapse"])  # the same data with the right dims pass
+
+
 def test_other_agents_ignore_the_loss_channel():
     """q_learning's compiled likelihood is the same with and without a 'loss' variable in the data."""
     from neurorl.fitting.graph import compiled_loglik, uniform_observations
@@ -233,6 +247,25 @@ def test_map_fit_runs_on_the_preset_layout(tmp_path):
 
 
 # ------------------------------------------------------------------ parameter recovery and NUTS (slow)
+def test_recovery_population_is_the_stated_one():
+    """gain_loss_population through draw_params (4,000 subjects): the medians and the logit sds of the docs."""
+    from neurorl.agents.bandit4arm import GAIN_LOSS_POPULATION, gain_loss_population
+    from neurorl.fitting.recovery import draw_params
+
+    for model in ("bandit4arm_lapse_decay", "bandit4arm_singleA_lapse"):
+        agent = nr.make_agent(model)
+        theta = draw_params(agent, 4000, gain_loss_population(agent), rng=0)
+        for p in agent.params:
+            x = np.asarray(p.to_constrained(theta[p.name]))
+            median, sd = GAIN_LOSS_POPULATION[p.name]
+            z = np.log((x - p.lower) / (p.upper - x))  # the logit of the bounds, by hand
+            assert abs(np.median(x) - median) < 0.05 * median, (model, p.name)
+            assert abs(z.std() - sd) < 0.05, (model, p.name)
+    with pytest.raises(ValueError, match="no population for parameter 'alpha'"):
+        gain_loss_population("q_learning")
+
+
+
 #: not identified at 30 x 300 (docs/agents.md): nearly random choosers (R, P < 1) are fitted as well by a large lapse
 #: rate with large sensitivities, which the default MAP priors (centred at xi = 0.5, R = P = 15) favour
 UNIDENTIFIED = {("bandit4arm_lapse", "P"), ("bandit4arm_lapse", "xi"), ("bandit4arm_lapse_decay", "P"),

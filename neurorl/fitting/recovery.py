@@ -67,6 +67,13 @@ Assumptions and choices
      with the same arguments (and the same root seed) computes only the missing units. ``partial=True`` computes
      nothing and summarises the subjects whose every fit is in the store (attribute ``n_complete``; incomplete
      subjects have NaN log evidence / estimates and ``selected = -1``).
+[A9] ``estimator="NUTS"`` fits all subjects in one hierarchical model (:class:`neurorl.fitting.bayes.HierarchicalBayes`;
+     ``estimator_options`` are its options, e.g. ``priors="hbayesdm", sampler="numpyro", draws=300, tune=300,
+     chains=2``; the pointwise log-likelihood is skipped unless ``log_likelihood=True``). The estimate of a subject is
+     its posterior mean (constrained scale; ``estimated_unconstrained`` the posterior mean of ``theta``), a subject
+     counts as converged when the R-hat of each of its parameters is at most ``bayes.RHAT_MAX``, and ``loglik`` is
+     the posterior mean of the subject's summed log-likelihood (NaN when it is skipped). Model recovery needs a
+     per-subject evidence and does not take ``"NUTS"``.
 """
 
 from __future__ import annotations
@@ -167,11 +174,16 @@ def _make_estimator(estimator, agent: Agent, rng, options: Mapping | None):
 
     options = dict(options or {})
     if isinstance(estimator, str):
-        classes = {"MLE": mle.MLE, "MAP": mle.MAP, "EMMAP": mle.EMMAP}
+        classes = {"MLE": mle.MLE, "MAP": mle.MAP, "EMMAP": mle.EMMAP, "NUTS": None}
         if estimator not in classes:
             raise ValueError(f"estimator must be one of {sorted(classes)}, a callable(agent) -> estimator or an "
                              f"estimator instance; got {estimator!r}")
         options.setdefault("progress", False)
+        if estimator == "NUTS":  # [A9]
+            from .bayes import HierarchicalBayes
+
+            options.setdefault("log_likelihood", False)
+            return HierarchicalBayes(agent, random_seed=rng, **options)
         return classes[estimator](agent, rng=rng, **options)
     if hasattr(estimator, "fit"):
         if options:
@@ -217,7 +229,7 @@ def _fit_recovery_unit(u: dict) -> dict:
     if u["progress"] is not None and hasattr(est, "progress"):
         est.progress = u["progress"]
     est.fit(u["trials"])
-    res = est.result_
+    res = est.result_ if hasattr(est, "result_") else _bayes_result(est)
     names = u.get("names")
     out = {"loglik": res["loglik"].values, "converged": res["converged"].values.astype(bool)}
     if u.get("criterion") is not None:
@@ -229,6 +241,34 @@ def _fit_recovery_unit(u: dict) -> dict:
         out["estimate"] = res["estimate"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
         out["theta"] = res["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
     return out
+
+
+def _bayes_result(fit) -> xr.Dataset:
+    """A hierarchical fit (:class:`~neurorl.fitting.bayes.HierarchicalBayes`) as the estimators' ``result_`` ([A9]):
+    posterior means (constrained ``estimate``, unconstrained ``theta``), the posterior mean of each subject's summed
+    log-likelihood (NaN without it) and ``converged`` where every R-hat of the subject's parameters is below the
+    threshold of :func:`~neurorl.fitting.bayes.diagnose`."""
+    import arviz as az
+
+    from .bayes import RHAT_MAX
+
+    if not hasattr(fit, "idata_"):
+        raise TypeError(f"the estimator {type(fit).__name__} has neither result_ nor idata_ after fit()")
+    post = fit.idata_.posterior
+    names = list(fit.params_.data_vars)
+    theta = post["theta"].mean(("chain", "draw")).sel({PARAM: names}).transpose(SUBJECT, PARAM)
+    estimate = np.stack([fit.params_[k].values for k in names], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post[["theta"]])["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+    n = estimate.shape[0]
+    loglik = np.full(n, np.nan)
+    if "log_likelihood" in fit.idata_.groups():
+        loglik = fit._subject_ll(fit.idata_).mean(axis=(0, 1))
+    subjects = theta[SUBJECT].values
+    return xr.Dataset({"estimate": ((SUBJECT, PARAM), estimate), "theta": ((SUBJECT, PARAM), theta.values),
+                       "loglik": (SUBJECT, loglik), "converged": (SUBJECT, np.all(rhat <= RHAT_MAX, axis=1))},
+                      coords={SUBJECT: subjects, PARAM: names})
 
 
 def _simulate(agent, task, n, n_trials, p_con, rng, schedule, progress):
@@ -280,11 +320,12 @@ def parameter_recovery(
         Decisions per subject (default: the task's ``default_n_trials``); ignored with ``schedule``.
     params : dict, optional
         Generating distribution on the unconstrained scale ([A2]); default [A1].
-    estimator : {"MAP", "MLE", "EMMAP"}, callable or estimator instance, default "MAP"
-        A name (built as ``cls(agent, rng=..., **estimator_options)``), a factory
-        ``callable(agent) -> estimator`` or an unfitted estimator.
+    estimator : {"MAP", "MLE", "EMMAP", "NUTS"}, callable or estimator instance, default "MAP"
+        A name (built as ``cls(agent, rng=..., **estimator_options)``; ``"NUTS"``: a hierarchical Bayesian fit of
+        all subjects, [A9]), a factory ``callable(agent) -> estimator`` or an unfitted estimator.
     estimator_options : dict, optional
-        Options of the named estimator (``n_starts``, ``prior``, ``optimizer``...).
+        Options of the named estimator (``n_starts``, ``prior``, ``optimizer``...; for ``"NUTS"`` those of
+        :class:`~neurorl.fitting.bayes.HierarchicalBayes`: ``priors``, ``sampler``, ``draws``, ``tune``, ``chains``).
     schedule : xarray.Dataset, optional
         Recorded trials whose schedules and trial counts the simulated subjects reuse ([A6]).
     narrow : float, default 0.4
@@ -607,6 +648,10 @@ def model_recovery(
     task = make_task(task)
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if isinstance(estimator, str) and estimator == "NUTS":
+        raise ValueError("model_recovery selects a model per subject by its log evidence, which estimator='NUTS' "
+                         "does not give; use 'MAP' (criterion 'laplace', 'bic' or 'aic') or compare hierarchical "
+                         "fits with neurorl.fitting.bayes.compare")
     if criterion == "laplace" and isinstance(estimator, str) and estimator == "MLE":
         raise ValueError("criterion='laplace' needs an estimator with a prior (MAP or EMMAP), not MLE")
     if not isinstance(estimator, str) and hasattr(estimator, "fit"):
