@@ -74,6 +74,11 @@ Assumptions and choices
      counts as converged when the R-hat of each of its parameters is at most ``bayes.RHAT_MAX``, and ``loglik`` is
      the posterior mean of the subject's summed log-likelihood (NaN when it is skipped). Model recovery needs a
      per-subject evidence and does not take ``"NUTS"``.
+[A10] A parameter is flagged not identified by the design (``identified = False`` and a
+     :class:`~neurorl.fitting.mle.FitWarning` naming it) when no fit found information about it (the estimators'
+     ``informed``: Fisher information below ``mle.UNINFORMED_TOL`` for every subject) or, with ``min_r``, when its
+     r(true, estimated) falls below ``min_r`` -- weak identification that the fits alone do not show (e.g. the lapse
+     rate of the gain/loss bandits, docs/agents.md).
 """
 
 from __future__ import annotations
@@ -240,6 +245,9 @@ def _fit_recovery_unit(u: dict) -> dict:
             raise ValueError(f"parameter_recovery: the estimator did not fit {missing}")
         out["estimate"] = res["estimate"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
         out["theta"] = res["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+        # the estimators' own flag of parameters the data carry no information about (mle.py, Fisher information)
+        out["informed"] = (res["informed"].sel({PARAM: names}).values.astype(bool) if "informed" in res
+                           else np.ones(len(names), bool))
     return out
 
 
@@ -306,6 +314,7 @@ def parameter_recovery(
     subjects_per_unit: int | None = None,
     store=None,
     partial: bool = False,
+    min_r: float | None = None,
 ) -> xr.Dataset:
     """Simulate subjects with known parameters, refit them, and summarise how well they are recovered.
 
@@ -340,6 +349,9 @@ def parameter_recovery(
         Directory of a resumable study ([A8]); needs an int ``rng``.
     partial : bool, default False
         Summarise the blocks already in ``store`` without fitting anything ([A8]).
+    min_r : float, optional
+        Flag the parameters this design does not identify ([A10]): those the fits report as not informed by the data
+        (``informed`` of MAP/MLE, always checked) and, with ``min_r``, those whose r(true, estimated) is below it.
 
     Returns
     -------
@@ -348,8 +360,8 @@ def parameter_recovery(
         ``estimated_unconstrained``, ``converged`` (subject); per parameter ``r``, ``bias``,
         ``rmse`` and ``r_unconstrained``, ``bias_unconstrained``, ``rmse_unconstrained``;
         ``cross_correlation`` (param = true, param_ = estimated) and ``estimate_correlation``
-        (param, param_), ``loglik`` (subject). Attributes: agent, task, estimator, n_trials,
-        n_subjects, schedule.
+        (param, param_), ``loglik`` (subject), ``informed`` and ``identified`` (param; [A10]). Attributes: agent,
+        task, estimator, n_trials, n_subjects, schedule, min_r.
 
     Notes
     -----
@@ -389,9 +401,11 @@ def parameter_recovery(
     est_con, est_unc = np.full((n, D), np.nan), np.full((n, D), np.nan)
     converged, loglik = np.zeros(n, bool), np.full(n, np.nan)
     complete = np.zeros(n, bool)
+    informed = np.zeros(len(names), bool)
     for b, part in zip(blocks, parts):
         if part is None:
             continue
+        informed |= np.asarray(part.get("informed", np.ones(len(names), bool)), bool)
         est_con[b], est_unc[b] = part["estimate"], part["theta"]
         converged[b], loglik[b] = part["converged"].astype(bool), part["loglik"]
         complete[b] = True
@@ -433,6 +447,21 @@ def parameter_recovery(
                "n_subjects": n, "schedule": "recorded" if schedule is not None else "free",
                "n_complete": int(complete.sum()), "units": len(blocks)},
     )
+    identified = informed & (np.ones(D, bool) if min_r is None else ~(r < float(min_r)))
+    ds["informed"] = (PARAM, informed)
+    ds["identified"] = (PARAM, identified)
+    ds.attrs["min_r"] = float("nan") if min_r is None else float(min_r)
+    if not identified.all():
+        from .mle import FitWarning
+
+        bad = [f"{names[j]} (r = {r[j]:.2f}{'' if informed[j] else ', no information in any fit'})"
+               for j in np.flatnonzero(~identified)]
+        crit = "" if min_r is None else f" (r below min_r = {float(min_r):g}, or no information)"
+        warnings.warn(
+            f"parameter_recovery {agent.name}: this design ({n} subjects x {ds.attrs['n_trials']} trials, "
+            f"{type(est).__name__}) does not identify {', '.join(bad)}{crit}: per-subject estimates of these "
+            "parameters do not track the truth. Do not interpret them per subject; use more trials or subjects, "
+            "a hierarchical fit (estimator='NUTS'), or fix them (fixed={...})", FitWarning, stacklevel=2)
     ds["r"].attrs["description"] = "Pearson r(true, estimated), constrained scale"
     ds["cross_correlation"].attrs["description"] = "corr(true param, estimated param_) over subjects"
     return ds
