@@ -308,3 +308,22 @@ def test_bayes_result_is_posterior_means_and_rhat_per_subject():
 def test_model_recovery_refuses_nuts():
     with pytest.raises(ValueError, match="does not give"):
         model_recovery(["q_learning", "soft_q"], "bandit", n_subjects=2, estimator="NUTS")
+
+
+def test_min_r_flags_the_parameters_below_it():
+    """min_r above every possible r flags every parameter (FitWarning naming them, identified False); below every
+    possible r flags none, and the fits' own 'informed' is carried (q_learning's alpha and beta are informed)."""
+    from neurorl.fitting.mle import FitWarning
+
+    agent = nr.make_agent("q_learning", q0=Q0)
+    task = nr.make_task("bandit", p=(0.7, 0.3))
+    kw = dict(n_subjects=6, n_trials=40, params={"alpha": (-1.0, 0.7), "beta": (1.0, 0.4)},
+              estimator_options={"n_starts": 1}, rng=3)
+    with pytest.warns(FitWarning, match=r"does not identify alpha \(r = .*\), beta \(r = "):
+        res = parameter_recovery(agent, task, min_r=1.01, **kw)
+    assert res["identified"].values.tolist() == [False, False] and res["informed"].values.all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = parameter_recovery(agent, task, min_r=-1.01, **kw)
+    assert res["identified"].values.all() and res.attrs["min_r"] == -1.01
+    assert not [w for w in caught if "does not identify" in str(w.message)]
