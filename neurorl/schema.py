@@ -56,6 +56,8 @@ UNIT, TIME, CHANNEL, STAGE = "unit", "time", "channel", "stage"
 CORE_VARIABLES = ("state", "choice", "reward", "rt", "valid")
 OPTIONAL_VARIABLES = ("trial_index", "next_state", "done")
 TABLE_VARIABLES = ("item", "available", "known_value")
+#: optional per-trial channels the likelihood reads (checked like the core variables when present)
+CHANNEL_VARIABLES = ("scored", "loss")
 SHARED_LATENTS = ("q", "q_soft", "v", "v_soft", "policy", "entropy", "rpe", "chosen_value")
 SCHEMA_VERSION = "1"
 
@@ -281,7 +283,8 @@ def _first_bad(ds, mask, name, what):
 def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     """Check a trials dataset; return it unchanged or raise ``ValueError``.
 
-    Checks: required variables and dims, integer states and choices in range on
+    Checks: required variables and dims (``(subject, trial)`` for every per-trial variable, the optional
+    channels ``scored`` and ``loss`` included), integer states and choices in range on
     valid trials, ``scored`` (if present) True/False on valid trials, ``loss`` (if present) finite on
     valid trials, chosen actions available, finite rewards on valid trials,
     non-negative RTs, and the state/action tables.
@@ -291,7 +294,7 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     missing = [v for v in CORE_VARIABLES if v not in ds]
     if missing:
         raise ValueError(f"trials dataset lacks required variable(s) {missing}")
-    for v in CORE_VARIABLES + OPTIONAL_VARIABLES:
+    for v in CORE_VARIABLES + OPTIONAL_VARIABLES + CHANNEL_VARIABLES:
         if v in ds and ds[v].dims != (SUBJECT, TRIAL):
             raise ValueError(f"{v!r} must have dims ('subject', 'trial'), has {ds[v].dims}")
     n_actions = int(ds.attrs.get("n_actions", ds.sizes.get(ACTION, 0)))

@@ -272,3 +272,58 @@ def test_truth_recovery_by_hand():
         truth_recovery(L, ["a", "a", "c", "b"])
     with pytest.raises(ValueError, match="no generating model"):
         truth_recovery(L, {"s0": "a"})
+
+
+# ------------------------------------------------------------------ hierarchical (NUTS) fits in a recovery study
+class _FakeBayesFit:
+    """The attributes of a fitted HierarchicalBayes that parameter_recovery reads (idata_, params_)."""
+
+    def __init__(self, theta, params):
+        import arviz as az
+        import xarray as xr
+
+        self.idata_ = az.InferenceData(posterior=xr.Dataset(
+            {"theta": (("chain", "draw", "param", "subject"), theta)},
+            coords={"param": ["alpha", "beta"], "subject": [10, 11]}))
+        self.params_ = xr.Dataset({k: ("subject", v) for k, v in params.items()}, coords={"subject": [10, 11]})
+
+
+def test_bayes_result_is_posterior_means_and_rhat_per_subject():
+    """A hierarchical fit enters a recovery study as posterior means; a subject whose chains disagree (chain means
+    0 and 3, sd 1) is not converged, the other (both chains N(0.5, 1)) is."""
+    from neurorl.fitting.recovery import _bayes_result
+
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal((2, 500, 2, 2))
+    theta[:, :, :, 0] += 0.5  # subject 10: both chains around 0.5
+    theta[1, :, :, 1] += 3.0  # subject 11: the second chain is shifted by 3
+    fit = _FakeBayesFit(theta, {"alpha": np.array([0.6, 0.7]), "beta": np.array([2.0, 3.0])})
+    res = _bayes_result(fit)
+    np.testing.assert_allclose(res["estimate"].values, [[0.6, 2.0], [0.7, 3.0]])
+    np.testing.assert_allclose(res["theta"].values, theta.mean(axis=(0, 1)).T)
+    assert res["converged"].values.tolist() == [True, False]
+    assert np.isnan(res["loglik"].values).all()
+
+
+def test_model_recovery_refuses_nuts():
+    with pytest.raises(ValueError, match="does not give"):
+        model_recovery(["q_learning", "soft_q"], "bandit", n_subjects=2, estimator="NUTS")
+
+
+def test_min_r_flags_the_parameters_below_it():
+    """min_r above every possible r flags every parameter (FitWarning naming them, identified False); below every
+    possible r flags none, and the fits' own 'informed' is carried (q_learning's alpha and beta are informed)."""
+    from neurorl.fitting.mle import FitWarning
+
+    agent = nr.make_agent("q_learning", q0=Q0)
+    task = nr.make_task("bandit", p=(0.7, 0.3))
+    kw = dict(n_subjects=6, n_trials=40, params={"alpha": (-1.0, 0.7), "beta": (1.0, 0.4)},
+              estimator_options={"n_starts": 1}, rng=3)
+    with pytest.warns(FitWarning, match=r"does not identify alpha \(r = .*\), beta \(r = "):
+        res = parameter_recovery(agent, task, min_r=1.01, **kw)
+    assert res["identified"].values.tolist() == [False, False] and res["informed"].values.all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = parameter_recovery(agent, task, min_r=-1.01, **kw)
+    assert res["identified"].values.all() and res.attrs["min_r"] == -1.01
+    assert not [w for w in caught if "does not identify" in str(w.message)]

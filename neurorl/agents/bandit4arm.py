@@ -74,11 +74,37 @@ from ..params import Param
 from ._hbayesdm import PHI, HBPrior
 from .base import VALUE_LATENTS, Agent, register_agent, shared_latents, softmax_policy, take, with_lapse
 
-__all__ = ["Bandit4ArmKalmanFilter", "HBAYESDM_NAMES", "Bandit4Arm4Par", "Bandit4ArmLapse", "Bandit4ArmLapseDecay",
+__all__ = ["Bandit4ArmKalmanFilter", "HBAYESDM_NAMES", "GAIN_LOSS_POPULATION", "gain_loss_population", "Bandit4Arm4Par", "Bandit4ArmLapse", "Bandit4ArmLapseDecay",
            "Bandit4ArmSingleALapse", "Bandit4Arm2ParLapse"]
 
 #: hBayesDM parameter name -> neurorl parameter name (the others are the same)
 HBAYESDM_NAMES = {"theta": "decay_center"}
+
+#: The generating population of the gain/loss models' recovery studies (docs/agents.md): per parameter
+#: ``(median, sd)``, a normal on the parameter's unconstrained scale (the logit of its bounds,
+#: ``logit((x - lower) / (upper - lower))``) centred at the transformed median, sd in logits -- learning rates
+#: (``Arew``, ``Apun``, ``A``) median 0.3, sensitivities ``R``, ``P`` median 5 (bounds 0-30), lapse ``xi`` median
+#: 0.05, decay ``d`` median 0.2. Pass :func:`gain_loss_population` to ``parameter_recovery(params=...)``.
+GAIN_LOSS_POPULATION = {"Arew": (0.3, 0.7), "Apun": (0.3, 0.7), "A": (0.3, 0.7), "R": (5.0, 0.5), "P": (5.0, 0.5),
+                        "xi": (0.05, 0.7), "d": (0.2, 0.7)}
+
+
+def gain_loss_population(agent) -> dict:
+    """``{name: (loc, scale)}`` on the unconstrained (logit) scale of ``agent``'s free parameters: the recovery
+    population :data:`GAIN_LOSS_POPULATION` (the transformed median, the sd in logits), for
+    :func:`neurorl.fitting.recovery.parameter_recovery` / :func:`~neurorl.fitting.recovery.draw_params`."""
+    from .base import make_agent
+
+    agent = make_agent(agent)
+    out = {}
+    for p in agent.params:
+        if p.name not in GAIN_LOSS_POPULATION:
+            raise ValueError(f"gain_loss_population: no population for parameter {p.name!r} of {agent.name!r} "
+                             f"(it has {sorted(GAIN_LOSS_POPULATION)})")
+        median, sd = GAIN_LOSS_POPULATION[p.name]
+        out[p.name] = (float(p.to_unconstrained(median)), float(sd))
+    return out
+
 
 #: hBayesDM's Kalman model puts half-Cauchy(0, 5) on every group sd
 _KF = HBPrior("phi", "cauchy", 5.0)

@@ -67,6 +67,18 @@ Assumptions and choices
      with the same arguments (and the same root seed) computes only the missing units. ``partial=True`` computes
      nothing and summarises the subjects whose every fit is in the store (attribute ``n_complete``; incomplete
      subjects have NaN log evidence / estimates and ``selected = -1``).
+[A9] ``estimator="NUTS"`` fits all subjects in one hierarchical model (:class:`neurorl.fitting.bayes.HierarchicalBayes`;
+     ``estimator_options`` are its options, e.g. ``priors="hbayesdm", sampler="numpyro", draws=300, tune=300,
+     chains=2``; the pointwise log-likelihood is skipped unless ``log_likelihood=True``). The estimate of a subject is
+     its posterior mean (constrained scale; ``estimated_unconstrained`` the posterior mean of ``theta``), a subject
+     counts as converged when the R-hat of each of its parameters is at most ``bayes.RHAT_MAX``, and ``loglik`` is
+     the posterior mean of the subject's summed log-likelihood (NaN when it is skipped). Model recovery needs a
+     per-subject evidence and does not take ``"NUTS"``.
+[A10] A parameter is flagged not identified by the design (``identified = False`` and a
+     :class:`~neurorl.fitting.mle.FitWarning` naming it) when no fit found information about it (the estimators'
+     ``informed``: Fisher information below ``mle.UNINFORMED_TOL`` for every subject) or, with ``min_r``, when its
+     r(true, estimated) falls below ``min_r`` -- weak identification that the fits alone do not show (e.g. the lapse
+     rate of the gain/loss bandits, docs/agents.md).
 """
 
 from __future__ import annotations
@@ -167,11 +179,16 @@ def _make_estimator(estimator, agent: Agent, rng, options: Mapping | None):
 
     options = dict(options or {})
     if isinstance(estimator, str):
-        classes = {"MLE": mle.MLE, "MAP": mle.MAP, "EMMAP": mle.EMMAP}
+        classes = {"MLE": mle.MLE, "MAP": mle.MAP, "EMMAP": mle.EMMAP, "NUTS": None}
         if estimator not in classes:
             raise ValueError(f"estimator must be one of {sorted(classes)}, a callable(agent) -> estimator or an "
                              f"estimator instance; got {estimator!r}")
         options.setdefault("progress", False)
+        if estimator == "NUTS":  # [A9]
+            from .bayes import HierarchicalBayes
+
+            options.setdefault("log_likelihood", False)
+            return HierarchicalBayes(agent, random_seed=rng, **options)
         return classes[estimator](agent, rng=rng, **options)
     if hasattr(estimator, "fit"):
         if options:
@@ -217,7 +234,7 @@ def _fit_recovery_unit(u: dict) -> dict:
     if u["progress"] is not None and hasattr(est, "progress"):
         est.progress = u["progress"]
     est.fit(u["trials"])
-    res = est.result_
+    res = est.result_ if hasattr(est, "result_") else _bayes_result(est)
     names = u.get("names")
     out = {"loglik": res["loglik"].values, "converged": res["converged"].values.astype(bool)}
     if u.get("criterion") is not None:
@@ -228,7 +245,38 @@ def _fit_recovery_unit(u: dict) -> dict:
             raise ValueError(f"parameter_recovery: the estimator did not fit {missing}")
         out["estimate"] = res["estimate"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
         out["theta"] = res["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+        # the estimators' own flag of parameters the data carry no information about (mle.py, Fisher information)
+        out["informed"] = (res["informed"].sel({PARAM: names}).values.astype(bool) if "informed" in res
+                           else np.ones(len(names), bool))
     return out
+
+
+def _bayes_result(fit) -> xr.Dataset:
+    """A hierarchical fit (:class:`~neurorl.fitting.bayes.HierarchicalBayes`) as the estimators' ``result_`` ([A9]):
+    posterior means (constrained ``estimate``, unconstrained ``theta``), the posterior mean of each subject's summed
+    log-likelihood (NaN without it) and ``converged`` where every R-hat of the subject's parameters is below the
+    threshold of :func:`~neurorl.fitting.bayes.diagnose`."""
+    import arviz as az
+
+    from .bayes import RHAT_MAX
+
+    if not hasattr(fit, "idata_"):
+        raise TypeError(f"the estimator {type(fit).__name__} has neither result_ nor idata_ after fit()")
+    post = fit.idata_.posterior
+    names = list(fit.params_.data_vars)
+    theta = post["theta"].mean(("chain", "draw")).sel({PARAM: names}).transpose(SUBJECT, PARAM)
+    estimate = np.stack([fit.params_[k].values for k in names], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post[["theta"]])["theta"].sel({PARAM: names}).transpose(SUBJECT, PARAM).values
+    n = estimate.shape[0]
+    loglik = np.full(n, np.nan)
+    if "log_likelihood" in fit.idata_.groups():
+        loglik = fit._subject_ll(fit.idata_).mean(axis=(0, 1))
+    subjects = theta[SUBJECT].values
+    return xr.Dataset({"estimate": ((SUBJECT, PARAM), estimate), "theta": ((SUBJECT, PARAM), theta.values),
+                       "loglik": (SUBJECT, loglik), "converged": (SUBJECT, np.all(rhat <= RHAT_MAX, axis=1))},
+                      coords={SUBJECT: subjects, PARAM: names})
 
 
 def _simulate(agent, task, n, n_trials, p_con, rng, schedule, progress):
@@ -266,6 +314,7 @@ def parameter_recovery(
     subjects_per_unit: int | None = None,
     store=None,
     partial: bool = False,
+    min_r: float | None = None,
 ) -> xr.Dataset:
     """Simulate subjects with known parameters, refit them, and summarise how well they are recovered.
 
@@ -280,11 +329,12 @@ def parameter_recovery(
         Decisions per subject (default: the task's ``default_n_trials``); ignored with ``schedule``.
     params : dict, optional
         Generating distribution on the unconstrained scale ([A2]); default [A1].
-    estimator : {"MAP", "MLE", "EMMAP"}, callable or estimator instance, default "MAP"
-        A name (built as ``cls(agent, rng=..., **estimator_options)``), a factory
-        ``callable(agent) -> estimator`` or an unfitted estimator.
+    estimator : {"MAP", "MLE", "EMMAP", "NUTS"}, callable or estimator instance, default "MAP"
+        A name (built as ``cls(agent, rng=..., **estimator_options)``; ``"NUTS"``: a hierarchical Bayesian fit of
+        all subjects, [A9]), a factory ``callable(agent) -> estimator`` or an unfitted estimator.
     estimator_options : dict, optional
-        Options of the named estimator (``n_starts``, ``prior``, ``optimizer``...).
+        Options of the named estimator (``n_starts``, ``prior``, ``optimizer``...; for ``"NUTS"`` those of
+        :class:`~neurorl.fitting.bayes.HierarchicalBayes`: ``priors``, ``sampler``, ``draws``, ``tune``, ``chains``).
     schedule : xarray.Dataset, optional
         Recorded trials whose schedules and trial counts the simulated subjects reuse ([A6]).
     narrow : float, default 0.4
@@ -299,6 +349,9 @@ def parameter_recovery(
         Directory of a resumable study ([A8]); needs an int ``rng``.
     partial : bool, default False
         Summarise the blocks already in ``store`` without fitting anything ([A8]).
+    min_r : float, optional
+        Flag the parameters this design does not identify ([A10]): those the fits report as not informed by the data
+        (``informed`` of MAP/MLE, always checked) and, with ``min_r``, those whose r(true, estimated) is below it.
 
     Returns
     -------
@@ -307,8 +360,8 @@ def parameter_recovery(
         ``estimated_unconstrained``, ``converged`` (subject); per parameter ``r``, ``bias``,
         ``rmse`` and ``r_unconstrained``, ``bias_unconstrained``, ``rmse_unconstrained``;
         ``cross_correlation`` (param = true, param_ = estimated) and ``estimate_correlation``
-        (param, param_), ``loglik`` (subject). Attributes: agent, task, estimator, n_trials,
-        n_subjects, schedule.
+        (param, param_), ``loglik`` (subject), ``informed`` and ``identified`` (param; [A10]). Attributes: agent,
+        task, estimator, n_trials, n_subjects, schedule, min_r.
 
     Notes
     -----
@@ -348,9 +401,11 @@ def parameter_recovery(
     est_con, est_unc = np.full((n, D), np.nan), np.full((n, D), np.nan)
     converged, loglik = np.zeros(n, bool), np.full(n, np.nan)
     complete = np.zeros(n, bool)
+    informed = np.zeros(len(names), bool)
     for b, part in zip(blocks, parts):
         if part is None:
             continue
+        informed |= np.asarray(part.get("informed", np.ones(len(names), bool)), bool)
         est_con[b], est_unc[b] = part["estimate"], part["theta"]
         converged[b], loglik[b] = part["converged"].astype(bool), part["loglik"]
         complete[b] = True
@@ -392,6 +447,21 @@ def parameter_recovery(
                "n_subjects": n, "schedule": "recorded" if schedule is not None else "free",
                "n_complete": int(complete.sum()), "units": len(blocks)},
     )
+    identified = informed & (np.ones(D, bool) if min_r is None else ~(r < float(min_r)))
+    ds["informed"] = (PARAM, informed)
+    ds["identified"] = (PARAM, identified)
+    ds.attrs["min_r"] = float("nan") if min_r is None else float(min_r)
+    if not identified.all():
+        from .mle import FitWarning
+
+        bad = [f"{names[j]} (r = {r[j]:.2f}{'' if informed[j] else ', no information in any fit'})"
+               for j in np.flatnonzero(~identified)]
+        crit = "" if min_r is None else f" (r below min_r = {float(min_r):g}, or no information)"
+        warnings.warn(
+            f"parameter_recovery {agent.name}: this design ({n} subjects x {ds.attrs['n_trials']} trials, "
+            f"{type(est).__name__}) does not identify {', '.join(bad)}{crit}: per-subject estimates of these "
+            "parameters do not track the truth. Do not interpret them per subject; use more trials or subjects, "
+            "a hierarchical fit (estimator='NUTS'), or fix them (fixed={...})", FitWarning, stacklevel=2)
     ds["r"].attrs["description"] = "Pearson r(true, estimated), constrained scale"
     ds["cross_correlation"].attrs["description"] = "corr(true param, estimated param_) over subjects"
     return ds
@@ -607,6 +677,10 @@ def model_recovery(
     task = make_task(task)
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if isinstance(estimator, str) and estimator == "NUTS":
+        raise ValueError("model_recovery selects a model per subject by its log evidence, which estimator='NUTS' "
+                         "does not give; use 'MAP' (criterion 'laplace', 'bic' or 'aic') or compare hierarchical "
+                         "fits with neurorl.fitting.bayes.compare")
     if criterion == "laplace" and isinstance(estimator, str) and estimator == "MLE":
         raise ValueError("criterion='laplace' needs an estimator with a prior (MAP or EMMAP), not MLE")
     if not isinstance(estimator, str) and hasattr(estimator, "fit"):
