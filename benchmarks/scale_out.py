@@ -39,7 +39,7 @@ import tempfile
 import time
 import warnings
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PJRT_NPROC": "1"}
 XLA_ONE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
