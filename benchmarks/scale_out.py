@@ -9,8 +9,8 @@ unit of :mod:`neurorl.parallel` per candidate x block). Timed, each with its own
 * ``warm``: the same study again: the serial run loads from the cache (or memory); the workers too.
 
 By default every process computes on one thread (``--xla-threads one``): this process -- the serial baseline -- sets
-``OMP/MKL/OPENBLAS_NUM_THREADS=1`` and ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``
-before importing numpy or JAX, and the workers run under the same settings (inherited, and
+``OMP/MKL/OPENBLAS_NUM_THREADS=1``, ``PJRT_NPROC=1`` and
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` before importing numpy or JAX, and the workers run under the same settings (inherited, and
 :func:`neurorl.parallel.one_thread` in each worker). One compute thread is not one core: JAX runs each compiled call
 on a thread of its own while Python goes on (measured unpinned: 20 s of processor time in 14 s of wall time), so the
 serial baseline is also pinned to one core (``sched_setaffinity``, every thread; ``--no-pin`` leaves it free) and
@@ -26,7 +26,7 @@ over the units, and the round trip of ``--empty`` empty tasks), what each worker
 cluster's results equal the serial ones bit for bit, and the projected wall time of a 1,000-cohort design study on
 100 workers from the measured per-unit cost (see docs/parallel.md).
 
-Run:  python benchmarks/scale_out.py [--subjects 100] [--trials 500] [--block 50] [--starts 5] [--workers 2]
+Run:  python benchmarks/scale_out.py [--subjects 400] [--trials 1000] [--block 100] [--starts 5] [--workers 2]
 Target (issue 17): a speed-up close to the number of workers on units longer than a second.
 """
 
@@ -128,9 +128,9 @@ def timed(fn, cpu: dict | None = None, key: str = ""):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--subjects", type=int, default=100, help="simulated subjects per generator (default 100)")
-    ap.add_argument("--trials", type=int, default=500, help="trials per subject (default 500)")
-    ap.add_argument("--block", type=int, default=50, help="subjects per unit (default 50: units of a few seconds)")
+    ap.add_argument("--subjects", type=int, default=400, help="simulated subjects per generator (default 400)")
+    ap.add_argument("--trials", type=int, default=1000, help="trials per subject (default 1000)")
+    ap.add_argument("--block", type=int, default=100, help="subjects per unit (default 100: units of about a second)")
     ap.add_argument("--starts", type=int, default=5, help="optimiser starts per subject (default 5)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
     ap.add_argument("--empty", type=int, default=200, help="empty tasks timed for the per-task overhead")

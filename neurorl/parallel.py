@@ -58,6 +58,8 @@ Assumptions
      worker that already ran JAX code keeps its pool: start Dask workers with ``--nthreads 1`` and the variables
      of :data:`ONE_THREAD_ENV` and ``XLA_FLAGS`` set, as docs/parallel.md shows). The serial path leaves this
      process alone: a baseline to compare with must set the same variables itself (benchmarks/scale_out.py does).
+[A5] Every unit first undoes, in a Dask worker, the nanny's ``MALLOC_TRIM_THRESHOLD_`` (:func:`malloc_for_compute`),
+     which otherwise makes every fit about twice as slow as in a plain process.
 """
 
 from __future__ import annotations
@@ -551,9 +553,9 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
         What the units are, for the progress bar.
     compile_key : callable, optional
         ``compile_key(unit)`` -> a hashable naming the compiled likelihood the unit needs (e.g. the model). On
-        processes or Dask, the first unfinished unit of every key runs first and the others only once those have
-        finished, so that on a cold cache each likelihood is compiled by one worker and loaded by the others
-        (instead of every worker compiling it at the same time).
+        processes or Dask, the first unfinished unit of every key runs first and the other units of that key only
+        once it has finished, so that on a cold cache each likelihood is compiled by one worker and loaded by the
+        others (instead of every worker compiling it at the same time).
 
     Returns
     -------
@@ -615,14 +617,7 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
                 finish(i, value)
         else:
             run = _run_processes if ex.kind == "processes" else _run_dask
-            phases = [todo]
-            if compile_key is not None:
-                first = {}
-                for i in todo:
-                    first.setdefault(compile_key(units[i]), i)
-                lead = sorted(first.values())
-                phases = [lead, [i for i in todo if i not in set(lead)]]
-            run(ex, fn, units, seeds, phases, finish, desc)
+            run(ex, fn, units, seeds, *_schedule(todo, units, compile_key), finish, desc)
     finally:
         if bar is not None:
             bar.close()
@@ -631,58 +626,80 @@ def map_units(fn: Callable, units: Iterable, *, seed=None, client=None, store=No
     return results
 
 
-def _run_processes(ex: Executor, fn, units, seeds, phases, finish, desc):
-    """Run ``phases`` (lists of unit indices, one after the other) on the executor's spawned processes."""
-    from concurrent.futures import as_completed
+def _schedule(todo: list[int], units: list, compile_key) -> tuple[list[int], dict[int, list[int]]]:
+    """``(ready, after)``: the units to start at once, and for each of them the units that start when it finishes.
+
+    Without ``compile_key`` every unit is ready. With it, the first unit of every key is ready and the other units
+    of that key wait for it alone (not for the first units of the other keys): on a cold cache one worker compiles
+    each likelihood and the others load it, and on a warm one no worker waits for a slower key's first unit.
+    """
+    if compile_key is None:
+        return list(todo), {}
+    first: dict = {}
+    after: dict[int, list[int]] = {}
+    for i in todo:
+        key = compile_key(units[i])
+        if key in first:
+            after[first[key]].append(i)
+        else:
+            first[key] = i
+            after[i] = []
+    return sorted(first.values()), after
+
+
+def _run_processes(ex: Executor, fn, units, seeds, ready, after, finish, desc):
+    """Run the units on the executor's spawned processes: ``ready`` at once, ``after[i]`` once unit ``i`` is done."""
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     from .backend.cache import cache_dir
 
     cdir = ex.cache_dir or str(cache_dir())
     payload = _dumps(fn)
-    phases = [list(p) for p in phases if p]
+    ready, after = list(ready), {i: list(v) for i, v in after.items()}
     restarts = 0
-    while phases:
-        broken = False
+    while ready:
         pool = ex._process_pool(cdir)
+        running: dict = {}
+        broken = False
+
+        def submit(indices, pool=pool, running=running):
+            for i in indices:
+                running[pool.submit(_run_unit, payload, units[i], seeds[i], cdir, ex.threads)] = i
+
         try:
-            while phases and not broken:
-                pending = phases[0]
-                futures = {pool.submit(_run_unit, payload, units[i], seeds[i], cdir, ex.threads): i for i in pending}
-                for fut in as_completed(futures):
-                    i = futures[fut]
+            submit(ready)
+            ready = []
+            while running and not broken:
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = running.pop(fut)
                     try:
                         value = fut.result()
                     except BrokenProcessPool:
                         broken = True
-                        break
+                        ready.append(i)
+                        continue
                     except Exception as exc:
                         _note(exc, desc, i)
                         raise
                     finish(i, value)
-                    pending.remove(i)
-                if not pending:
-                    phases.pop(0)
+                    (ready.extend if broken else submit)(after.pop(i, []))
         except BaseException:
             ex.close(wait=False)
             raise
         if broken:
+            ready.extend(running.values())  # lost with the pool: run again (the same seeds, the same results)
             ex.close(wait=False)
             restarts += 1
             if restarts > ex.retries:
-                left = [i for p in phases for i in p]
+                left = sorted(ready + [j for v in after.values() for j in v])
                 raise RuntimeError(f"{desc}: a local worker process died {restarts} times (killed, out of memory?); "
                                    f"{len(left)} unit(s) unfinished: {left[:10]}")
 
 
-def _run_dask(ex: Executor, fn, units, seeds, phases, finish, desc):
-    """Run ``phases`` (lists of unit indices, one after the other) on a Dask cluster."""
-    for todo in phases:
-        if todo:
-            _run_dask_phase(ex, fn, units, seeds, todo, finish, desc)
-
-
-def _run_dask_phase(ex: Executor, fn, units, seeds, todo, finish, desc):
+def _run_dask(ex: Executor, fn, units, seeds, ready, after, finish, desc):
+    """Run the units on a Dask cluster: ``ready`` at once, ``after[i]`` once unit ``i`` is done."""
     from dask.distributed import as_completed
 
     client = ex.client
@@ -690,12 +707,16 @@ def _run_dask_phase(ex: Executor, fn, units, seeds, todo, finish, desc):
     # task's own inputs let the scheduler re-run it anywhere when a worker is lost
     futures = {}
     stamp = f"{int(time.time() * 1e6):x}"
-    for i in todo:
+
+    def submit(i):
         fut = client.submit(_run_unit, fn, units[i], seeds[i], ex.cache_dir, ex.threads, pure=False,
                             key=f"neurorl-unit-{i}-{stamp}")
         futures[fut] = i
+        return fut
+
     try:
-        for fut in as_completed(list(futures)):
+        pending = as_completed([submit(i) for i in ready])
+        for fut in pending:
             i = futures[fut]
             try:
                 value = fut.result()
@@ -704,6 +725,8 @@ def _run_dask_phase(ex: Executor, fn, units, seeds, todo, finish, desc):
                 raise
             finish(i, value)
             fut.release()
+            for j in after.pop(i, []):
+                pending.add(submit(j))
     finally:
         for fut in futures:
             fut.cancel()

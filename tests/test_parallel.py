@@ -33,7 +33,31 @@ def _draw_and_env(unit, rng):
 
     return {"x": unit + rng.standard_normal(4), "cache": np.array(os.environ.get("NEURORL_CACHE_DIR", "")),
             "xla": np.array(os.environ.get("XLA_FLAGS", "")), "omp": np.array(os.environ.get("OMP_NUM_THREADS", "")),
+            "pjrt": np.array(os.environ.get("PJRT_NPROC", "")),
+            "trim_env": np.array(os.environ.get("MALLOC_TRIM_THRESHOLD_", "")),
+            "malloc": np.array(sorted(par.malloc_for_compute().items()), dtype=object).reshape(-1, 2),
+            "mmapped_for_1mib": np.array(_mmapped_bytes_for_1mib()),
             "blas_threads": np.array([p["num_threads"] for p in threadpool_info()] or [1])}
+
+
+def _mmapped_bytes_for_1mib() -> int:
+    """Bytes glibc serves by ``mmap`` (mallinfo2's ``hblkhd``) for one new 1 MiB array; -1 without mallinfo2."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                  "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        info = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return -1
+    info.restype = MallInfo2
+    before = info().hblkhd
+    a = np.ones(2**17)  # 1 MiB, kept alive while the count is read
+    after = info().hblkhd
+    del a
+    return int(after - before)
 
 
 def _counting(unit, rng, *, log: Path, fail_at: int | None = None):
@@ -106,6 +130,64 @@ def test_local_processes_give_the_serial_results_and_share_the_cache_dir(tmp_pat
         # every worker computes on one thread (threads=1, the default): XLA, OpenMP and the loaded BLAS pools
         assert {"--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"} <= set(str(b["xla"]).split())
         assert str(b["omp"]) == "1" and set(b["blas_threads"].tolist()) == {1}
+        assert str(b["pjrt"]) == "1"  # one JAX execution thread
+
+
+def test_malloc_for_compute_undoes_the_dask_trim_threshold_only_where_it_is_set(tmp_path):
+    """In a process started with Dask's MALLOC_TRIM_THRESHOLD_, a 1 MiB array is an mmap until malloc_for_compute
+    has run, and comes from the heap after; without the variable the function sets nothing."""
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_parallel as t;"
+            "import neurorl.parallel as par; before = t._mmapped_bytes_for_1mib(); done = par.malloc_for_compute();"
+            "print(json.dumps([before, done, t._mmapped_bytes_for_1mib(), par.malloc_for_compute() is done]))")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    plain = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert plain[1] == {} and plain[3]
+    dask_like = json.loads(subprocess.run([sys.executable, "-c", code], env={**env, "MALLOC_TRIM_THRESHOLD_": "65536"},
+                                          capture_output=True, text=True, check=True).stdout)
+    if not sys.platform.startswith("linux") or dask_like[0] == -1:
+        pytest.skip("glibc's mallinfo2 is not available here")
+    assert dask_like[1] == par.MALLOC_FOR_COMPUTE == {"M_MMAP_THRESHOLD": 32 * 2**20, "M_TRIM_THRESHOLD": 64 * 2**20}
+    assert dask_like[0] >= 2**20  # the frozen 128 KiB threshold: the array is a fresh mmap
+    assert dask_like[2] == 0  # after mallopt it comes from the heap
+    assert dask_like[3]  # once per process
+
+
+def _keyed(unit, *, marks: str):
+    """Units ("A", 0), ("A", 1), ("B", 0), ("B", 1): A's first unit waits (30 s at most) until B's second has
+    started, which a barrier after all first units would never allow; A's second unit reports whether A's first had
+    finished when it started."""
+    import time
+
+    d = Path(marks)
+    key, k = unit
+    (d / f"{key}{k}-started").touch()
+    out = True
+    if unit == ("A", 0):
+        t_end = time.monotonic() + 30
+        while not (d / "B1-started").exists() and time.monotonic() < t_end:
+            time.sleep(0.02)
+        out = (d / "B1-started").exists()
+    elif unit == ("A", 1):
+        out = (d / "A0-done").exists()
+    (d / f"{key}{k}-done").touch()
+    return np.array(out)
+
+
+def test_units_of_a_compile_key_wait_for_its_first_unit_only(tmp_path):
+    units = [("A", 0), ("B", 0), ("B", 1), ("A", 1), ("B", 2)]
+    assert par._schedule(list(range(5)), units, lambda u: u[0]) == ([0, 1], {0: [3], 1: [2, 4]})
+    assert par._schedule([2, 3, 4], units, lambda u: u[0]) == ([2, 3], {2: [4], 3: []})
+    assert par._schedule([0, 1], units, None) == ([0, 1], {})
+    import functools
+
+    fn = functools.partial(_keyed, marks=str(tmp_path))
+    got = par.map_units(fn, units[:4], client=2, compile_key=lambda u: u[0])
+    assert [bool(g) for g in got] == [True] * 4  # B's second unit ran while A's first did; A's second after it
 
 
 @pytest.mark.slow
@@ -165,6 +247,16 @@ def test_null_distribution_on_a_dask_cluster_equals_serial(client):
     np.testing.assert_array_equal(dist.null, serial.null)
     np.testing.assert_allclose(dist.null, expected, rtol=0, atol=1e-12)
     assert dist.p == (1 + np.sum(expected >= corr(y))) / 26
+
+
+def test_dask_workers_compute_on_one_thread_with_the_plain_allocator(client):
+    with par.parallel(client):
+        got = par.map_units(_draw_and_env, range(2), seed=9)
+    for b in got:
+        assert str(b["omp"]) == "1" and str(b["pjrt"]) == "1"
+        if str(b["trim_env"]) and int(b["mmapped_for_1mib"]) >= 0:  # the nanny's MALLOC_TRIM_THRESHOLD_ is undone
+            assert dict(b["malloc"].tolist()) == par.MALLOC_FOR_COMPUTE
+            assert int(b["mmapped_for_1mib"]) == 0
 
 
 def test_a_killed_dask_worker_is_survived_and_its_unit_rerun(client, tmp_path):
