@@ -280,6 +280,25 @@ def _first_bad(ds, mask, name, what):
     raise ValueError(f"{name!r}: {what} (first at subject {subj!r}, trial {tl})")
 
 
+def _numbers(ds, name) -> np.ndarray:
+    """``ds[name]`` as float; a variable holding text (a column that was read as strings) is a ValueError naming
+    the first value that is not a number, with its subject and trial."""
+    vals = np.asarray(ds[name].values)
+    if vals.dtype.kind in "biuf":
+        return vals.astype(float, copy=False)
+    out = np.full(vals.shape, np.nan)
+    bad = np.zeros(vals.shape, bool)
+    for idx, v in np.ndenumerate(vals):
+        try:
+            out[idx] = float(v)
+        except (TypeError, ValueError):
+            bad[idx] = True
+    if bad.any():
+        first = vals[tuple(np.argwhere(bad)[0])]
+        _first_bad(ds, bad, name, f"must hold numbers, holds {first!r} ({vals.dtype} values)")
+    return out
+
+
 def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     """Check a trials dataset; return it unchanged or raise ``ValueError``.
 
@@ -290,7 +309,8 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
     non-negative RTs, and the state/action tables.
     """
     if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"trials must be an xarray.Dataset, got {type(ds).__name__}")
+        hint = " (pass its .trials)" if isinstance(getattr(ds, "trials", None), xr.Dataset) else ""
+        raise TypeError(f"trials must be an xarray.Dataset, got {type(ds).__name__}{hint}")
     missing = [v for v in CORE_VARIABLES if v not in ds]
     if missing:
         raise ValueError(f"trials dataset lacks required variable(s) {missing}")
@@ -315,19 +335,19 @@ def validate_trials(ds: xr.Dataset) -> xr.Dataset:
         _first_bad(ds, bad, "state", f"out of range [0, {n_states})")
     if (valid & ~present).any():
         _first_bad(ds, valid & ~present, "valid", "padding rows (trial_index = -1) cannot be valid")
-    bad = valid & ~np.isfinite(ds["reward"].values)
+    bad = valid & ~np.isfinite(_numbers(ds, "reward"))
     if bad.any():
         _first_bad(ds, bad, "reward", "NaN or infinite reward on a valid trial")
     if "scored" in ds:  # only read on valid trials (padding may hold anything)
-        sc = np.asarray(ds["scored"].values, dtype=float)
+        sc = _numbers(ds, "scored")
         bad = valid & ~np.isin(sc, (0.0, 1.0))
         if bad.any():
             _first_bad(ds, bad, "scored", "must be True/False (1/0) on valid trials")
     if "loss" in ds:  # the loss part of the reward (gain/loss learners)
-        bad = valid & ~np.isfinite(np.asarray(ds["loss"].values, dtype=float))
+        bad = valid & ~np.isfinite(_numbers(ds, "loss"))
         if bad.any():
             _first_bad(ds, bad, "loss", "NaN or infinite loss on a valid trial")
-    rt = ds["rt"].values
+    rt = _numbers(ds, "rt")
     bad = np.isfinite(rt) & (rt < 0)
     if bad.any():
         _first_bad(ds, bad, "rt", "negative reaction time")

@@ -143,6 +143,25 @@ def test_validate_choice_out_of_range_names_subject_and_trial_label():
     assert re.search(_subject_re("b"), str(e.value)) and "trial 12)" in str(e.value)
 
 
+@pytest.mark.parametrize("name", ["reward", "rt", "loss"])
+def test_validate_text_in_a_numeric_variable_names_value_subject_and_trial(name):
+    ds = make_trials(**_base(), validate=False)
+    vals = ds["reward"].values.astype(object) if name == "loss" else ds[name].values.astype(object)
+    vals[1, 1] = "n/a"  # a column read as text
+    ds[name] = (("subject", "trial"), vals)
+    with pytest.raises(ValueError, match=rf"'{name}': must hold numbers, holds 'n/a'") as e:
+        validate_trials(ds)
+    assert re.search(_subject_re("b"), str(e.value)) and "trial 11)" in str(e.value)
+
+
+def test_validate_names_the_trials_of_a_simulation():
+    class Sim:  # what neurorl.simulate returns: the trials are one attribute of it
+        trials = make_trials(**_base())
+
+    with pytest.raises(TypeError, match=r"got Sim \(pass its \.trials\)"):
+        validate_trials(Sim())
+
+
 def test_validate_state_out_of_range():
     ds = make_trials(**_base(), validate=False)
     ds["state"][1, 1] = 3
