@@ -132,3 +132,42 @@ def test_pymc_sampler_builds_no_c_module(tmp_path):
     # at most the lazy linker's own extension, which PyTensor builds once per folder
     built = [p for p in compiledir.rglob("mod.*") if "lazylinker_ext" not in p.parts] if compiledir.exists() else []
     assert built == []
+
+
+XLA_PROBE = """
+import json, os, sys
+import jax, jax.numpy as jnp
+from neurorl.backend import cache
+
+def listing(d):
+    return sorted(os.listdir(d)) if d and os.path.isdir(d) else []
+
+with cache.xla_cache() as where:
+    jax.jit(lambda x: jnp.cumsum(jnp.sin(x)) @ x)(jnp.arange(7.0)).block_until_ready()
+inside = listing(where)
+after = jax.config.jax_compilation_cache_dir
+with cache.xla_cache(), cache.no_xla_cache():
+    jax.jit(lambda x: jnp.cumsum(jnp.cos(x)) @ x)(jnp.arange(5.0)).block_until_ready()
+off = listing(where)
+with cache.xla_cache():
+    jax.jit(lambda x: jnp.cumsum(jnp.tan(x)) @ x)(jnp.arange(3.0)).block_until_ready()
+print(json.dumps([where, inside, after, off, listing(where)]))
+"""
+
+
+def test_xla_cache_keeps_jax_programs_in_its_block_only_and_clear_removes_them(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["NEURORL_CACHE_DIR"] = str(tmp_path / "nc")
+    where, inside, after, off, again = json.loads(subprocess.run(
+        [sys.executable, "-c", XLA_PROBE], env=env, capture_output=True, text=True, check=True).stdout)
+    assert where == str(tmp_path / "nc" / "xla")
+    assert len(inside) >= 1 and all(f.startswith("jit_") for f in inside)  # kept by JAX's persistent cache
+    assert after is None  # the setting is restored after the block
+    assert off == inside  # no_xla_cache: neurorl's own compilations never go through it
+    assert len(again) > len(inside)  # and the cache works again after it
+    # a cache directory the user configured is used as it is
+    mine = {**env, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine")}
+    own = subprocess.run([sys.executable, "-c", XLA_PROBE], env=mine, capture_output=True, text=True, check=True)
+    assert json.loads(own.stdout)[0] == str(tmp_path / "mine")
+    subprocess.run([sys.executable, "-m", "neurorl.cli", "cache", "clear"], env=env, capture_output=True, check=True)
+    assert not (tmp_path / "nc" / "xla").exists()

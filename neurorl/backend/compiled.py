@@ -214,9 +214,13 @@ class JaxLoglik:
                 loaded = None
         if loaded is None:
             init_d, fn = self._functions(nb)
-            init_fn = jax.jit(init_d).lower(ex_theta, ex_x[0]).compile()
-            state0 = jax.eval_shape(init_d, ex_theta, ex_x[0])
-            chunk_fn = jax.jit(fn).lower(ex_theta, *state0, ex_obs, ex_x).compile()
+            # a real compilation, never one served by JAX's persistent cache (cache.xla_cache, for numpyro; or the
+            # user's JAX_COMPILATION_CACHE_DIR): an executable JAX deserialised loses its functions when serialised
+            # again (docs/architecture.md)
+            with cache.no_xla_cache():
+                init_fn = jax.jit(init_d).lower(ex_theta, ex_x[0]).compile()
+                state0 = jax.eval_shape(init_d, ex_theta, ex_x[0])
+                chunk_fn = jax.jit(fn).lower(ex_theta, *state0, ex_obs, ex_x).compile()
             cache.store_executables(exec_key, [init_fn, chunk_fn])
             self.from_cache = False
         self.compile_seconds += time.perf_counter() - t0

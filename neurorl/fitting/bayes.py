@@ -175,6 +175,19 @@ def _pytensor_mode(sampler: str):
     return pytensor.config.change_flags(mode="JAX")
 
 
+def _xla_cache(sampler: str):
+    """JAX's persistent compilation cache for the samplers whose functions JAX compiles in every process: PyMC's
+    (its log density and point functions, through PyTensor's JAX backend) and numpyro's (the whole sampler), so that
+    a later process loads them (:func:`neurorl.backend.cache.xla_cache`)."""
+    import contextlib
+
+    if sampler not in ("pymc", "numpyro"):
+        return contextlib.nullcontext()
+    from ..backend.cache import xla_cache
+
+    return xla_cache()
+
+
 def _resolve_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -666,7 +679,7 @@ class HierarchicalBayes:
                 # can deadlock); each process loads the compiled likelihood from the on-disk cache
                 kw.setdefault("mp_ctx", "spawn")
             kw.setdefault("initvals", initvals)
-            with self.model_, warnings.catch_warnings(), _pytensor_mode(self.sampler_):
+            with self.model_, warnings.catch_warnings(), _pytensor_mode(self.sampler_), _xla_cache(self.sampler_):
                 warnings.filterwarnings("ignore", message=".*Potential.*")
                 idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                                   target_accept=self.target_accept, progressbar=progress,
