@@ -431,7 +431,8 @@ def malloc_for_compute() -> dict:
     so that freed memory goes back to the system at once. Setting it also freezes glibc's mmap threshold at 128 KiB,
     so that every array above that size is a fresh ``mmap`` whose pages the kernel zeroes again: measured on the
     development machine, a warm MAP fit of 100 subjects x 500 trials took 0.74 s in a Dask worker against 0.36 s in a
-    plain process -- the whole of the "workers spend 2-3x the serial processor time" of ``benchmarks/scale_out.py``.
+    plain process -- with JAX's spinning pool (``PJRT_NPROC``, :data:`ONE_THREAD_ENV`), the cause of the "workers
+    spend 2-3x the serial processor time" once seen in ``benchmarks/scale_out.py``.
     Here the thresholds go back to glibc's dynamic maxima (:data:`MALLOC_FOR_COMPUTE`) with ``mallopt``, which
     restores the plain process's speed (0.36 s) while memory above 64 MiB is still given back. Does nothing where the
     variable is not set (a plain process, local processes) or the C library is not glibc. Returns what was set
