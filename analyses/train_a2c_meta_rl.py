@@ -34,6 +34,7 @@ Usage::
 
     python analyses/train_a2c_meta_rl.py --seed 0
     python analyses/train_a2c_meta_rl.py --seed 0 --no-bandit      # two-step part only
+    python analyses/train_a2c_meta_rl.py --seed 0 --workers 2      # both parts trained side by side
 
 Outputs in ``out/train_a2c_meta_rl_seed<seed>/``: ``training.png``, ``within_episode.png``
 (bandit), ``two_step_stay.png`` (2x2 stay probabilities), ``two_step_within_episode.png``,
@@ -42,8 +43,10 @@ checkpoints ``a2c_*.pt``, evaluation trials/latents ``*.nc`` and ``result.md``.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -82,6 +85,7 @@ class Args:
     ts_switch_prob: float = 0.025
     out_root: str = "out"
     progress: bool = True
+    workers: int = 0
 
 
 def _curve_stats(curve) -> dict:
@@ -153,17 +157,45 @@ def p_better_around_swaps(tab: dict, before: int = 3, after: int = 15) -> tuple[
     return lags, s / np.maximum(n, 1), swaps
 
 
-def _two_step(args: Args, cfg: A2CConfig, out, res: dict, sections: dict, plt) -> dict:
-    """Train and evaluate on the two-step task; fills ``res``/``sections``, returns the training history."""
-    ts_task = _two_step_task(args)
+def _config(args: Args) -> A2CConfig:
+    return A2CConfig(hidden_size=args.hidden_size, lr=args.lr, gamma=args.gamma, beta_v=args.beta_v,
+                     beta_e=args.beta_e, n_envs=args.n_envs, episode_length=args.episode_length)
+
+
+def _part(part: str, args: Args):
+    """``(task, config, updates, checkpoint name)`` of a part: ``"wang_bandit"`` or ``"two_step"``."""
+    cfg = _config(args)
+    if part == "wang_bandit":
+        return nr.make_task("wang_bandit", episode_length=args.episode_length), cfg, args.n_updates, "a2c_wang_bandit"
     ts_cfg = A2CConfig(**{**cfg.__dict__, "episode_length": 2 * args.ts_trials, "lr": args.ts_lr,
                           "n_envs": args.ts_n_envs})
-    ts_agent = A2C(ts_task, ts_cfg, seed=args.seed)
-    ts_control = A2C(ts_task, ts_cfg, seed=args.seed)  # same initial weights, never trained
+    return _two_step_task(args), ts_cfg, args.ts_updates, "a2c_two_step"
+
+
+def train_part(part: str, seed: int, *, args: Args, out: str) -> dict:
+    """One training run, a unit of :mod:`neurorl.parallel` (``--workers 2`` trains both parts side by side):
+    trains the part's network, writes its checkpoint and returns the training history and seconds."""
+    task, cfg, n_updates, name = _part(part, args)
+    agent = A2C(task, cfg, seed=seed)
     t0 = time.perf_counter()
-    ts_agent.train(args.ts_updates, progress=args.progress)
-    res["timing_s"]["two-step training"] = time.perf_counter() - t0
-    ts_agent.save(out / "a2c_two_step.pt")
+    agent.train(n_updates, progress=args.progress and not args.workers)
+    seconds = time.perf_counter() - t0
+    agent.save(Path(out) / f"{name}.pt")
+    return {"history": {k: np.asarray(v) for k, v in agent.history.items()}, "seconds": seconds}
+
+
+def _trained(part: str, args: Args, out) -> tuple[A2C, A2C]:
+    """The part's network loaded from its checkpoint, and the same architecture untrained (same initial weights)."""
+    task, cfg, _, name = _part(part, args)
+    agent, control = A2C(task, cfg, seed=args.seed), A2C(task, cfg, seed=args.seed)
+    agent.load(out / f"{name}.pt")
+    return agent, control
+
+
+def _two_step(args: Args, out, res: dict, sections: dict, plt) -> None:
+    """Evaluate the trained two-step network; fills ``res``/``sections``."""
+    ts_agent, ts_control = _trained("two_step", args, out)
+    ts_task = ts_agent.task
     n_sub = max(1, args.eval_episodes // 8)
     ttr, tlat = ts_agent.rollout(n_sub, 4, rng=args.seed + 3000)
     nr.write_trials(ttr, out / "trials_two_step.nc")
@@ -281,7 +313,6 @@ def _two_step(args: Args, cfg: A2CConfig, out, res: dict, sections: dict, plt) -
         "P(first-stage choice = better action) inside episodes (frozen weights; 'swap' = the better action "
         "changed, trial 0 = the first trial after it):\n\n" + "\n".join(curve) +
         "\n\n![](two_step_within_episode.png)")
-    return ts_agent.history
 
 
 def main(args: Args) -> dict:
@@ -292,21 +323,25 @@ def main(args: Args) -> dict:
     import matplotlib.pyplot as plt
 
     out = common.output_dir(__file__, args.seed, root=args.out_root)
-    cfg = A2CConfig(hidden_size=args.hidden_size, lr=args.lr, gamma=args.gamma, beta_v=args.beta_v,
-                    beta_e=args.beta_e, n_envs=args.n_envs, episode_length=args.episode_length)
     res: dict = {"timing_s": {}}
     sections: dict[str, str] = {}
 
+    # ---------------------------------------------------------------- training: one unit of neurorl.parallel per part
+    parts = [p for p, on in (("wang_bandit", args.bandit), ("two_step", args.two_step)) if on]
+    runs = {}
+    if parts:
+        with nr.parallel.parallel(workers=args.workers or None):
+            done = common.over_seeds(functools.partial(train_part, args=args, out=str(out)), [args.seed],
+                                     settings=parts, progress=args.progress and bool(args.workers),
+                                     desc="A2C training runs")
+        runs = {part: r for (part, _), r in done.items()}
+    for part, r in runs.items():
+        res["timing_s"][f"{'wang_bandit' if part == 'wang_bandit' else 'two-step'} training"] = r["seconds"]
+    hist = {("wang_bandit" if part == "wang_bandit" else args.ts_task): r["history"] for part, r in runs.items()}
+
     # ---------------------------------------------------------------- 1. wang_bandit
-    hist = {}
     if args.bandit:
-        task = nr.make_task("wang_bandit", episode_length=args.episode_length)
-        agent = A2C(task, cfg, seed=args.seed)
-        control = A2C(task, cfg, seed=args.seed)  # same initial weights, never trained
-        t0 = time.perf_counter()
-        agent.train(args.n_updates, progress=args.progress)
-        res["timing_s"]["wang_bandit training"] = time.perf_counter() - t0
-        agent.save(out / "a2c_wang_bandit.pt")
+        agent, control = _trained("wang_bandit", args, out)
         n_sub = max(1, args.eval_episodes // 4)
         tr, lat = agent.rollout(n_sub, 4, rng=args.seed + 1000)
         nr.write_trials(tr, out / "trials_wang_bandit.nc")
@@ -356,11 +391,10 @@ def main(args: Args) -> dict:
             f"between episodes. P(choose the better arm) by trial within episode:\n\n" + "\n".join(rows) +
             f"\n\nReward per trial at test {wb['reward_per_trial']:.3f} (always choosing the better arm: "
             f"{wb['max_expected_reward']:.3f}; chance 0.5).\n\n![](within_episode.png)")
-        hist["wang_bandit"] = agent.history
 
     # ---------------------------------------------------------------- 2. two-step
     if args.two_step:
-        hist[args.ts_task] = _two_step(args, cfg, out, res, sections, plt)
+        _two_step(args, out, res, sections, plt)
     if hist:
         fig, axes = plt.subplots(1, len(hist), figsize=(5 * len(hist), 3.4), squeeze=False)
         for ax, (k, h) in zip(axes[0], hist.items()):
