@@ -31,6 +31,7 @@ unless ``--quick`` or ``--no-docs``, ``docs/analyses/multiregion_half_triangle.m
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,7 @@ def main(args: Args) -> dict:
     output = AnalysisOutput.start(NAME, args, quick=QUICK, repo=REPO)
     args = output.args
     import matplotlib.pyplot as plt
-    t0 = time.perf_counter()
+    t0, load = time.perf_counter(), os.getloadavg()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     task = nr.make_task("half_triangle", memory=True, max_steps=30)
     # one unit of neurorl.parallel per network x seed (--workers N: side by side, one torch thread each)
@@ -266,10 +267,18 @@ def main(args: Args) -> dict:
             verdicts.append((a, b, lab, ok, m))
     dsum = ["| network | region | odour identity (bal. acc., chance 0.5) | tile row R^2 | tile column R^2 |",
             "|---|---|---|---|---|"]
+
+    def cell(vals, key):
+        text = fmt_ci(vals)
+        worst = np.nanmin(vals) if key != "odour" and np.isfinite(vals).any() else 0.0
+        if worst < -1:  # a region without the information: its CV R^2 is far below 0 and dominates the mean
+            text += f" **unreliable: a run at R^2 {worst:.3g} (no decodable information)**"
+        return text
+
     for kind in CONFIGS:
         for reg in runs[(kind, seeds[0])]["decoding"]:
             dsum.append(f"| {kind} | {reg} | " + " | ".join(
-                fmt_ci([runs[(kind, sd)]["decoding"][reg][key] for sd in seeds])
+                cell(np.array([runs[(kind, sd)]["decoding"][reg][key] for sd in seeds], float), key)
                 for key in ("odour", "tile row", "tile column")) + " |")
     supported = [f"{a} vs {b} on {lab} ({'+' if m > 0 else ''}{m:.3f})" for a, b, lab, ok, m in verdicts if ok]
     verdict_text = ("Differences supported (95% t interval of the seed-paired difference excludes 0): "
@@ -281,7 +290,8 @@ def main(args: Args) -> dict:
         m = [runs[(kind, sd)]["mean_train_reward"] for sd in seeds]
         summary.append(f"* {kind}: greedy success {', '.join(f'{v:.2f}' for v in s)}; mean training reward per row "
                        f"{', '.join(f'{v:.3f}' for v in m)} (seeds {args.seeds}).")
-    what = (f"`{output.command()}` (runtime {runtime:.0f} s on the shared 2-core machine under load). "
+    what = (f"`{output.command()}` (runtime {runtime:.0f} s on {os.cpu_count()} CPU cores; load average "
+            f"{load[0]:.1f} before, {os.getloadavg()[0]:.1f} after: processes competing for the cores). "
             f"{len(seeds)} seeds per network; every network and seed sees the same task and training budget. "
             "Summaries are mean ± standard error over seeds with a two-sided 95% t interval; contrasts are paired "
             "by seed (same seed = same task draws for the rollouts). The per-run tables follow the summaries.")
