@@ -41,6 +41,7 @@ Usage::
 
     python analyses/sr_revaluation.py --seed 0
     python analyses/sr_revaluation.py --quick
+    python analyses/sr_revaluation.py --seed 0 --workers 2 --subjects-per-unit 15   # recovery fits side by side
 
 Outputs: ``results/sr_revaluation_seed<seed>/`` (``result.md``, ``signature.png``, ``confusion.png``,
 ``recovery.nc``) and, unless ``--quick`` or ``--no-docs``, ``docs/analyses/sr_revaluation.md`` with
@@ -80,6 +81,8 @@ class Args:
     rec_relearning: int = 8
     rec_test: int = 4
     n_starts: int = 1
+    subjects_per_unit: int = 0
+    workers: int = 0
     recovery: bool = True
     out_root: str = ""
     docs_dir: str = ""
@@ -151,10 +154,13 @@ def recovery_part(args, rng):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         task, n_trials = recovery_task(args)
-        res = model_recovery(candidates(), task,
-                             n_subjects=args.n_recovery, n_trials=n_trials, criterion="bic", estimator="MAP",
-                             estimator_options={"n_starts": args.n_starts, "progress": False}, rng=rng,
-                             progress=False)
+        # units of neurorl.parallel: one per candidate x block of subjects_per_unit subjects (0: all subjects in one
+        # block, the default study); --workers N fits them side by side
+        with nr.parallel.parallel(workers=args.workers or None):
+            res = model_recovery(candidates(), task,
+                                 n_subjects=args.n_recovery, n_trials=n_trials, criterion="bic", estimator="MAP",
+                                 estimator_options={"n_starts": args.n_starts, "progress": False}, rng=rng,
+                                 progress=False, subjects_per_unit=args.subjects_per_unit or None)
     msgs = sorted({str(w.message).split(". ")[0][:110] for w in caught if issubclass(w.category, UserWarning)})
     return res, msgs
 
