@@ -35,8 +35,10 @@ print(json.dumps({"from_cache": f.from_cache, "loglik": out["loglik"].tolist()})
 """
 
 
-def _probe(cache, opts=None, n=3, T=40):
+def _probe(cache, opts=None, n=3, T=40, devices=None):
     env = dict(os.environ, NEURORL_CACHE_DIR=str(cache))
+    if devices:  # JAX's CPU split into several devices, as for numpyro's parallel chains
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env.pop("NEURORL_QUIET", None)
     res = subprocess.run([sys.executable, "-c", PROBE, json.dumps(opts or {}), str(n), str(T)], env=env,
                          capture_output=True, text=True, timeout=600)
@@ -71,6 +73,17 @@ def test_second_process_loads_from_cache_and_option_change_recompiles(tmp_path):
     assert not (tmp_path / "exec").exists()
     after, _ = _probe(tmp_path)
     assert after["from_cache"] is False and after["loglik"] == first["loglik"]
+
+
+def test_processes_with_other_device_counts_keep_their_own_executables(tmp_path):
+    # an executable built with two CPU devices refuses to run with one (and the reverse); before the device count
+    # was part of the key, the two kinds of process overwrote each other's entry and compiled every time
+    two, _ = _probe(tmp_path, devices=2)
+    one, _ = _probe(tmp_path)
+    assert two["from_cache"] is False and one["from_cache"] is False
+    assert _probe(tmp_path, devices=2)[0]["from_cache"] is True
+    assert _probe(tmp_path)[0]["from_cache"] is True
+    np.testing.assert_allclose(two["loglik"], one["loglik"], rtol=1e-12)
 
 
 def test_damaged_cache_entry_is_a_miss_not_an_error(tmp_path):

@@ -101,13 +101,17 @@ def _machine() -> str:
 
 
 def executable_key(structure: str, module_file: str | None = None) -> str:
-    """Key of a compiled executable: the model structure, neurorl's source, versions and the processor."""
+    """Key of a compiled executable: the model structure, neurorl's source, versions, the processor and JAX's
+    devices (an executable built where ``--xla_force_host_platform_device_count`` gave JAX two CPU devices, as for
+    numpyro's parallel chains, refuses to run with one: "Attempted to execute with 2 argument lists")."""
     import jax
     import jaxlib
     import numpy
 
     pkg = Path(__file__).resolve().parent.parent
-    parts = [structure, _source_hash(pkg), jax.__version__, jaxlib.__version__, numpy.__version__, _machine()]
+    devices = f"{jax.default_backend()} x {jax.local_device_count()}"
+    parts = [structure, _source_hash(pkg), jax.__version__, jaxlib.__version__, numpy.__version__, _machine(),
+             devices]
     if module_file:
         mf = Path(module_file).resolve()
         if pkg not in mf.parents:
@@ -119,6 +123,7 @@ def load_executables(key: str):
     """The executables stored under ``key`` (a list), or None (missing or unreadable: then compile)."""
     import pickle
 
+    import jax
     from jax.experimental import serialize_executable as se
 
     path = _exec_dir() / key
@@ -127,7 +132,9 @@ def load_executables(key: str):
     try:
         with open(path, "rb") as fh:
             items = pickle.load(fh)
-        return [se.deserialize_and_load(*item) for item in items]
+        # on the device it was compiled for (JAX's first): without it, a process with several CPU devices loads an
+        # executable that then refuses its arguments ("2 argument lists when local device count is 1")
+        return [se.deserialize_and_load(*item, execution_devices=jax.devices()[:1]) for item in items]
     except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss, never an error
         return None
 
