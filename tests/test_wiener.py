@@ -16,10 +16,19 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from neurorl.backend import NUMPY as NUMPY_OPS
 from neurorl.backend import get_pytensor_ops
 from neurorl.fitting.wiener import (
-    ERR_RANGE, MIN_LOGP, N_LARGE, N_SMALL, OUTSIDE_SLOPE, check_wiener_data, navarro_fuss_terms,
-    wiener_log_p_upper, wiener_logpdf, wiener_p_upper,
+    ERR_RANGE,
+    MIN_LOGP,
+    N_LARGE,
+    N_SMALL,
+    OUTSIDE_SLOPE,
+    check_wiener_data,
+    navarro_fuss_terms,
+    wiener_log_p_upper,
+    wiener_logpdf,
+    wiener_p_upper,
 )
 
 wfpt = pytest.importorskip("wfpt")
@@ -411,3 +420,85 @@ def test_switch_point_is_the_navarro_fuss_rule():
     for err in [ERR_RANGE[0], 1e-30, 1e-10, 1e-4, ERR_RANGE[1]]:
         ks, kl = navarro_fuss_terms(u, err)
         assert np.array_equal(ks < kl, u < switch_point(err))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JAX: the analytic derivatives of the density (jax.custom_jvp) against JAX's own differentiation of the same
+# expression (an independent derivation: automatic, term by term) and against central differences
+# ---------------------------------------------------------------------------------------------------------------
+def _jax_cases():
+    rng = np.random.default_rng(3)
+    n = 3000
+    # decision times from ~1e-3 to ~10 s (both series), some rt below t0, all boundaries and drift variabilities
+    rt = np.concatenate([rng.uniform(0.05, 3.0, n), [0.31, 0.3 + 1e-9, 0.3 + 1e-4, 12.0]])
+    cols = {"v": rng.normal(0, 2.5, n), "a": rng.uniform(0.4, 3.5, n), "w": rng.uniform(0.02, 0.98, n),
+            "t0": rng.uniform(0.0, 0.5, n), "sv": np.where(rng.random(n) < 0.3, 0.0, rng.uniform(0, 2, n))}
+    extra = {"v": [1.0, -2.0, 0.5, 3.0], "a": [1.2, 0.8, 1.5, 0.6], "w": [0.5, 0.3, 0.7, 0.5], "t0": [0.3] * 4,
+             "sv": [0.0, 0.5, 0.0, 1.0]}
+    cols = {k: np.concatenate([v, extra[k]]) for k, v in cols.items()}
+    resp = rng.integers(0, 2, rt.size).astype(float)
+    return rt, resp, cols
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["sv", "sv=0 (number)"])
+def test_jax_analytic_derivatives_equal_automatic_ones(plain):
+    import jax
+    import jax.numpy as jnp
+
+    from neurorl.backend import get_jax_ops
+    from neurorl.fitting import wiener as W
+
+    ops = get_jax_ops()
+    rt, resp, cols = _jax_cases()
+    args = tuple(jnp.asarray(x) for x in (rt, cols["v"], cols["a"], cols["w"], cols["t0"], cols["sv"]))
+    coef = jnp.asarray(np.random.default_rng(4).normal(size=rt.size))
+
+    def auto(*x):  # the same expression, differentiated by JAX (no custom rule)
+        sv = None if plain else x[5]
+        return jnp.sum(coef * W._logpdf(x[0], jnp.asarray(resp), *x[1:5], sv, 1e-10, MIN_LOGP, ops))
+
+    def analytic(*x):  # sv given as the number 0: the program without drift variability
+        return jnp.sum(coef * wiener_logpdf(x[0], resp, *x[1:5], ops, sv=0 if plain else x[5]))
+
+    if plain:  # and it equals the general program at sv = 0
+        np.testing.assert_allclose(float(analytic(*args)), float(jnp.sum(coef * wiener_logpdf(
+            args[0], resp, *args[1:5], ops, sv=jnp.zeros(rt.size)))), rtol=1e-14)
+    g_auto = jax.grad(auto, argnums=tuple(range(6)))(*args)
+    g_an = jax.grad(analytic, argnums=tuple(range(6)))(*args)
+    for name, x, y in list(zip(("rt", "v", "a", "w", "t0", "sv"), g_auto, g_an))[:5 if plain else 6]:
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-11, atol=1e-11, err_msg=name)
+    # forward mode and second derivatives (MAP's Hessians differentiate the rule itself)
+    t = tuple(jnp.asarray(np.random.default_rng(5).normal(size=rt.size)) for _ in range(6))
+    np.testing.assert_allclose(jax.jvp(analytic, args, t)[1], jax.jvp(auto, args, t)[1], rtol=1e-11)
+    for i in range(5 if plain else 6):
+        h_auto = jax.grad(lambda *x, i=i: jnp.sum(jax.grad(auto, argnums=i)(*x)), argnums=(2, 4))(*args)
+        h_an = jax.grad(lambda *x, i=i: jnp.sum(jax.grad(analytic, argnums=i)(*x)), argnums=(2, 4))(*args)
+        for x, y in zip(h_auto, h_an):
+            np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("theta", [[1.3, 1.2, 0.4, 0.2, 0.0], [-2.5, 0.9, 0.65, 0.1, 0.8], [0.0, 2.0, 0.5, 0.24, 1.5]])
+def test_jax_analytic_gradient_matches_central_differences(theta):
+    import jax
+    import jax.numpy as jnp
+
+    from neurorl.backend import get_jax_ops
+
+    ops = get_jax_ops()
+    rng = np.random.default_rng(0)
+    rt = 0.25 + np.concatenate([np.logspace(-2.5, 0.7, 24), [0.2, 0.21, 0.22, 0.23]])  # both series
+    resp = rng.integers(0, 2, rt.size)
+    coef = rng.normal(size=rt.size)
+
+    def total(th, o):
+        return o.sum(wiener_logpdf(rt, resp, th[0], th[1], th[2], th[3], o, sv=th[4]) * coef)
+
+    theta = np.array(theta)
+    g = np.asarray(jax.grad(lambda th: total(th, ops))(jnp.asarray(theta)))
+    h = 1e-6
+
+    def np_total(th):  # sv enters only as sv^2, so |sv| keeps central differences legal at sv = 0
+        return float(total(np.r_[th[:4], abs(th[4])], NUMPY_OPS))
+
+    fd = np.array([(np_total(theta + h * e) - np_total(theta - h * e)) / (2 * h) for e in np.eye(5)])
+    np.testing.assert_allclose(g, fd, rtol=2e-6, atol=2e-5)

@@ -176,34 +176,49 @@ def navarro_fuss_terms(u, err, ops=NUMPY):
     return ks, kl
 
 
-def _log_f_small(u, w, ops):
-    """log f(u|w) from the small-time series, k = -N_SMALL..N_SMALL (accurate for u <= 0.3)."""
+def _log_f_small(u, w, ops, partials=False):
+    """log f(u|w) from the small-time series, k = -N_SMALL..N_SMALL (accurate for u <= 0.3); with ``partials``,
+    ``(log f, d log f / du, d log f / dw)``."""
     # (w + 2k) exp(-(w + 2k)^2 / 2u) = w exp(-w^2 / 2u) * (1 + 2k/w) exp(-2k(k + w)/u); k(k + w) >= 0 for all k.
     # With r = exp(-2/u), p = exp(-2w/u) and m = exp(-2(1 - w)/u), all in [0, 1]:
     #   exp(-2k(k + w)/u) = r^(k^2) p^k,   exp(-2k(k - w)/u) = r^(k(k - 1)) m^k,
     # so three exponentials and products replace 2 N_SMALL exponentials (no factor can overflow). The sum is
-    # unrolled (not a reduction over a trailing axis) so that it stays one elementwise expression.
+    # unrolled (not a reduction over a trailing axis) so that it stays one elementwise expression. Its derivatives
+    # are sums of the same terms: d/du exp(-c/u) = c/u^2 exp(-c/u), d/dw (1 + 2k/w) = -2k/w^2.
     inv_u = 1.0 / u
     inv_w = 1.0 / w
-    r = ops.exp(-2.0 * inv_u)
     p = ops.exp(-2.0 * w * inv_u)
     m = ops.exp(-2.0 * (1.0 - w) * inv_u)
+    r = p * m  # exp(-2/u); underflows only where its exact value does
     r2 = r * r
     s = 1.0
+    s_u = s_w = 0.0
     r_sq, r_kk, r_odd, r_even, p_k, m_k = 1.0, 1.0, r, 1.0, 1.0, 1.0
     for k in range(1, N_SMALL + 1):
         r_sq = r_sq * r_odd  # r^(k^2): r_odd = r^(2k - 1)
         r_kk = r_kk * r_even  # r^(k(k - 1)): r_even = r^(2k - 2)
         p_k = p_k * p
         m_k = m_k * m
-        s = s + (1.0 + 2.0 * k * inv_w) * r_sq * p_k + (1.0 - 2.0 * k * inv_w) * r_kk * m_k
+        e_a, e_b = r_sq * p_k, r_kk * m_k
+        c_a, c_b = 1.0 + 2.0 * k * inv_w, 1.0 - 2.0 * k * inv_w
+        s = s + c_a * e_a + c_b * e_b
+        if partials:
+            s_u = s_u + 2.0 * k * (c_a * e_a * (k + w) + c_b * e_b * (k - w))
+            s_w = s_w + 2.0 * k * (inv_w * inv_w * (e_b - e_a) + inv_u * (c_b * e_b - c_a * e_a))
         r_odd = r_odd * r2
         r_even = r_even * r2
-    return -_LOG_2PI_HALF - 1.5 * ops.log(u) + ops.log(w) - 0.5 * w * w * inv_u + ops.log(s)
+    log_f = -_LOG_2PI_HALF - 1.5 * ops.log(u) + ops.log(w) - 0.5 * w * w * inv_u + ops.log(s)
+    if not partials:
+        return log_f
+    inv_s = 1.0 / s
+    d_u = -1.5 * inv_u + 0.5 * w * w * inv_u * inv_u + s_u * inv_u * inv_u * inv_s
+    d_w = inv_w - w * inv_u + s_w * inv_s
+    return log_f, d_u, d_w
 
 
-def _log_f_large(u, w, ops):
-    """log f(u|w) from the large-time series, k = 1..N_LARGE (accurate for u >= 0.08)."""
+def _log_f_large(u, w, ops, partials=False):
+    """log f(u|w) from the large-time series, k = 1..N_LARGE (accurate for u >= 0.08); with ``partials``,
+    ``(log f, d log f / du, d log f / dw)``."""
     # pi sum_k k exp(-k^2 pi^2 u / 2) sin(k pi w), the k = 1 exponential factored out. With q = exp(-pi^2 u / 2),
     # exp(-(k^2 - 1) pi^2 u / 2) = q^(k^2 - 1) (products of odd powers), and sin(k pi w) by the angle-addition
     # recurrence from sin(pi w) and cos(pi w) (relative error growing like k ulps): one exponential and two
@@ -213,13 +228,21 @@ def _log_f_large(u, w, ops):
     c1 = ops.cos(math.pi * w)
     s1 = ops.sin(math.pi * w)
     s = s1
+    s_u = 0.0
+    s_w = math.pi * c1
     c_k, s_k, q_k, q_odd = c1, s1, 1.0, q * q2
     for k in range(2, N_LARGE + 1):
         c_k, s_k = c_k * c1 - s_k * s1, s_k * c1 + c_k * s1  # cos(k pi w), sin(k pi w)
         q_k = q_k * q_odd  # q^(k^2 - 1): q_odd = q^(2k - 1)
         q_odd = q_odd * q2
         s = s + k * q_k * s_k
-    return _LOG_PI - 0.5 * _PI2 * u + ops.log(s)
+        if partials:
+            s_u = s_u - (0.5 * _PI2 * k * (k * k - 1)) * q_k * s_k
+            s_w = s_w + (math.pi * k * k) * q_k * c_k
+    log_f = _LOG_PI - 0.5 * _PI2 * u + ops.log(s)
+    if not partials:
+        return log_f
+    return log_f, s_u / s - 0.5 * _PI2, s_w / s
 
 
 @functools.lru_cache(maxsize=64)
@@ -243,12 +266,17 @@ def switch_point(err: float) -> float:
     return hi
 
 
-def _log_f(u, w, err, ops):
-    """log f(u|w), series chosen per element by the Navarro--Fuss rule, fixed term counts."""
+def _log_f(u, w, err, ops, partials=False):
+    """log f(u|w), series chosen per element by the Navarro--Fuss rule, fixed term counts (with ``partials``, also
+    its derivatives in ``u`` and ``w``)."""
     small = u < switch_point(float(err))
     u_small = ops.where(small, u, _U_SAFE_SMALL)
     u_large = ops.where(small, _U_SAFE_LARGE, u)
-    return ops.where(small, _log_f_small(u_small, w, ops), _log_f_large(u_large, w, ops))
+    parts_s = _log_f_small(u_small, w, ops, partials)
+    parts_l = _log_f_large(u_large, w, ops, partials)
+    if not partials:
+        return ops.where(small, parts_s, parts_l)
+    return tuple(ops.where(small, x, y) for x, y in zip(parts_s, parts_l))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -291,25 +319,110 @@ def wiener_logpdf(rt, response, v, a, w, t0, ops=NUMPY, *, sv=0.0, err=1e-10, mi
     _check_err(err)
     if ops.name == "numpy":
         _check_numpy_params(a, w, sv, response)
+    # sv given as the number 0 (a plain diffusion): the drift-variability terms are left out of the program
+    no_sv = isinstance(sv, (int, float)) and not isinstance(sv, bool) and sv == 0
     # float64 throughout: PyTensor would otherwise compute e.g. log(0.5) of a Python float in float32
-    rt, v, a, w, t0, sv = (ops.asarray(x) for x in (rt, v, a, w, t0, sv))
-    upper = ops.asarray(response) > 0.5
-    v_e = ops.where(upper, -v, v)
-    w_e = ops.where(upper, 1.0 - w, w)
+    rt, v, a, w, t0 = (ops.asarray(x) for x in (rt, v, a, w, t0))
+    sv = None if no_sv else ops.asarray(sv)
+    upper = ops.asarray(ops.asarray(response) > 0.5, dtype="float64")
+    if ops.name == "jax":  # the exact analytic derivatives (_jax_logpdf): a fifth of the cost of tracing them
+        return _jax_logpdf(float(err), float(min_logp), no_sv)(rt, upper, v, a, w, t0, *(() if no_sv else (sv,)))
+    return _logpdf(rt, upper, v, a, w, t0, sv, err, min_logp, ops)
+
+
+def _logpdf(rt, upper, v, a, w, t0, sv, err, min_logp, ops, partials=False):
+    """:func:`wiener_logpdf` of float64 inputs (``upper`` 1.0 or 0.0; ``sv`` None for none); with ``partials``,
+    also its exact partial derivatives ``{"rt", "v", "a", "w", "t0", "sv": d logp / d input}`` (broadcast to the
+    output's shape).
+
+    For the lower boundary (``v_e = v``, ``w_e = w``; the upper one flips ``v_e = -v``, ``w_e = 1 - w`` and the
+    signs of their derivatives), with ``tau = rt - t0``, ``u = tau / a^2``, ``S = 1 + sv^2 tau`` and
+    ``N = (a w_e sv)^2 - 2 a v_e w_e - v_e^2 tau``, ``logp = log f(u|w_e) - 2 log a - log(S)/2 + N / (2 S)``, so
+
+        d/dv_e = -(a w_e + v_e tau) / S
+        d/da   = -2u/a * d log f/du - 2/a + (a w_e^2 sv^2 - v_e w_e) / S
+        d/dw_e = d log f/dw + (a^2 w_e sv^2 - a v_e) / S
+        d/dtau = d log f/du / a^2 - sv^2 / (2S) - v_e^2 / (2S) - N sv^2 / (2 S^2)   (= d/drt = -d/dt0)
+        d/dsv  = -sv tau / S + a^2 w_e^2 sv / S - N sv tau / S^2
+
+    with ``d log f/du`` and ``d log f/dw`` summed term by term with the series (:func:`_log_f_small`,
+    :func:`_log_f_large`). Where the floor applies every derivative is 0; outside the support only ``d/drt =
+    OUTSIDE_SLOPE = -d/dt0`` (for ``rt < t0``).
+    """
+    is_up = upper > 0.5
+    sign = 1.0 - 2.0 * upper  # d v_e / d v = d w_e / d w
+    v_e = sign * v
+    w_e = ops.where(is_up, 1.0 - w, w)
     tau = rt - t0
     inside = tau > 0
     endless = tau >= np.inf  # rt = +inf: density 0, the log density its floor
     tau_s = ops.where(inside & (tau < np.inf), tau, 1.0)
     u = ops.maximum(tau_s / (a * a), U_MIN)
-    sv2t = sv * sv * tau_s
-    logp = (
-        _log_f(u, w_e, err, ops)
-        - 2.0 * ops.log(a)
-        - 0.5 * ops.log1p(sv2t)
-        + ((a * w_e * sv) ** 2 - 2.0 * a * v_e * w_e - v_e * v_e * tau_s) / (2.0 * (sv2t + 1.0))
-    )
-    logp = ops.where(endless, min_logp, ops.maximum(logp, min_logp))
-    return ops.where(inside, logp, min_logp + OUTSIDE_SLOPE * ops.minimum(tau, 0.0))
+    num = -2.0 * a * v_e * w_e - v_e * v_e * tau_s
+    parts = _log_f(u, w_e, err, ops, partials)
+    log_f = parts[0] if partials else parts
+    if sv is None:
+        raw = log_f - 2.0 * ops.log(a) + 0.5 * num
+    else:
+        sv2 = sv * sv
+        big_s = sv2 * tau_s + 1.0
+        num = num + (a * w_e * sv) ** 2
+        raw = log_f - 2.0 * ops.log(a) - 0.5 * ops.log1p(sv2 * tau_s) + num / (2.0 * big_s)
+    logp = ops.where(endless, min_logp, ops.maximum(raw, min_logp))
+    out = ops.where(inside, logp, min_logp + OUTSIDE_SLOPE * ops.minimum(tau, 0.0))
+    if not partials:
+        return out
+    _, f_u, f_w = parts
+    f_u = ops.where(u > U_MIN, f_u, 0.0)  # u held at its floor does not move
+    live = inside & ~endless & (raw > min_logp)
+    zero = 0.0 * out
+    if sv is None:  # S = 1
+        sv = sv2 = 0.0
+        inv_s = 1.0
+    else:
+        inv_s = 1.0 / big_s
+    d_tau = (f_u / (a * a) - 0.5 * (sv2 + v_e * v_e) * inv_s - 0.5 * num * sv2 * inv_s * inv_s)
+    d_tau = ops.where(live, d_tau, ops.where(inside, 0.0, ops.where(tau < 0, OUTSIDE_SLOPE, 0.0))) + zero
+    d = {
+        "v": sign * -(a * w_e + v_e * tau_s) * inv_s,
+        "a": -2.0 * u / a * f_u - 2.0 / a + (a * w_e * w_e * sv2 - v_e * w_e) * inv_s,
+        "w": sign * (f_w + (a * a * w_e * sv2 - a * v_e) * inv_s),
+        "sv": -sv * tau_s * inv_s + a * a * w_e * w_e * sv * inv_s - num * sv * tau_s * inv_s * inv_s,
+    }
+    d = {k: ops.where(live, x, 0.0) + zero for k, x in d.items()}
+    d["rt"] = d_tau
+    d["t0"] = -d_tau
+    return out, d
+
+
+@functools.lru_cache(maxsize=32)
+def _jax_logpdf(err: float, min_logp: float, no_sv: bool = False):
+    """:func:`_logpdf` as a JAX function whose derivative is the analytic one (``jax.custom_jvp``).
+
+    JAX's own forward or reverse mode through the unrolled series costs about five evaluations of the density;
+    the analytic partials share the series' terms and cost about one more (measured in docs/architecture.md).
+    The rule is itself differentiable (it is written with the same operations), so second derivatives (the
+    Hessians of MAP) differentiate it in turn.
+    """
+    import jax
+
+    from ..backend import get_jax_ops
+
+    ops = get_jax_ops()
+    names = ("rt", None, "v", "a", "w", "t0", "sv")  # upper is data: no derivative
+
+    @jax.custom_jvp
+    def logpdf(rt, upper, v, a, w, t0, *sv):  # sv: one array, or none (no_sv)
+        return _logpdf(rt, upper, v, a, w, t0, sv[0] if sv else None, err, min_logp, ops)
+
+    @logpdf.defjvp
+    def logpdf_jvp(primals, tangents):
+        sv = primals[6] if len(primals) > 6 else None
+        out, d = _logpdf(*primals[:6], sv, err, min_logp, ops, partials=True)
+        tan = sum(d[k] * t for k, t in zip(names, tangents) if k is not None)
+        return out, tan
+
+    return logpdf
 
 
 def wiener_pdf(rt, response, v, a, w, t0, ops=NUMPY, **kwargs):
