@@ -152,6 +152,68 @@ def test_model_logp_is_group_priors_plus_mle_loglik(fit, ragged):
     assert float(f(point)) == pytest.approx(prior + ll, rel=1e-10)
 
 
+def test_centred_model_logp_is_the_non_centred_one_with_its_jacobian(agent, ragged):
+    # theta ~ N(gm, gs) directly: log N(theta | gm, gs) = log N(offset | 0, 1) - log gs per subject and row, so the
+    # centred log density at theta is the non-centred one at offset = (theta - gm) / gs minus n * sum(log gs)
+    f_nc = HierarchicalBayes(agent).build_model(ragged).compile_logp(jacobian=True)
+    model_c = HierarchicalBayes(agent, parametrization="centred").build_model(ragged)
+    assert "offset" not in model_c.named_vars and model_c["theta"] in model_c.free_RVs
+    f_c = model_c.compile_logp(jacobian=True)
+    rng = np.random.default_rng(0)
+    gm, gs = np.array([-0.3, 0.8]), np.array([0.6, 0.4])
+    th = gm[:, None] + gs[:, None] * rng.normal(size=(2, 5))
+    base = {"group_mean": gm, "group_sd_log__": np.log(gs)}
+    lp_nc = float(f_nc({**base, "offset": (th - gm[:, None]) / gs[:, None]}))
+    assert float(f_c({**base, "theta": th})) == pytest.approx(lp_nc - 5 * np.log(gs).sum(), rel=1e-12)
+    with pytest.raises(ValueError, match="parametrization"):
+        fit_bayes(agent, ragged, parametrization="centered-ish")
+
+
+def test_map_start_and_numpyro_options(agent, ragged, monkeypatch):
+    """init='map': chains start at the MAP estimates (jittered by at most half their Laplace sds), numpyro gets the
+    Laplace variances as its initial inverse mass matrix and is told not to jitter the starts again."""
+    import pymc as pm
+
+    from neurorl.fitting.mle import MAP
+
+    pytest.importorskip("numpyro")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_sample(**kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(pm, "sample", fake_sample)
+    for par in ("centred", "non-centred"):
+        est = HierarchicalBayes(agent, init="map", parametrization=par, **{**FAST, "sampler": "numpyro"})
+        with pytest.raises(Stop):
+            est.fit(ragged)
+        ref = MAP(agent, n_starts=3, rng=0, progress=False).fit(ragged).result_.transpose("param", "subject", ...)
+        th, se = ref["theta"].values, ref["se_theta"].values
+        gm, gs = th.mean(axis=1), th.std(axis=1)
+        nkw = seen["nuts_sampler_kwargs"]
+        assert nkw["jitter"] is False
+        starts = seen["initvals"]
+        assert len(starts) == 2
+        for st in starts:
+            np.testing.assert_allclose(st["group_mean"], gm, rtol=1e-2, atol=1e-2)  # MAP's own tolerance
+            theta = st["theta"] if par == "centred" else gm[:, None] + gs[:, None] * st["offset"]
+            assert np.all(np.abs(theta - th) <= 0.5 * np.minimum(se, gs[:, None]) * (1 + 1e-2) + 1e-2)
+        imm = nkw["nuts_kwargs"]["inverse_mass_matrix"]
+        assert imm.shape == (2 + 2 + 10,)  # group_mean, log group_sd, subjects (numpyro's flattening order)
+        np.testing.assert_allclose(imm[:2], gs ** 2 / 5, rtol=1e-2)
+        np.testing.assert_allclose(imm[2:4], 1.0 / 10)
+        want = np.minimum(se, gs[:, None]) ** 2
+        if par == "non-centred":
+            want = np.minimum(want / gs[:, None] ** 2, 1.0)
+        np.testing.assert_allclose(imm[4:], want.ravel(), rtol=1e-2)
+    with pytest.raises(ValueError, match="init"):
+        fit_bayes(agent, ragged, init="mle")
+
+
 def test_priors_override_and_prior_table(agent, ragged):
     import pymc as pm
 

@@ -55,6 +55,10 @@ def test_bad_arguments(tmp_path, capsys):
     assert "--draws must be at least 1" in capsys.readouterr().err
     assert main(base + ["-o", str(path)]) == 2  # the output may not be the input
     assert main(base + ["--priors", "stan"]) == 2  # argparse: not a choice
+    # --centred with hBayesDM's (non-centred) hierarchy: a usage error naming both, before any sampling
+    assert main(base + ["--priors", "hbayesdm", "--centred", "-o", str(tmp_path / "c.nc"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "centred" in err and "hbayesdm" in err and not (tmp_path / "c.nc").exists()
 
 
 @pytest.mark.slow

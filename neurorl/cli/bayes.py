@@ -63,7 +63,8 @@ def _fit_one(label, agent, trials, args):
             warnings.simplefilter("always")
             fit = fit_bayes(agent, trials, priors=PRIORS[args.priors], draws=args.draws, tune=args.tune,
                             chains=args.chains, cores=args.cores, sampler=args.sampler, random_seed=args.seed,
-                            target_accept=args.target_accept, progress=not args.quiet)
+                            target_accept=args.target_accept, progress=not args.quiet,
+                            parametrization="centred" if args.centred else "non-centred")
             loo = looic(fit)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
@@ -175,6 +176,9 @@ def register(sub) -> None:
     sp.add_argument("--sampler", choices=list(SAMPLERS), default="auto",
                     help="NUTS implementation (default auto: PyMC's NUTS on the compiled likelihood)")
     sp.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
+    sp.add_argument("--centred", action="store_true",
+                    help="sample subjects' parameters centred, theta ~ N(group mean, group sd), instead of the default "
+                         "non-centred offsets: better for data-rich subjects (RL-DDM); not with --priors hbayesdm")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_data_arguments(sp)
     _finish(sp, _cmd_fit_bayes, out="fit_bayes.nc")

@@ -24,8 +24,9 @@ transform (:mod:`neurorl.params`)::
 
     group_mean[r] ~ Normal(loc_r, scale_r)          loc_r, scale_r = Param.prior_loc, Param.prior_scale
     group_sd[r]   ~ HalfNormal(sd_scale_r)          sd_scale_r = 1.0 (GROUP_SD_SCALE)
-    offset[r, i]  ~ Normal(0, 1)                    one per subject i (non-centred)
+    offset[r, i]  ~ Normal(0, 1)                    one per subject i (non-centred, the default)
     theta[r, i]   = group_mean[r] + group_sd[r] * offset[r, i]
+    theta[r, i]   ~ Normal(group_mean[r], group_sd[r])          (parametrization="centred"; no offset)
     param_t       = transform(theta[base, i] + sum_c theta[slope_c, i] * x_c[i, t])     (covariates)
     log p(data | theta) = sum over valid trials of agent.trial_loglik  (choice, or choice + RT)
 
@@ -76,9 +77,12 @@ Assumptions and choices
      logits). Covariate slopes: ``group_mean ~ N(0, prior_scale^2)`` of the parameter they modulate (as MAP
      [A5] of mle.py) and ``group_sd ~ HalfNormal(1)``. Override any row with ``priors={"alpha": {"mu": (loc,
      scale), "sigma": sd_scale}}`` (or ``priors={"alpha": (loc, scale)}`` for the group mean only).
-[A2] Non-centred parametrisation for every row (subject offsets N(0, 1)); it samples well when subjects are weakly
-     informed relative to the spread of the group (the usual case for choice data). Very data-rich subjects with
-     a small ``group_sd`` can prefer the centred form; the divergence warning says so.
+[A2] Non-centred parametrisation for every row (subject offsets N(0, 1)) by default; it samples well when subjects
+     are weakly informed relative to the spread of the group (the usual case for choice data). Subjects whose data
+     pin their parameters down far more tightly than the group spreads them -- RL-DDM, where every trial's RT
+     informs the boundary and non-decision time -- sample better centred (``parametrization="centred"``, as HDDM
+     does): measured on 28 ragged RL-DDM subjects (6,519 trials), 23 leapfrog steps per draw instead of 69 and
+     4-5 times the minimum ESS per draw (docs/bayes.md). The divergence and ESS warnings suggest the switch.
 [A3] Sampler defaults: ``draws=1000``, ``tune=1000``, ``chains=4``, ``cores=min(chains, CPUs)``,
      ``target_accept=0.8`` (the default of both nutpie and PyMC); nutpie's own (gradient-based) mass-matrix
      adaptation; warm-up draws are not kept.
@@ -106,10 +110,18 @@ Assumptions and choices
      ``x = 0``; :meth:`HierarchicalBayes.posterior_draws` gives the per-trial values.
 [A9] Initialisation: every chain starts with the group means at their prior locations, the group sds at 0.1 times
      their prior scales and the subject offsets jittered uniformly in (-1, 1) -- so every subject starts within
-     about 0.1 (unconstrained) of the prior location, chains start apart only through the subjects. The usual
+     about 0.1 (unconstrained) of the prior location, chains start apart only through the subjects (centred: theta
+     itself is jittered by the same amount; nutpie's chains share one such start). The usual
      jitter of every variable (PyMC, nutpie) can start a chain where the data are impossible -- e.g. a
      non-decision time above a subject's fastest RT, where the Wiener likelihood is a flat floor -- and leave it
      stuck there (seen: R-hat 4, every draw divergent); the prior locations are meant to be plausible.
+[A10] ``init="map"``: every chain starts at the subjects' MAP estimates (neurorl's MAP with the agents' default
+     priors) jittered uniformly by half their Laplace sds (capped at the spread of the estimates), the group mean
+     at the estimates' mean and the group sd at their sd (at least 0.05). Under numpyro the initial diagonal
+     inverse mass matrix is the expected posterior variance of each value variable (Laplace variances of the
+     subjects; sd^2 / n for group means; 1 / 2n for log group sds), so the first warm-up window does not spend
+     100+ leapfrog steps per draw with a unit mass matrix (measured on RL-DDM: docs/bayes.md). K-fold refits
+     start from the prior ([A9]): a held-out subject's MAP estimate is that of its unseen data.
 """
 
 from __future__ import annotations
@@ -147,6 +159,8 @@ RHAT_MAX = 1.01
 #: bulk/tail ESS below this many per chain warns ([A4])
 ESS_PER_CHAIN_MIN = 100
 _RESERVED = ("group_mean", "group_sd", "offset", "theta", LL_VAR)
+PARAMETRIZATIONS = ("non-centred", "centred")
+INITS = ("prior", "map")
 
 
 class BayesWarning(UserWarning):
@@ -409,6 +423,13 @@ class HierarchicalBayes:
         Model name in comparison tables (default: the agent's name).
     sampler_kwargs : dict, optional
         Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``{"maxdepth": 12}``).
+    init : {"prior", "map"}
+        Where chains start ([A9], [A10]): near the prior location (default), or at every subject's MAP estimate
+        (a :class:`~neurorl.fitting.mle.MAP` fit first, reported as ``init_seconds_``), with numpyro's initial
+        mass matrix from its Laplace sds -- a shorter, cheaper warm-up for data-rich models (RL-DDM).
+    parametrization : {"non-centred", "centred"}
+        How subjects' parameters enter ([A2]): ``theta = group_mean + group_sd * offset`` (default) or ``theta ~
+        Normal(group_mean, group_sd)`` sampled directly -- better for data-rich subjects such as RL-DDM.
 
     Attributes
     ----------
@@ -425,7 +446,7 @@ class HierarchicalBayes:
         The (wrapped) agent, the parameter layout, the PyMC model and the fitted trials.
     sampler_ : str
         The sampler used.
-    compile_seconds_, sample_seconds_, loglik_seconds_, fit_seconds_ : float
+    compile_seconds_, init_seconds_, sample_seconds_, loglik_seconds_, fit_seconds_ : float
         nutpie/numba compilation (0 for PyMC, whose compilation is inside sampling), sampling, pointwise
         log-likelihood and total wall times.
     """
@@ -434,7 +455,8 @@ class HierarchicalBayes:
                  priors: dict | str | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
                  cores: int | None = None,
                  sampler: str = "auto", target_accept: float = 0.8, random_seed=None, progress: bool = True,
-                 log_likelihood: bool = True, name: str | None = None, sampler_kwargs: dict | None = None):
+                 log_likelihood: bool = True, name: str | None = None, sampler_kwargs: dict | None = None,
+                 parametrization: str = "non-centred", init: str = "prior"):
         self.agent = agent
         self.rt = rt
         self.covariates = covariates
@@ -450,6 +472,8 @@ class HierarchicalBayes:
         self.log_likelihood = log_likelihood
         self.name = name
         self.sampler_kwargs = sampler_kwargs
+        self.parametrization = parametrization
+        self.init = init
 
     # -- scikit-learn protocol ------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict:
@@ -478,6 +502,16 @@ class HierarchicalBayes:
                 raise ValueError(f"{k} must be a {'non-negative' if k == 'tune' else 'positive'} integer, got {v!r}")
         if not 0.0 < float(self.target_accept) < 1.0:
             raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.init == "map" and self._hbayesdm:
+            raise ValueError("init='map' starts from neurorl's MAP estimates, which are not on hBayesDM's raw scale; "
+                             "use init='prior' with priors='hbayesdm'")
+        if self.parametrization == "centred" and self._hbayesdm:
+            raise ValueError("priors='hbayesdm' is hBayesDM's non-centred hierarchy; it cannot be combined with "
+                             "parametrization='centred'")
 
     def prior_table(self, agent: Agent | None = None, layout: ThetaLayout | None = None) -> xr.Dataset:
         """The group priors in use ([A1]): ``mu_loc``, ``mu_scale``, ``sd_scale`` per row (dim ``param``)."""
@@ -593,11 +627,17 @@ class HierarchicalBayes:
             else:
                 gm = pm.Normal("group_mean", mu=pri["mu_loc"].values, sigma=pri["mu_scale"].values, dims=PARAM)
                 gs = pm.HalfNormal("group_sd", sigma=pri["sd_scale"].values, dims=PARAM)
-                off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM, SUBJECT))
-                theta = pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=(PARAM, SUBJECT))
+                if self.parametrization == "centred":
+                    theta = pm.Normal("theta", mu=gm[:, None], sigma=gs[:, None], dims=(PARAM, SUBJECT))
+                else:
+                    off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM, SUBJECT))
+                    theta = pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=(PARAM, SUBJECT))
                 gm_theta = gm
                 init = {"group_mean": pri["mu_loc"].values.copy(),
                         "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
+            # [A9]: the subjects' start is jittered, uniformly in (-1, 1) offsets, i.e. +-0.1 prior sd of theta
+            jitter = ("theta", pri["mu_loc"].values[:, None], INIT_SD_FRACTION * pri["sd_scale"].values[:, None]) \
+                if self.parametrization == "centred" else ("offset", 0.0, 1.0)
             for name, base, _ in layout.terms:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
                 pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm_theta[base], ops))
@@ -620,8 +660,63 @@ class HierarchicalBayes:
                                           uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()}
                                           )["loglik"]
             pm.Potential(LL_VAR, loglik.sum())
-        self._init = init
+        self._init, self._jitter = init, jitter
         return model, shared
+
+    def _nutpie_jitter(self) -> set:
+        """nutpie takes one starting point for every chain and jitters the variables named here: the subject offsets
+        (non-centred); centred, none -- nutpie's jitter of theta itself could start a chain where the data are
+        impossible ([A9]), so its chains start at one jittered point and part through their own seeds."""
+        return {self.model_["offset"]} if self._jitter[0] == "offset" else set()
+
+    def _start(self, rng: np.random.Generator, use_map: bool = True) -> dict:
+        """One chain's starting point ([A9], [A10])."""
+        name, loc, scale = self._jitter
+        shape = (len(self.layout_.names), self._data.n)
+        st = self._map_start if use_map else None
+        if st is None:
+            return {**self._init, name: loc + scale * rng.uniform(-1.0, 1.0, shape)}
+        theta = st["theta"] + st["scale"] * rng.uniform(-1.0, 1.0, shape)
+        start = {"group_mean": st["group_mean"], "group_sd": st["group_sd"]}
+        if self.parametrization == "centred":
+            return {**start, "theta": theta}
+        return {**start, "offset": (theta - st["group_mean"][:, None]) / st["group_sd"][:, None]}
+
+    def _map_start_point(self, trials) -> dict:
+        """[A10]: MAP estimates of every subject, their Laplace sds, and the group mean and sd they imply."""
+        from .mle import MAP
+
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():  # a start point, not a result: MAP's own diagnostics are not the fit's
+            warnings.simplefilter("ignore")
+            fit = MAP(self.agent, rt=self.rt, covariates=self.covariates, progress=False, n_starts=3,
+                      rng=int(self._rng.integers(2 ** 31 - 1))).fit(trials)
+        res = fit.result_.transpose("param", "subject", ...)
+        if list(res["param"].values) != list(self.layout_.names):
+            raise RuntimeError(f"MAP rows {list(res['param'].values)} differ from the model's {self.layout_.names}")
+        theta = res["theta"].values
+        n = theta.shape[1]
+        gm = theta.mean(axis=1)
+        gs = np.maximum(theta.std(axis=1), 0.05)  # a group sd of 0 would be a point the sampler cannot leave
+        se = res["se_theta"].values
+        se = np.where(np.isfinite(se) & (se > 0), np.minimum(se, gs[:, None]), gs[:, None])
+        self.init_seconds_ = time.perf_counter() - t0
+        return {"theta": theta, "scale": 0.5 * se, "se": se, "group_mean": gm, "group_sd": gs, "n": n}
+
+    def _inverse_mass(self) -> np.ndarray | None:
+        """numpyro's initial diagonal inverse mass matrix from the MAP start ([A10]): the posterior variance each
+        value variable is expected to have, in the order numpyro flattens PyMC's value variables."""
+        st = self._map_start
+        if st is None:
+            return None
+        n = st["n"]
+        var = {"group_mean": st["group_sd"] ** 2 / n, "group_sd_log__": np.full(len(st["group_sd"]), 1.0 / (2 * n)),
+               "theta": st["se"] ** 2, "offset": np.minimum((st["se"] / st["group_sd"][:, None]) ** 2, 1.0)}
+        parts = []
+        for v in self.model_.value_vars:
+            shape = tuple(self.model_.initial_point()[v.name].shape)
+            parts.append(np.broadcast_to(var.get(v.name, 1.0), shape).ravel())
+        return np.concatenate(parts)
 
     # -- sampling ---------------------------------------------------------------------------
     def _sample(self, seed: int, valid: np.ndarray | None = None, draws=None, tune=None, progress=None):
@@ -641,10 +736,10 @@ class HierarchicalBayes:
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # numba object-mode / caching notices
-                    # start ([A9]): group means at the prior location, small group sds, jittered subject offsets
+                    # start ([A9]): group means at the prior location, small group sds, jittered subjects
                     self._compiled = nutpie.compile_pymc_model(self.model_, backend="numba",
-                                                               initial_points=dict(self._init),
-                                                               jitter_rvs={self.model_["offset"]})
+                                                               initial_points=self._start(np.random.default_rng(seed)),
+                                                               jitter_rvs=self._nutpie_jitter())
                 self.compile_seconds_ = time.perf_counter() - t0
             compiled = self._compiled
             if valid is not None:
@@ -665,15 +760,20 @@ class HierarchicalBayes:
 
                 extra["nuts_sampler"] = "numpyro"
                 nkw = dict(kw.pop("nuts_sampler_kwargs", {}))
+                # our starting points are already jittered, only in the subjects ([A9]); PyMC's numpyro path would
+                # jitter every variable by U(-1, 1) again (seen: a chain stuck with t0 above the fastest RTs)
+                nkw.setdefault("jitter", False)
                 if jax.local_device_count() < chains:
                     # one CPU device: chains in one vectorised program (a step's width is nearly free on a CPU)
                     # rather than numpyro's fallback of one chain after the other
                     nkw.setdefault("chain_method", "vectorized")
                 extra["nuts_sampler_kwargs"] = nkw
             init_rng = np.random.default_rng(seed)
-            shape = (len(self.layout_.names), self._data.n)
-            initvals = [{**self._init, "offset": init_rng.uniform(-1.0, 1.0, shape)} for _ in range(chains)]
-            kw.setdefault("init", "adapt_diag")  # jitter only the offsets, above ([A9])
+            # K-fold (valid given) masks subjects: their MAP start and scale would be those of their unseen data
+            initvals = [self._start(init_rng, use_map=valid is None) for _ in range(chains)]
+            if self.sampler_ == "numpyro" and valid is None and self._map_start is not None:
+                nkw["nuts_kwargs"] = {"inverse_mass_matrix": self._inverse_mass(), **nkw.get("nuts_kwargs", {})}
+            kw.setdefault("init", "adapt_diag")  # jitter only the subjects, above ([A9])
             if self.sampler_ == "pymc" and cores > 1:
                 # chains in new processes, not forks: the likelihood runs on JAX, which is multithreaded (a fork
                 # can deadlock); each process loads the compiled likelihood from the on-disk cache
@@ -706,6 +806,8 @@ class HierarchicalBayes:
         self.model_, self._shared = self._build(agent, layout, data, self.sampler_)
         self._compiled = None
         self.compile_seconds_ = 0.0
+        self.init_seconds_ = 0.0
+        self._map_start = self._map_start_point(data.trials) if self.init == "map" else None
         return int(self._rng.integers(2 ** 31 - 1))
 
     def _finish(self, idata, t_start: float, *, loglik_seconds: float | None = None) -> "HierarchicalBayes":
