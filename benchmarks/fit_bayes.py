@@ -20,7 +20,10 @@ Printed for each: compile time (neurorl: nutpie/numba; PyMC compiles inside ``pm
 minus sampling), sampling time, wall time, max R-hat, divergences, bulk ESS (min and median over the group means,
 group sds and every subject's two parameters), and ESS per second of sampling (and of wall time); then the
 neurorl/baseline ratios. ``--rlddm`` also times a hierarchical RL-DDM fit (``rt=WienerRT()``) of 28 subjects x 190
-ragged trials (113-360 each, as HDDM's RL-DDM example) and compares its ESS per wall second with HDDM's.
+ragged trials (113-360 each, as HDDM's RL-DDM example) and compares its ESS per wall second with HDDM's; by default
+with numpyro's sampler, the centred hierarchy and chains started at the MAP estimates (``--rlddm-sampler``,
+``--rlddm-parametrization``, ``--rlddm-init`` choose others). Wall time is the whole ``fit`` call (PyMC's import and
+the MAP start included); the mean number of leapfrog steps per kept draw is printed beside it.
 
 Run:  python benchmarks/fit_bayes.py [--subjects 100] [--trials 200] [--draws 1000] [--tune 1000] [--chains 4]
                                      [--cores N] [--sampler auto] [--skip-baseline] [--rlddm | --rlddm-only]
@@ -182,17 +185,22 @@ def run_rlddm(args):
     n_trials = int(trials["valid"].sum())
     t0 = time.perf_counter()
     fit = HierarchicalBayes(base, rt=WienerRT(), draws=args.draws, tune=args.tune, chains=args.chains,
-                            cores=args.cores, sampler=args.sampler, random_seed=args.seed, progress=False,
-                            log_likelihood=False).fit(trials)
+                            cores=args.cores, sampler=args.rlddm_sampler, random_seed=args.seed, progress=False,
+                            log_likelihood=False, parametrization=args.rlddm_parametrization,
+                            init=args.rlddm_init).fit(trials)
     wall = time.perf_counter() - t0
     d = fit.diagnostics_
     ess = float(d["min_ess_bulk"])
     hddm = HDDM_ESS / HDDM_SECONDS
     print(f"\nhierarchical RL-DDM ({fit.agent_.name}; free: {', '.join(fit.agent_.param_names)}), {n} ragged subjects "
           f"({lo}-{hi} trials, {n_trials} in all, {1 - n_trials / (n * hi):.0%} of a padded panel would be padding), "
-          f"{args.chains} chains x ({args.tune} tune + {args.draws} draws), sampler {fit.sampler_}:")
-    print(f"  wall {wall:.1f} s = compile {fit.compile_seconds_:.1f} s + sampling {fit.sample_seconds_:.1f} s + rest "
-          f"{wall - fit.compile_seconds_ - fit.sample_seconds_:.1f} s; max R-hat {float(d['max_rhat']):.3f}, "
+          f"{args.chains} chains x ({args.tune} tune + {args.draws} draws), sampler {fit.sampler_}, "
+          f"{args.rlddm_parametrization}, init {args.rlddm_init}:")
+    steps = fit.idata_.sample_stats["n_steps"].values if "n_steps" in fit.idata_.sample_stats else np.nan
+    rest = wall - fit.compile_seconds_ - fit.init_seconds_ - fit.sample_seconds_
+    print(f"  wall {wall:.1f} s = compile {fit.compile_seconds_:.1f} s + MAP start {fit.init_seconds_:.1f} s + sampling "
+          f"{fit.sample_seconds_:.1f} s + rest {rest:.1f} s; {np.mean(steps):.1f} leapfrog steps per draw; max R-hat "
+          f"{float(d['max_rhat']):.3f}, "
           f"min bulk ESS {ess:.0f}, divergences {int(d['n_divergent'])}")
     print(f"  min bulk ESS per wall second {ess / wall:.1f} (HDDM: {HDDM_ESS} draws in {HDDM_SECONDS} s = {hddm:.1f}/s); "
           f"ratio {ess / wall / hddm:.2f}x (target >= 3x)")
@@ -214,6 +222,12 @@ def main(argv=None):
                     help="let pm.sample choose its cores (min(4, CPUs // 2)) instead of neurorl's")
     ap.add_argument("--rlddm", action="store_true", help="also time the hierarchical RL-DDM fit")
     ap.add_argument("--rlddm-only", action="store_true")
+    ap.add_argument("--rlddm-sampler", default="numpyro",
+                    help="sampler of the RL-DDM fit (default numpyro: the whole sampler is one XLA program)")
+    ap.add_argument("--rlddm-init", default="map", choices=("map", "prior"),
+                    help="RL-DDM chains' start (default map: MAP estimates and their Laplace sds)")
+    ap.add_argument("--rlddm-parametrization", default="centred", choices=("centred", "non-centred"),
+                    help="RL-DDM hierarchy (default centred: every subject has 113-360 informative RTs)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     from neurorl.fitting.bayes import BayesWarning
