@@ -216,6 +216,32 @@ def _log_f_small(u, w, ops, partials=False):
     return log_f, d_u, d_w
 
 
+#: Taylor coefficients of sin(x) / x and cos(x) in powers of x^2, to x^20: on [0, pi/2] the first term left out is
+#: below 2e-17 (Lagrange remainder)
+_SIN_COEF = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(11))
+_COS_COEF = tuple((-1) ** k / math.factorial(2 * k) for k in range(11))
+
+
+def _sincos_pi(w, ops):
+    """``(sin(pi w), cos(pi w))`` for ``w`` in [0, 1], by polynomials.
+
+    XLA's CPU backend calls the C library's sin and cos one element at a time, which also keeps every fused loop
+    that contains them from vectorising (measured on 5,472 elements: a sine 48 us against an exponential's 9 us, and
+    the large-time series with its derivatives 320 us against 100 us for its value). The argument is folded onto
+    ``x = pi min(w, 1 - w)`` in [0, pi/2] (``1 - w`` is exact for ``w >= 1/2``), where the Taylor polynomials to
+    ``x^21`` and ``x^20`` are exact to rounding; ``sin(pi w) = sin(x)`` keeps its relative accuracy as ``w`` goes
+    to 0 or 1 and ``cos(pi w) = +-cos(x)``.
+    """
+    far = w > 0.5
+    x = math.pi * ops.where(far, 1.0 - w, w)
+    x2 = x * x
+    sin_x = cos_x = 0.0
+    for cs, cc in zip(reversed(_SIN_COEF), reversed(_COS_COEF)):
+        sin_x = sin_x * x2 + cs
+        cos_x = cos_x * x2 + cc
+    return sin_x * x, ops.where(far, -cos_x, cos_x)
+
+
 def _log_f_large(u, w, ops, partials=False):
     """log f(u|w) from the large-time series, k = 1..N_LARGE (accurate for u >= 0.08); with ``partials``,
     ``(log f, d log f / du, d log f / dw)``."""
@@ -225,8 +251,7 @@ def _log_f_large(u, w, ops, partials=False):
     # trigonometric functions instead of N_LARGE - 1 and N_LARGE.
     q = ops.exp(-0.5 * _PI2 * u)
     q2 = q * q
-    c1 = ops.cos(math.pi * w)
-    s1 = ops.sin(math.pi * w)
+    s1, c1 = _sincos_pi(w, ops)
     s = s1
     s_u = 0.0
     s_w = math.pi * c1
