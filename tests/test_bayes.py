@@ -169,6 +169,58 @@ def test_centred_model_logp_is_the_non_centred_one_with_its_jacobian(agent, ragg
         fit_bayes(agent, ragged, parametrization="centered-ish")
 
 
+def test_auto_parametrization_compares_laplace_sds_with_the_spread_they_leave(agent, ragged):
+    """[A2]: a row is centred where the subjects' median Laplace sd is below sqrt(var(estimates) - mean(se^2))."""
+    from neurorl.fitting.bayes import _se_ratio
+    from neurorl.fitting.graph import ThetaLayout
+
+    est = {"theta": np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 0.1, 0.0, 0.1]]),
+           "se_raw": np.array([[0.5, 0.5, 0.5, 0.5], [0.5, 0.4, 0.5, np.inf]])}
+    # row 0: var 1.25, mean se^2 0.25 -> between-subject sd 1, ratio 0.5; row 1: the estimates vary less than
+    # their noise (and one subject has no Laplace sd): no spread left, ratio inf
+    np.testing.assert_allclose(_se_ratio(est), [0.5, np.inf])
+    layout = ThetaLayout.plain(agent)
+    np.testing.assert_array_equal(HierarchicalBayes(agent)._centred_rows(layout, est), [True, False])
+    assert HierarchicalBayes(agent, parametrization="non-centred")._centred_rows(layout, est).tolist() == [0, 0]
+    assert HierarchicalBayes(agent, parametrization={"beta": "centred"})._centred_rows(layout, est).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="not rows of the model"):
+        HierarchicalBayes(agent, parametrization={"gamma": "centred"})._centred_rows(layout, est)
+    with pytest.raises(ValueError, match="per parameter"):
+        fit_bayes(agent, ragged, parametrization={"alpha": "centered"})
+
+
+def test_mixed_model_logp_is_the_non_centred_one_with_the_centred_rows_jacobian(agent, ragged):
+    f_nc = HierarchicalBayes(agent, parametrization="non-centred").build_model(ragged).compile_logp(jacobian=True)
+    model = HierarchicalBayes(agent, parametrization={"beta": "centred"}).build_model(ragged)
+    assert {v.name for v in model.free_RVs} == {"group_mean", "group_sd", "theta_centred", "offset"}
+    assert list(model.coords["param_centred"]) == ["beta"] and list(model.coords["param_offset"]) == ["alpha"]
+    rng = np.random.default_rng(1)
+    gm, gs = np.array([-0.3, 0.8]), np.array([0.6, 0.4])
+    th = gm[:, None] + gs[:, None] * rng.normal(size=(2, 5))
+    off = (th - gm[:, None]) / gs[:, None]
+    base = {"group_mean": gm, "group_sd_log__": np.log(gs)}
+    lp = float(model.compile_logp(jacobian=True)({**base, "theta_centred": th[1:], "offset": off[:1]}))
+    assert lp == pytest.approx(float(f_nc({**base, "offset": off})) - 5 * np.log(gs[1]), rel=1e-12)
+    # theta is assembled in the layout's row order
+    fn = model.compile_fn(model.replace_rvs_by_values([model["theta"]])[0], inputs=model.value_vars,
+                          on_unused_input="ignore")
+    np.testing.assert_allclose(fn({**base, "theta_centred": th[1:], "offset": off[:1]}), th, rtol=1e-12)
+
+
+def test_auto_sampler_prefers_nutpie_then_numpyro_then_pymc(monkeypatch):
+    import importlib.util
+
+    from neurorl.fitting.bayes import _resolve_sampler
+
+    real = importlib.util.find_spec
+    for missing, want in (((), "nutpie"), (("nutpie",), "numpyro"), (("nutpie", "numpyro"), "pymc")):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, m=missing: None if name in m
+                            else real(name, *a))
+        if not missing:
+            pytest.importorskip("nutpie")
+        assert _resolve_sampler("auto") == want
+
+
 def test_map_start_and_numpyro_options(agent, ragged, monkeypatch):
     """init='map': chains start at the MAP estimates (jittered by at most half their Laplace sds), numpyro gets the
     Laplace variances as its initial inverse mass matrix and is told not to jitter the starts again."""
@@ -567,6 +619,23 @@ def test_numpyro_sampler(agent, ragged):
     f = fit_bayes(agent, ragged, random_seed=3, **{**FAST, "sampler": "numpyro"})
     assert f.sampler_ == "numpyro" and f.idata_.posterior.sizes["draw"] == 40
     assert np.all(np.isfinite(f.idata_.log_likelihood["loglik"].values))
+
+
+def test_nutpie_sampler_on_the_jax_likelihood(agent, ragged):
+    """nutpie runs the model's log density compiled through JAX (the likelihood Op traced); its posterior agrees with
+    the deterministic transforms and its pointwise log-likelihood is the NumPy rule's."""
+    pytest.importorskip("nutpie")
+    f = fit_bayes(agent, ragged, random_seed=3, **{**FAST, "sampler": "nutpie"})
+    post = f.idata_.posterior
+    assert f.sampler_ == "nutpie" and post.sizes["draw"] == 40 and post.sizes["chain"] == 2
+    assert f.compile_seconds_ > 0 and f.init_ == "map"
+    np.testing.assert_allclose(post["alpha"].values, sigmoid(post["theta"].sel(param="alpha").values), rtol=1e-10)
+    th = post["theta"].values[0, -1]  # (param, subject) at one draw
+    choice, reward, valid = ragged["choice"].values, ragged["reward"].values, ragged["valid"].values
+    ll = f.idata_.log_likelihood["loglik"].values[0, -1]
+    want = np.concatenate([rw_pointwise(choice[i], reward[i], valid[i], sigmoid(th[0, i]), math.exp(th[1, i]))
+                           [valid[i]] for i in range(5)])
+    np.testing.assert_allclose(ll, want, rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------------------------- K-fold (slow)

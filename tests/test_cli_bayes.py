@@ -59,6 +59,7 @@ def test_bad_arguments(tmp_path, capsys):
     assert main(base + ["--priors", "hbayesdm", "--centred", "-o", str(tmp_path / "c.nc"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "centred" in err and "hbayesdm" in err and not (tmp_path / "c.nc").exists()
+    assert main(base + ["--parametrization", "centered"]) == 2  # argparse: not a choice
 
 
 @pytest.mark.slow
@@ -82,6 +83,9 @@ def test_fit_bayes_end_to_end_on_an_hbayesdm_file(tmp_path, capsys):
     assert f["attrs"]["priors"] == "hbayesdm" and list(f["models"]) == ["bandit4arm_4par"]
     m = f["models"]["bandit4arm_4par"]
     assert m["spec"]["priors"] == "hbayesdm" and m["spec"]["draws"] == 40
+    # hBayesDM's hierarchy: non-centred, chains from the prior location, and the output says so
+    assert set(m["spec"]["parametrization"].values()) == {"non-centred"} and m["spec"]["init"] == "prior"
+    assert f"bandit4arm_4par: sampler {m['spec']['sampler']}, non-centred, chains started at the prior" in text
     post = m["idata"].posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 40
     # hBayesDM's transform: R = 30 Phi_approx(mu_pr), our group value of the raw group mean

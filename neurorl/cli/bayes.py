@@ -64,7 +64,7 @@ def _fit_one(label, agent, trials, args):
             fit = fit_bayes(agent, trials, priors=PRIORS[args.priors], draws=args.draws, tune=args.tune,
                             chains=args.chains, cores=args.cores, sampler=args.sampler, random_seed=args.seed,
                             target_accept=args.target_accept, progress=not args.quiet,
-                            parametrization="centred" if args.centred else "non-centred")
+                            parametrization="centred" if args.centred else args.parametrization)
             loo = looic(fit)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{str(args.data)!r}: model {label!r}: {exc}") from None
@@ -102,6 +102,7 @@ def _cmd_fit_bayes(args) -> int:
         fit, loo, messages, seconds = _fit_one(label, agent, trials, args)
         spec = {"name": name, "options": options, "fixed": fixed, "label": label, "priors": args.priors,
                 "spec": _spec_string(name, {**options, "fixed": fixed}), "sampler": fit.sampler_,
+                "parametrization": fit.parametrization_, "init": fit.init_,
                 "draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
         base = f"models/{label}"
         for g in ("posterior", "log_likelihood", "sample_stats"):
@@ -141,6 +142,10 @@ def _print_table(rows):
           "are not on one scale; compare models within a column only, and a difference within about two se "
           "does not separate them.")
     for label, fit, _, _ in rows:
+        kinds = sorted(set(fit.parametrization_.values()))
+        how = kinds[0] if len(kinds) == 1 else ", ".join(f"{k} {v}" for k, v in fit.parametrization_.items())
+        print(f"{label}: sampler {fit.sampler_}, {how}, chains started at the {fit.init_} "
+              f"({'MAP estimates' if fit.init_ == 'map' else 'prior location'})")
         s = fit.summary_
         names = [n for n, _, _ in fit.layout_.terms]
         parts = []
@@ -174,11 +179,15 @@ def register(sub) -> None:
     sp.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     sp.add_argument("--cores", type=int, default=None, help="chains run in parallel (default: min(chains, CPUs))")
     sp.add_argument("--sampler", choices=list(SAMPLERS), default="auto",
-                    help="NUTS implementation (default auto: PyMC's NUTS on the compiled likelihood)")
+                    help="NUTS implementation (default auto: nutpie where installed, else numpyro, else PyMC's "
+                         "NUTS; every one runs the compiled JAX likelihood)")
     sp.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
-    sp.add_argument("--centred", action="store_true",
-                    help="sample subjects' parameters centred, theta ~ N(group mean, group sd), instead of the default "
-                         "non-centred offsets: better for data-rich subjects (RL-DDM); not with --priors hbayesdm")
+    sp.add_argument("--parametrization", choices=("auto", "centred", "non-centred"), default="auto",
+                    help="how subjects' parameters are sampled: centred, theta ~ N(group mean, group sd) (data-rich "
+                         "subjects, e.g. RL-DDM), or non-centred offsets; auto (default) chooses per parameter from "
+                         "the MAP estimates' Laplace sds against their spread (docs/bayes.md [A2]); centred not with "
+                         "--priors hbayesdm")
+    sp.add_argument("--centred", action="store_true", help="same as --parametrization centred")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_data_arguments(sp)
     _finish(sp, _cmd_fit_bayes, out="fit_bayes.nc")

@@ -24,32 +24,33 @@ transform (:mod:`neurorl.params`)::
 
     group_mean[r] ~ Normal(loc_r, scale_r)          loc_r, scale_r = Param.prior_loc, Param.prior_scale
     group_sd[r]   ~ HalfNormal(sd_scale_r)          sd_scale_r = 1.0 (GROUP_SD_SCALE)
-    offset[r, i]  ~ Normal(0, 1)                    one per subject i (non-centred, the default)
+    offset[r, i]  ~ Normal(0, 1)                    one per subject i (non-centred rows)
     theta[r, i]   = group_mean[r] + group_sd[r] * offset[r, i]
-    theta[r, i]   ~ Normal(group_mean[r], group_sd[r])          (parametrization="centred"; no offset)
+    theta[r, i]   ~ Normal(group_mean[r], group_sd[r])          (centred rows: no offset)
     param_t       = transform(theta[base, i] + sum_c theta[slope_c, i] * x_c[i, t])     (covariates)
     log p(data | theta) = sum over valid trials of agent.trial_loglik  (choice, or choice + RT)
 
-The likelihood is :func:`neurorl.fitting.graph.loglik_jet_graph` at order 0 -- the scan over trials of the agent's
-own ``decide``/``learn`` rule that MLE, MAP and EM-MAP maximise -- added to the model with ``pm.Potential``; its
-gradient is PyTensor's reverse-mode derivative through the scan. Ragged subjects are padded by the trials schema
-with ``valid = False``; those rows add 0 and leave the agent's state unchanged (masking, no balanced panels).
+The likelihood is the scan over trials of the agent's own ``decide``/``learn`` rule that MLE, MAP and EM-MAP
+maximise, as one Op (:class:`neurorl.backend.pytensor_op.LoglikOp`: the compiled JAX function of the estimators,
+value and exact gradient), added to the model with ``pm.Potential``. Ragged subjects are padded by the trials
+schema with ``valid = False``; those trials are never scored, and the scan stops at the longest subject's last
+valid trial (:mod:`neurorl.backend.traced`).
 
-Posterior variables (dims in brackets): ``group_mean``, ``group_sd`` [param], ``offset``, ``theta`` [param,
-subject] (unconstrained), and for every free parameter ``p`` its subject values ``p`` [subject] and ``p_group``
+Posterior variables (dims in brackets): ``group_mean``, ``group_sd`` [param], ``theta`` [param, subject]
+(unconstrained), the sampled ``offset`` [param, subject] (every row non-centred), or ``theta_centred``
+[param_centred, subject] and ``offset`` [param_offset, subject] (some rows centred), and for every free parameter ``p`` its subject values ``p`` [subject] and ``p_group``
 (``transform(group_mean)``, the population median on the constrained scale) on the constrained scale.
 
 Sampling
 --------
-``sampler="auto"`` (default) is ``"pymc"``: PyMC's own NUTS, with the likelihood and its exact gradient computed by
-one Op (:class:`neurorl.backend.pytensor_op.LoglikOp`) that calls the compiled JAX function of the estimators --
-built once per machine, loaded from the on-disk cache by later processes. PyMC's functions around it (priors,
-transforms, the trace's point function) are compiled through PyTensor's JAX backend, out of PyTensor's C compile
-folder (:func:`_pytensor_mode`). ``"numpyro"``
-(``pm.sample(nuts_sampler="numpyro")``) translates the same Op into a pure JAX function
-(:mod:`neurorl.backend.traced`) traced into numpyro's compiled sampler. ``"nutpie"`` (Rust NUTS) compiles the whole
-model, the rule as a PyTensor scan (:func:`neurorl.fitting.graph.loglik_jet_graph`), with numba in every process:
-its first compilation costs about a minute (reported as ``compile_seconds_``, separately from ``sample_seconds_``).
+Every sampler runs the same Op. ``"nutpie"`` (Rust NUTS, chains in threads) compiles the model's log density
+through PyTensor's JAX backend, the Op translated into a pure JAX function (:mod:`neurorl.backend.traced`), and
+takes its gradient with JAX (about a second; ``compile_seconds_``). ``"numpyro"``
+(``pm.sample(nuts_sampler="numpyro")``) traces the same function into numpyro's compiled sampler. ``"pymc"`` is
+PyMC's own NUTS, the Op calling the compiled JAX function of the estimators (built once per machine, loaded from
+the on-disk cache by later processes); PyMC's functions around it are compiled through PyTensor's JAX backend, out
+of PyTensor's C compile folder (:func:`_pytensor_mode`). ``sampler="auto"`` (default) is nutpie where it is
+installed, else numpyro, else PyMC ([A3]).
 
 Evidence
 --------
@@ -77,15 +78,23 @@ Assumptions and choices
      logits). Covariate slopes: ``group_mean ~ N(0, prior_scale^2)`` of the parameter they modulate (as MAP
      [A5] of mle.py) and ``group_sd ~ HalfNormal(1)``. Override any row with ``priors={"alpha": {"mu": (loc,
      scale), "sigma": sd_scale}}`` (or ``priors={"alpha": (loc, scale)}`` for the group mean only).
-[A2] Non-centred parametrisation for every row (subject offsets N(0, 1)) by default; it samples well when subjects
-     are weakly informed relative to the spread of the group (the usual case for choice data). Subjects whose data
-     pin their parameters down far more tightly than the group spreads them -- RL-DDM, where every trial's RT
-     informs the boundary and non-decision time -- sample better centred (``parametrization="centred"``, as HDDM
-     does): measured on 28 ragged RL-DDM subjects (6,519 trials), 23 leapfrog steps per draw instead of 69 and
-     4-5 times the minimum ESS per draw (docs/bayes.md). The divergence and ESS warnings suggest the switch.
-[A3] Sampler defaults: ``draws=1000``, ``tune=1000``, ``chains=4``, ``cores=min(chains, CPUs)``,
-     ``target_accept=0.8`` (the default of both nutpie and PyMC); nutpie's own (gradient-based) mass-matrix
-     adaptation; warm-up draws are not kept.
+[A2] Centred or non-centred, per row. Non-centred (subject offsets N(0, 1)) samples well when subjects are weakly
+     informed relative to the spread of the group; centred (theta ~ N(group mean, group sd), as HDDM) when the
+     data pin each subject down more tightly than the group spreads them -- RL-DDM, where every trial's RT informs
+     the boundary and non-decision time (measured on 28 ragged RL-DDM subjects, 6,519 trials: 23 leapfrog steps
+     per draw instead of 69 and 4-5 times the minimum ESS per draw; docs/bayes.md), but also choice data of a few
+     hundred trials per subject (100 x 200 bandit trials: 2.3 times the ESS per draw). ``parametrization="auto"``
+     (default) decides per row from the MAP estimates (the same fit as [A10]): centred where the subjects' median
+     Laplace sd is below ``CENTRED_SE_RATIO`` (1) times the between-subject sd they imply,
+     ``sqrt(var(estimates) - mean(se^2))`` -- the classical crossover of the two forms (Papaspiliopoulos, Roberts
+     & Skold 2007) -- else non-centred; the choice is reported as ``parametrization_`` (and the ratios as
+     ``se_ratio_``). ``"centred"``, ``"non-centred"`` or ``{param: "centred", ...}`` (unlisted rows non-centred)
+     fix it. hBayesDM's priors are non-centred.
+[A3] Sampler defaults: ``sampler="auto"`` (nutpie, else numpyro, else PyMC: measured on RL-DDM, nutpie's
+     gradient-based mass-matrix adaptation gives 1.5 times numpyro's ESS per draw at the same 500 tuning steps,
+     and its chains run in threads without JAX's host-device flag; docs/bayes.md), ``draws=1000``, ``tune=1000``,
+     ``chains=4``, ``cores=min(chains, CPUs)``, ``target_accept=0.8`` (the default of nutpie, numpyro and PyMC);
+     warm-up draws are not kept.
 [A4] Diagnostics (Vehtari et al. 2021 thresholds): R-hat (rank-normalised split R-hat) above 1.01, bulk or tail
      ESS below 100 per chain, any divergent transition after tuning, or trajectories that hit the maximum tree
      depth warn (:class:`BayesWarning`), naming the parameters and what to do. They are checked on
@@ -115,12 +124,14 @@ Assumptions and choices
      jitter of every variable (PyMC, nutpie) can start a chain where the data are impossible -- e.g. a
      non-decision time above a subject's fastest RT, where the Wiener likelihood is a flat floor -- and leave it
      stuck there (seen: R-hat 4, every draw divergent); the prior locations are meant to be plausible.
-[A10] ``init="map"``: every chain starts at the subjects' MAP estimates (neurorl's MAP with the agents' default
+[A10] ``init="map"`` (``"auto"``, the default, unless ``priors="hbayesdm"``): every chain starts at the subjects' MAP estimates (neurorl's MAP with the agents' default
      priors) jittered uniformly by half their Laplace sds (capped at the spread of the estimates), the group mean
      at the estimates' mean and the group sd at their sd (at least 0.05). Under numpyro the initial diagonal
      inverse mass matrix is the expected posterior variance of each value variable (Laplace variances of the
      subjects; sd^2 / n for group means; 1 / 2n for log group sds), so the first warm-up window does not spend
-     100+ leapfrog steps per draw with a unit mass matrix (measured on RL-DDM: docs/bayes.md). K-fold refits
+     100+ leapfrog steps per draw with a unit mass matrix (measured on RL-DDM: docs/bayes.md). Rows MAP holds at
+     their defaults (parameters choices cannot inform, in a choice-only fit) start at their prior location. nutpie
+     takes one start for all chains (jittered in the offsets only; [A9]). K-fold refits
      with PyMC's or numpyro's sampler start from the prior ([A9]): a held-out subject's MAP estimate is that of its
      unseen data (nutpie's compiled model keeps the start it was compiled with).
 """
@@ -139,7 +150,7 @@ import xarray as xr
 from ..agents.base import Agent, make_agent
 from ..schema import SUBJECT, TRIAL
 from ..tasks.base import as_rng
-from .graph import ThetaLayout, loglik_jet_graph
+from .graph import ThetaLayout
 from .mle import _covariate_names, _Data, _names, _normalise_covariates
 
 __all__ = ["fit_bayes", "HierarchicalBayes", "BayesWarning", "compare", "loo", "diagnose", "GROUP_SD_SCALE",
@@ -159,9 +170,14 @@ INIT_SD_FRACTION = 0.1
 RHAT_MAX = 1.01
 #: bulk/tail ESS below this many per chain warns ([A4])
 ESS_PER_CHAIN_MIN = 100
-_RESERVED = ("group_mean", "group_sd", "offset", "theta", LL_VAR)
-PARAMETRIZATIONS = ("non-centred", "centred")
-INITS = ("prior", "map")
+_RESERVED = ("group_mean", "group_sd", "offset", "theta", "theta_centred", LL_VAR)
+#: the rows of a mixed hierarchy ([A2]): sampled centred, and through offsets
+PARAM_CENTRED, PARAM_OFFSET = "param_centred", "param_offset"
+PARAMETRIZATIONS = ("auto", "non-centred", "centred")
+INITS = ("auto", "prior", "map")
+#: parametrization="auto" samples centred when, in the median row, the subjects' median Laplace sd is below this
+#: fraction of the between-subject sd the MAP estimates imply ([A2])
+CENTRED_SE_RATIO = 1.0
 
 
 class BayesWarning(UserWarning):
@@ -196,7 +212,7 @@ def _xla_cache(sampler: str):
     a later process loads them (:func:`neurorl.backend.cache.xla_cache`)."""
     import contextlib
 
-    if sampler not in ("pymc", "numpyro"):
+    if sampler not in ("pymc", "numpyro", "nutpie"):
         return contextlib.nullcontext()
     from ..backend.cache import xla_cache
 
@@ -206,8 +222,10 @@ def _xla_cache(sampler: str):
 def _resolve_sampler(sampler: str) -> str:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "auto":
-        return "pymc"
+    if sampler == "auto":  # nutpie where it is installed, else numpyro, else PyMC's NUTS ([A3])
+        from importlib.util import find_spec
+
+        return next((s for s in ("nutpie", "numpyro") if find_spec(s) is not None), "pymc")
     if sampler == "nutpie":
         try:
             import nutpie  # noqa: F401
@@ -220,6 +238,53 @@ def _resolve_sampler(sampler: str) -> str:
             raise ImportError("sampler='numpyro' needs numpyro and jax (pip install numpyro); or use "
                               "sampler='pymc'") from None
     return sampler
+
+
+def _subject_block(gm, gs, centred: np.ndarray):
+    """The subjects' unconstrained parameters ``theta`` [param, subject] inside a ``pymc.Model`` ([A2]): rows with
+    ``centred`` true are sampled as ``theta ~ Normal(group_mean, group_sd)``, the others as ``group_mean + group_sd *
+    offset`` with ``offset ~ Normal(0, 1)``. All rows centred: the free variable is ``theta``; none: ``offset``
+    [param, subject]; mixed: ``theta_centred`` [param_centred, subject] and ``offset`` [param_offset, subject]."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    dims = (PARAM, SUBJECT)
+    if centred.all():
+        return pm.Normal("theta", mu=gm[:, None], sigma=gs[:, None], dims=dims)
+    if not centred.any():
+        off = pm.Normal("offset", 0.0, 1.0, dims=dims)
+        return pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=dims)
+    model = pm.modelcontext(None)
+    names = list(model.coords[PARAM])
+    ic, io = np.flatnonzero(centred), np.flatnonzero(~centred)
+    model.add_coord(PARAM_CENTRED, [names[i] for i in ic])
+    model.add_coord(PARAM_OFFSET, [names[i] for i in io])
+    th_c = pm.Normal("theta_centred", mu=gm[ic][:, None], sigma=gs[ic][:, None], dims=(PARAM_CENTRED, SUBJECT))
+    off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM_OFFSET, SUBJECT))
+    stacked = pt.concatenate([th_c, gm[io][:, None] + gs[io][:, None] * off], axis=0)
+    return pm.Deterministic("theta", stacked[np.argsort(np.concatenate([ic, io]))], dims=dims)
+
+
+def _subject_values(theta: np.ndarray, gm, gs, centred: np.ndarray, offset: np.ndarray | None = None) -> dict:
+    """The value variables of :func:`_subject_block` for subjects' parameters ``theta`` [param, subject] (offsets
+    ``(theta - gm) / gs``, unless ``offset`` gives them)."""
+    gm, gs = np.asarray(gm, dtype=float), np.asarray(gs, dtype=float)
+    gm, gs = (gm[:, None] if gm.ndim == 1 else gm), (gs[:, None] if gs.ndim == 1 else gs)
+    off = (theta - gm) / gs if offset is None else offset
+    if centred.all():
+        return {"theta": theta}
+    if not centred.any():
+        return {"offset": off}
+    return {"theta_centred": theta[centred], "offset": off[~centred]}
+
+
+def _se_ratio(est: dict) -> np.ndarray:
+    """Per row: the subjects' median Laplace sd over the between-subject sd, ``sqrt(var(estimates) - mean(se^2))``
+    of the MAP estimates ``est`` (``inf`` where the estimates vary no more than their noise)."""
+    se = np.minimum(est["se_raw"], 1e6)
+    between = np.var(est["theta"], axis=1) - np.mean(se ** 2, axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(between > 0, np.median(se, axis=1) / np.sqrt(np.maximum(between, 0.0)), np.inf)
 
 
 def _wrap_agent(agent, rt) -> Agent:
@@ -410,7 +475,7 @@ class HierarchicalBayes:
     cores : int, optional
         Chains run in parallel (default ``min(chains, os.cpu_count())``).
     sampler : {"auto", "nutpie", "pymc", "numpyro"}
-        See the module docstring.
+        See the module docstring and [A3]; ``"auto"``: nutpie, else numpyro, else PyMC, whichever is installed.
     target_accept : float, default 0.8
         Target acceptance rate of the step-size adaptation.
     random_seed : int, numpy.random.Generator or None
@@ -425,13 +490,14 @@ class HierarchicalBayes:
         Model name in comparison tables (default: the agent's name).
     sampler_kwargs : dict, optional
         Passed to ``nutpie.sample`` or ``pm.sample`` (e.g. ``{"maxdepth": 12}``).
-    init : {"prior", "map"}
-        Where chains start ([A9], [A10]): near the prior location (default), or at every subject's MAP estimate
-        (a :class:`~neurorl.fitting.mle.MAP` fit first, reported as ``init_seconds_``), with numpyro's initial
-        mass matrix from its Laplace sds -- a shorter, cheaper warm-up for data-rich models (RL-DDM).
-    parametrization : {"non-centred", "centred"}
-        How subjects' parameters enter ([A2]): ``theta = group_mean + group_sd * offset`` (default) or ``theta ~
-        Normal(group_mean, group_sd)`` sampled directly -- better for data-rich subjects such as RL-DDM.
+    init : {"auto", "map", "prior"}
+        Where chains start ([A9], [A10]): at every subject's MAP estimate (a :class:`~neurorl.fitting.mle.MAP` fit
+        first, reported as ``init_seconds_``), with numpyro's initial mass matrix from its Laplace sds, or near the
+        prior location. ``"auto"`` (default): the MAP estimates, except with ``priors="hbayesdm"``.
+    parametrization : {"auto", "non-centred", "centred"} or dict
+        How subjects' parameters enter ([A2]): ``theta = group_mean + group_sd * offset`` or ``theta ~
+        Normal(group_mean, group_sd)`` sampled directly; ``"auto"`` (default) chooses per row from the MAP
+        estimates; ``{param: "centred" | "non-centred"}`` per row.
 
     Attributes
     ----------
@@ -448,8 +514,13 @@ class HierarchicalBayes:
         The (wrapped) agent, the parameter layout, the PyMC model and the fitted trials.
     sampler_ : str
         The sampler used.
+    parametrization_ : dict
+        ``{row: "centred" | "non-centred"}`` as sampled ([A2]); ``se_ratio_`` (DataArray over ``param``, or None
+        without MAP estimates) the ratios ``"auto"`` compared with ``CENTRED_SE_RATIO``.
+    init_ : str
+        ``"map"`` or ``"prior"``: where the chains started ([A10]).
     compile_seconds_, init_seconds_, sample_seconds_, loglik_seconds_, fit_seconds_ : float
-        nutpie/numba compilation (0 for PyMC, whose compilation is inside sampling), sampling, pointwise
+        nutpie's compilation (0 for PyMC and numpyro, whose compilation is inside sampling), sampling, pointwise
         log-likelihood and total wall times.
     """
 
@@ -458,7 +529,7 @@ class HierarchicalBayes:
                  cores: int | None = None,
                  sampler: str = "auto", target_accept: float = 0.8, random_seed=None, progress: bool = True,
                  log_likelihood: bool = True, name: str | None = None, sampler_kwargs: dict | None = None,
-                 parametrization: str = "non-centred", init: str = "prior"):
+                 parametrization: str = "auto", init: str = "auto"):
         self.agent = agent
         self.rt = rt
         self.covariates = covariates
@@ -504,14 +575,20 @@ class HierarchicalBayes:
                 raise ValueError(f"{k} must be a {'non-negative' if k == 'tune' else 'positive'} integer, got {v!r}")
         if not 0.0 < float(self.target_accept) < 1.0:
             raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept}")
-        if self.parametrization not in PARAMETRIZATIONS:
-            raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}")
+        par = self.parametrization
+        if isinstance(par, Mapping):
+            bad = {k: v for k, v in par.items() if v not in ("centred", "non-centred")}
+            if bad:
+                raise ValueError(f"parametrization per parameter must be 'centred' or 'non-centred', got {bad}")
+        elif par not in PARAMETRIZATIONS:
+            raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS} or a mapping "
+                             f"{{parameter: 'centred' | 'non-centred'}}, got {par!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.init == "map" and self._hbayesdm:
             raise ValueError("init='map' starts from neurorl's MAP estimates, which are not on hBayesDM's raw scale; "
                              "use init='prior' with priors='hbayesdm'")
-        if self.parametrization == "centred" and self._hbayesdm:
+        if self._hbayesdm and (par == "centred" or isinstance(par, Mapping)):
             raise ValueError("priors='hbayesdm' is hBayesDM's non-centred hierarchy; it cannot be combined with "
                              "parametrization='centred'")
 
@@ -588,19 +665,19 @@ class HierarchicalBayes:
     def build_model(self, trials: xr.Dataset | None = None):
         """The PyMC model of ``trials`` (default: the fitted ones), for inspection or extension.
 
-        Returns ``pymc.Model``; the observation arrays are PyTensor shared variables named ``obs_<key>``
-        (``obs_x`` for the covariates), so the model can be re-used with other data of the same subjects.
+        Returns ``pymc.Model``. The observations are constants of its likelihood Op, except the trial mask, the
+        PyTensor shared variable ``obs_valid`` (K-fold masks held-out subjects' trials with it).
         """
         if trials is None:
             self._check_fitted()
             return self.model_
         agent, layout, data = self._setup(trials)
-        return self._build(agent, layout, data, _resolve_sampler(self.sampler))[0]
+        centred = self._centred_rows(layout, self._estimates(data.trials, layout, as_rng(self.random_seed)))
+        return self._build(agent, layout, data, _resolve_sampler(self.sampler), centred)[0]
 
-    def _build(self, agent, layout, data, sampler):
+    def _build(self, agent, layout, data, sampler, centred):
         import pymc as pm
         import pytensor
-        import pytensor.tensor as pt
 
         from ..backend import get_pytensor_ops
         from ..backend.pytensor_op import LoglikOp
@@ -609,15 +686,7 @@ class HierarchicalBayes:
         pri = self.prior_table(agent, layout)
         # observation arrays constant over trials and subjects are compiled in, except `valid`, which K-fold masks
         uniform = {k: v for k, v in data.uniform.items() if k != "valid"}
-        shared = {}
-        for k, v in data.obs.items():
-            if k in uniform:
-                continue
-            shared[k] = pytensor.shared(np.ascontiguousarray(np.asarray(v)), name=f"obs_{k}")
-        if "valid" not in shared:
-            shared["valid"] = pytensor.shared(np.ascontiguousarray(data.obs["valid"]), name="obs_valid")
-        x = pytensor.shared(data.x, name="obs_x") if layout.has_covariates else None
-        n_rows = pytensor.shared(np.int64(layout.n_rows), name="obs_n_rows")
+        shared = {"valid": pytensor.shared(np.ascontiguousarray(data.obs["valid"]), name="obs_valid")}
         spec = {p.name: p for p in agent.params}
         coords = {PARAM: list(layout.names), SUBJECT: list(data.subjects)}
         with pm.Model(coords=coords) as model:
@@ -629,62 +698,55 @@ class HierarchicalBayes:
             else:
                 gm = pm.Normal("group_mean", mu=pri["mu_loc"].values, sigma=pri["mu_scale"].values, dims=PARAM)
                 gs = pm.HalfNormal("group_sd", sigma=pri["sd_scale"].values, dims=PARAM)
-                if self.parametrization == "centred":
-                    theta = pm.Normal("theta", mu=gm[:, None], sigma=gs[:, None], dims=(PARAM, SUBJECT))
-                else:
-                    off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM, SUBJECT))
-                    theta = pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=(PARAM, SUBJECT))
+                theta = _subject_block(gm, gs, centred)
                 gm_theta = gm
                 init = {"group_mean": pri["mu_loc"].values.copy(),
                         "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
-            # [A9]: the subjects' start is jittered, uniformly in (-1, 1) offsets, i.e. +-0.1 prior sd of theta
-            jitter = ("theta", pri["mu_loc"].values[:, None], INIT_SD_FRACTION * pri["sd_scale"].values[:, None]) \
-                if self.parametrization == "centred" else ("offset", 0.0, 1.0)
             for name, base, _ in layout.terms:
                 pm.Deterministic(name, spec[name].to_constrained(theta[base], ops), dims=SUBJECT)
                 pm.Deterministic(f"{name}_group", spec[name].to_constrained(gm_theta[base], ops))
-            if sampler in ("pymc", "numpyro"):
-                # the compiled JAX likelihood (built once per machine) as one Op: value and exact gradient; under
-                # numpyro the Op becomes a pure JAX function traced into the sampler (neurorl.backend.traced)
-                op = LoglikOp(agent, data.env, layout, uniform, data.obs, data.x, quiet=self.progress is False)
-                loglik = op(theta, shared["valid"])[0]
-            else:
-                # nutpie (numba) and numpyro (JAX) compile the whole model themselves: the learning rule enters as
-                # a PyTensor scan. PyMC's and nutpie's value-variable replacements give theta a static shape; a
-                # dim of length 1 (one subject, or one parameter) would then be broadcastable, which the scan's
-                # carried state and non-sequences do not accept. Indexing with sizes read off shared data keeps
-                # both dims symbolic.
-                rows = pt.arange(n_rows)[:, None]
-                cols = pt.arange(shared["valid"].shape[1])[None, :]
-                theta_s = theta[rows, cols]
-                loglik = loglik_jet_graph(agent, data.env, shared, theta_s, order=0, layout=layout, x=x,
-                                          lookup="index",
-                                          uniform_obs={k: np.asarray(v)[None, None] for k, v in uniform.items()}
-                                          )["loglik"]
+            # the compiled JAX likelihood (built once per machine) as one Op: value and exact gradient; under numpyro
+            # and nutpie the Op becomes a pure JAX function traced into the model's JAX program
+            # (neurorl.backend.traced)
+            op = LoglikOp(agent, data.env, layout, uniform, data.obs, data.x, quiet=self.progress is False)
+            loglik = op(theta, shared["valid"])[0]
             pm.Potential(LL_VAR, loglik.sum())
-        self._init, self._jitter = init, jitter
+        self._init = init
         return model, shared
 
     def _nutpie_jitter(self) -> set:
         """nutpie takes one starting point for every chain and jitters the variables named here: the subject offsets
-        (non-centred); centred, none -- nutpie's jitter of theta itself could start a chain where the data are
-        impossible ([A9]), so its chains start at one jittered point and part through their own seeds."""
-        return {self.model_["offset"]} if self._jitter[0] == "offset" else set()
+        (non-centred rows); centred rows, none -- nutpie's jitter of theta itself could start a chain where the data
+        are impossible ([A9]), so its chains start at one jittered point and part through their own seeds."""
+        return {self.model_["offset"]} if "offset" in self.model_.named_vars else set()
 
-    def _start(self, rng: np.random.Generator, use_map: bool = True) -> dict:
+    def _start(self, rng: np.random.Generator, use_map: bool) -> dict:
         """One chain's starting point ([A9], [A10])."""
-        name, loc, scale = self._jitter
         shape = (len(self.layout_.names), self._data.n)
+        u = rng.uniform(-1.0, 1.0, shape)
         st = self._map_start if use_map else None
         if st is None:
-            return {**self._init, name: loc + scale * rng.uniform(-1.0, 1.0, shape)}
-        theta = st["theta"] + st["scale"] * rng.uniform(-1.0, 1.0, shape)
-        start = {"group_mean": st["group_mean"], "group_sd": st["group_sd"]}
-        if self.parametrization == "centred":
-            return {**start, "theta": theta}
-        return {**start, "offset": (theta - st["group_mean"][:, None]) / st["group_sd"][:, None]}
+            if self._hbayesdm:  # hBayesDM's raw scale: offsets only
+                return {**self._init, "offset": u}
+            gm, gs = self._init["group_mean"], self._init["group_sd"]
+            return {**self._init, **_subject_values(gm[:, None] + gs[:, None] * u, gm, gs, self.centred_)}
+        theta = st["theta"] + st["scale"] * u
+        gm, gs = st["group_mean"], st["group_sd"]
+        return {"group_mean": gm, "group_sd": gs, **_subject_values(theta, gm, gs, self.centred_)}
 
-    def _map_start_point(self, trials) -> dict:
+    @property
+    def _init_map(self) -> bool:
+        """Whether chains start at the MAP estimates ([A10]): ``init="map"``, or ``"auto"`` unless hBayesDM's priors
+        (whose raw scale is not MAP's)."""
+        return self.init == "map" or (self.init == "auto" and not self._hbayesdm)
+
+    def _estimates(self, trials, layout, rng) -> dict | None:
+        """The MAP estimates the start ([A10]) or the automatic parametrization ([A2]) needs; None if neither."""
+        if self._init_map or (self.parametrization == "auto" and not self._hbayesdm):
+            return self._map_start_point(trials, layout, rng)
+        return None
+
+    def _map_start_point(self, trials, layout, rng) -> dict:
         """[A10]: MAP estimates of every subject, their Laplace sds, and the group mean and sd they imply."""
         from .mle import MAP
 
@@ -692,18 +754,44 @@ class HierarchicalBayes:
         with warnings.catch_warnings():  # a start point, not a result: MAP's own diagnostics are not the fit's
             warnings.simplefilter("ignore")
             fit = MAP(self.agent, rt=self.rt, covariates=self.covariates, progress=False, n_starts=3,
-                      rng=int(self._rng.integers(2 ** 31 - 1))).fit(trials)
+                      rng=int(rng.integers(2 ** 31 - 1))).fit(trials)
         res = fit.result_.transpose("param", "subject", ...)
-        if list(res["param"].values) != list(self.layout_.names):
-            raise RuntimeError(f"MAP rows {list(res['param'].values)} differ from the model's {self.layout_.names}")
-        theta = res["theta"].values
+        # rows MAP holds at their defaults (choice-irrelevant parameters of a choice-only fit: the data do not
+        # inform them) start at their prior location, with the prior start's group sd, and count as uninformed
+        fitted = {str(k): i for i, k in enumerate(res["param"].values)}
+        pri = self.prior_table(None, layout)
+        missing = np.array([name not in fitted for name in layout.names])
+        pick = [fitted.get(name, 0) for name in layout.names]
+        theta = np.where(missing[:, None], pri["mu_loc"].values[:, None], res["theta"].values[pick])
         n = theta.shape[1]
         gm = theta.mean(axis=1)
         gs = np.maximum(theta.std(axis=1), 0.05)  # a group sd of 0 would be a point the sampler cannot leave
-        se = res["se_theta"].values
-        se = np.where(np.isfinite(se) & (se > 0), np.minimum(se, gs[:, None]), gs[:, None])
+        gs = np.where(missing, INIT_SD_FRACTION * pri["sd_scale"].values, gs)
+        raw = np.where(missing[:, None], np.inf, res["se_theta"].values[pick])
+        ok = np.isfinite(raw) & (raw > 0)
+        se = np.where(ok, np.minimum(raw, gs[:, None]), gs[:, None])
         self.init_seconds_ = time.perf_counter() - t0
-        return {"theta": theta, "scale": 0.5 * se, "se": se, "group_mean": gm, "group_sd": gs, "n": n}
+        return {"theta": theta, "scale": 0.5 * se, "se": se, "se_raw": np.where(ok, raw, np.inf), "group_mean": gm,
+                "group_sd": gs, "n": n}
+
+    def _centred_rows(self, layout, est: dict | None) -> np.ndarray:
+        """Which rows are sampled centred ([A2]). ``"auto"``: every row when, in the median row, the subjects'
+        median Laplace sd is below ``CENTRED_SE_RATIO`` times the between-subject sd, estimated as
+        ``sqrt(var(estimates) - mean(se^2))`` (the spread of the estimates less their noise) -- the data then pin
+        subjects down more tightly than the group spreads them, the centred form's geometry -- else none."""
+        rows = len(layout.names)
+        par = self.parametrization
+        if isinstance(par, Mapping):
+            unknown = sorted(set(par) - set(layout.names))
+            if unknown:
+                raise ValueError(f"parametrization names {unknown}, which are not rows of the model: "
+                                 f"{list(layout.names)}")
+            return np.array([par.get(n, "non-centred") == "centred" for n in layout.names])
+        if par == "centred":
+            return np.ones(rows, dtype=bool)
+        if par == "non-centred" or self._hbayesdm or est is None:
+            return np.zeros(rows, dtype=bool)
+        return _se_ratio(est) < CENTRED_SE_RATIO
 
     def _inverse_mass(self) -> np.ndarray | None:
         """numpyro's initial diagonal inverse mass matrix from the MAP start ([A10]): the posterior variance each
@@ -712,8 +800,9 @@ class HierarchicalBayes:
         if st is None:
             return None
         n = st["n"]
+        gs = st["group_sd"][:, None]
         var = {"group_mean": st["group_sd"] ** 2 / n, "group_sd_log__": np.full(len(st["group_sd"]), 1.0 / (2 * n)),
-               "theta": st["se"] ** 2, "offset": np.minimum((st["se"] / st["group_sd"][:, None]) ** 2, 1.0)}
+               **_subject_values(st["se"] ** 2, 0.0, 1.0, self.centred_, offset=np.minimum((st["se"] / gs) ** 2, 1.0))}
         point = self.model_.initial_point()
         parts = [np.broadcast_to(var.get(v.name, 1.0), point[v.name].shape).ravel() for v in self.model_.value_vars]
         return np.concatenate(parts)
@@ -734,19 +823,23 @@ class HierarchicalBayes:
 
             if self._compiled is None:
                 t0 = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # numba object-mode / caching notices
-                    # start ([A9]): group means at the prior location, small group sds, jittered subjects
-                    self._compiled = nutpie.compile_pymc_model(self.model_, backend="numba",
-                                                               initial_points=self._start(np.random.default_rng(seed)),
+                with warnings.catch_warnings(), _xla_cache(self.sampler_):
+                    warnings.simplefilter("ignore", UserWarning)
+                    # the model's log density as one JAX function (PyTensor's JAX backend; the likelihood Op is
+                    # neurorl.backend.traced), its gradient JAX's; start: [A9] / [A10]
+                    self._compiled = nutpie.compile_pymc_model(self.model_, backend="jax", gradient_backend="jax",
+                                                               initial_points=self._start(
+                                                                   np.random.default_rng(seed), self._init_map),
                                                                jitter_rvs=self._nutpie_jitter())
                 self.compile_seconds_ = time.perf_counter() - t0
             compiled = self._compiled
             if valid is not None:
                 compiled = compiled.with_data(obs_valid=valid)
             t0 = time.perf_counter()
-            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                                  progress_bar=progress, save_warmup=False, target_accept=self.target_accept, **kw)
+            with _xla_cache(self.sampler_):  # JAX compiles the log density at the first call, in the sampler
+                idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                                      progress_bar=progress, save_warmup=False, target_accept=self.target_accept,
+                                      **kw)
             return idata, time.perf_counter() - t0
         sh = self._shared["valid"]
         old = sh.get_value()
@@ -770,8 +863,8 @@ class HierarchicalBayes:
                 extra["nuts_sampler_kwargs"] = nkw
             init_rng = np.random.default_rng(seed)
             # K-fold (valid given) masks subjects: their MAP start and scale would be those of their unseen data
-            initvals = [self._start(init_rng, use_map=valid is None) for _ in range(chains)]
-            if self.sampler_ == "numpyro" and valid is None and self._map_start is not None:
+            initvals = [self._start(init_rng, use_map=valid is None and self._init_map) for _ in range(chains)]
+            if self.sampler_ == "numpyro" and valid is None and self._init_map:
                 nkw["nuts_kwargs"] = {"inverse_mass_matrix": self._inverse_mass(), **nkw.get("nuts_kwargs", {})}
             kw.setdefault("init", "adapt_diag")  # jitter only the subjects, above ([A9])
             if self.sampler_ == "pymc" and cores > 1:
@@ -803,11 +896,16 @@ class HierarchicalBayes:
         self.agent_, self.layout_, self._data, self.trials_ = agent, layout, data, data.trials
         self.name_ = self.name or agent.name
         self._rng = as_rng(self.random_seed)
-        self.model_, self._shared = self._build(agent, layout, data, self.sampler_)
+        self.init_seconds_ = 0.0
+        self._map_start = self._estimates(data.trials, layout, self._rng)
+        self.init_ = "map" if self._init_map else "prior"
+        self.centred_ = self._centred_rows(layout, self._map_start)
+        self.se_ratio_ = None if self._map_start is None else xr.DataArray(
+            _se_ratio(self._map_start), coords={PARAM: list(layout.names)}, dims=PARAM, name="se_ratio")
+        self.parametrization_ = {n: "centred" if c else "non-centred" for n, c in zip(layout.names, self.centred_)}
+        self.model_, self._shared = self._build(agent, layout, data, self.sampler_, self.centred_)
         self._compiled = None
         self.compile_seconds_ = 0.0
-        self.init_seconds_ = 0.0
-        self._map_start = self._map_start_point(data.trials) if self.init == "map" else None
         return int(self._rng.integers(2 ** 31 - 1))
 
     def _finish(self, idata, t_start: float, *, loglik_seconds: float | None = None) -> "HierarchicalBayes":
