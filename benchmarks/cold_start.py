@@ -21,7 +21,7 @@ simulated RTs. ``--bayes [SAMPLER ...]`` adds hierarchical ``fit_bayes`` runs (2
 agent in fresh processes, first ever and later, and prints the setup time (wall minus sampling).
 
 Run:  python benchmarks/cold_start.py [--subjects 20] [--trials 100] [--agents q_learning soft_q dra ...]
-                                      [--rt] [--pytensor] [--bayes pymc numpyro]
+                                      [--rt] [--pytensor] [--bayes auto numpyro pymc]
 Targets (issue "Fast from the first call", idle 2-core machine): q_learning later <= 1.5x plain scipy and < 3 s,
 first ever < 8 s; every tabular agent first ever < 15 s, RL-DDM < 25 s; later processes < 3 s of overhead;
 fit_bayes setup < 20 s first ever, < 5 s later.
@@ -263,7 +263,7 @@ def main(argv=None):
         print(line)
 
     if args.bayes is not None:
-        samplers = args.bayes or ["pymc"]
+        samplers = args.bayes or ["auto"]
         print("\nfit_bayes in fresh processes, 2 chains x (50 tune + 50 draws): setup = wall - sampling (imports, "
               "model, compilation outside the sampler); PyMC compiles its small graph inside pm.sample")
         print(f"{'model':<22}{'sampler':>9}{'first setup':>12}{'first sampling':>15}{'later setup':>12}"
