@@ -312,6 +312,25 @@ def test_parameter_recovery(model):
     assert bool(flags) == (not bool(res["identified"].all()))
 
 
+#: MAP at 20 x 3000 (analyses/bandit4arm_recovery.py, seed 0): the lapse rate, not identified at 300 decisions per
+#: subject, is at 3000 in the lapse models with sensitivities (2par_lapse's is not, even at 10000: r 0.40 at 3000)
+XI_3000 = {"bandit4arm_lapse": 0.86, "bandit4arm_lapse_decay": 0.71, "bandit4arm_singleA_lapse": 0.68}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(XI_3000))
+def test_lapse_rate_is_identified_with_more_trials(model):
+    from neurorl.agents.bandit4arm import gain_loss_population
+    from neurorl.fitting.recovery import parameter_recovery
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = parameter_recovery(model, "bandit4arm", n_subjects=20, n_trials=3000, params=gain_loss_population(model),
+                                 rng=0, estimator_options={"n_starts": 2}, progress=False, min_r=0.5)
+    assert float(res["r"].sel(param="xi")) >= XI_3000[model] - 0.15
+    assert bool(res["identified"].sel(param="xi"))
+
+
 #: NUTS with hBayesDM's priors (numpyro, 2 chains x 300 tuning + 300 draws), 20 x 300, seed 0, the same population:
 #: r(true, posterior mean) measured on the loaded 2-core machine (R-hat above 1.01 for some subjects at this chain
 #: length): lapse Arew 0.95, Apun 0.94, R 0.90, P 0.94, xi 0.40 (34 min; 7 of 20 subjects); singleA_lapse A 0.98,
