@@ -606,10 +606,14 @@ def test_rlddm_numpyro_centred_from_the_map_start():
     assert int(fit.diagnostics_["n_divergent"]) <= 3 and float(fit.diagnostics_["max_rhat"]) < 1.1
     rt = np.where(trials["valid"].values, trials["rt"].values, np.inf)
     assert np.all(fit.idata_.posterior["t0"].values < rt.min(axis=1))
-    # every subject's boundary and non-decision time inside its 99 % posterior interval
+    # the subjects' boundaries and non-decision times inside their 99 % posterior intervals: of 16 intervals of a
+    # calibrated posterior, one misses with probability 14 %, two or more with 1.1 % -- allow one
+    misses = []
     for name in ("t0", "a"):
         lo, hi = np.quantile(fit.idata_.posterior[name].values.reshape(-1, n), [0.005, 0.995], axis=0)
-        assert np.all((lo < truth[name]) & (truth[name] < hi)), (name, lo, hi, truth[name])
+        out = ~((lo < truth[name]) & (truth[name] < hi))
+        misses += [(name, i, lo[i], hi[i], truth[name][i]) for i in np.flatnonzero(out)]
+    assert len(misses) <= 1, misses
 
 
 # ----------------------------------------------------------------------------------------------- other samplers

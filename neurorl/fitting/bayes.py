@@ -16,6 +16,10 @@ One call fits a group::
     fit.predictive_check(task="bandit")        # posterior predictive check (neurorl.fitting.ppc)
     compare({"rw": fit, "rw+stick": fit2})     # arviz.compare table with our model names
 
+This module holds the estimator; the subject level of the model is in :mod:`neurorl.fitting.bayes_hierarchy`, the
+convergence checks in :mod:`neurorl.fitting.bayes_diagnostics`, LOO and comparison in
+:mod:`neurorl.fitting.bayes_evidence` (all importable from here too).
+
 The model
 ---------
 For every row ``r`` of the parameter layout (the agent's free parameters, then covariate slopes, exactly the rows
@@ -142,7 +146,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
@@ -150,38 +154,40 @@ import xarray as xr
 from ..agents.base import Agent, make_agent
 from ..schema import SUBJECT, TRIAL
 from ..tasks.base import as_rng
+from .bayes_diagnostics import (  # noqa: F401
+    ESS_PER_CHAIN_MIN,
+    RHAT_MAX,
+    BayesWarning,
+    _fmt_list,
+    _label,
+    diagnose,
+)
+from .bayes_evidence import LL_VAR, OBS, _logmeanexp, _subject_sums, compare, loo
+from .bayes_hierarchy import (  # noqa: F401
+    CENTRED_SE_RATIO,
+    PARAM,
+    PARAM_CENTRED,
+    PARAM_OFFSET,
+    _se_ratio,
+    _subject_block,
+    _subject_values,
+)
 from .graph import ThetaLayout
 from .mle import _covariate_names, _Data, _names, _normalise_covariates
 
 __all__ = ["fit_bayes", "HierarchicalBayes", "BayesWarning", "compare", "loo", "diagnose", "GROUP_SD_SCALE",
            "SAMPLERS"]
 
-PARAM = "param"
-OBS = "obs"
 STAT = "stat"
 DRAW = "draw"
-LL_VAR = "loglik"
 #: default scale of the HalfNormal prior of every group standard deviation ([A1])
 GROUP_SD_SCALE = 1.0
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 #: chains start with every group sd at this fraction of its prior scale ([A9])
 INIT_SD_FRACTION = 0.1
-#: R-hat above this warns ([A4])
-RHAT_MAX = 1.01
-#: bulk/tail ESS below this many per chain warns ([A4])
-ESS_PER_CHAIN_MIN = 100
 _RESERVED = ("group_mean", "group_sd", "offset", "theta", "theta_centred", LL_VAR)
-#: the rows of a mixed hierarchy ([A2]): sampled centred, and through offsets
-PARAM_CENTRED, PARAM_OFFSET = "param_centred", "param_offset"
 PARAMETRIZATIONS = ("auto", "non-centred", "centred")
 INITS = ("auto", "prior", "map")
-#: parametrization="auto" samples centred when, in the median row, the subjects' median Laplace sd is below this
-#: fraction of the between-subject sd the MAP estimates imply ([A2])
-CENTRED_SE_RATIO = 1.0
-
-
-class BayesWarning(UserWarning):
-    """Warnings of the Bayesian fits: convergence diagnostics, Pareto k, Monte Carlo error."""
 
 
 # ============================================================================ helpers
@@ -240,53 +246,6 @@ def _resolve_sampler(sampler: str) -> str:
     return sampler
 
 
-def _subject_block(gm, gs, centred: np.ndarray):
-    """The subjects' unconstrained parameters ``theta`` [param, subject] inside a ``pymc.Model`` ([A2]): rows with
-    ``centred`` true are sampled as ``theta ~ Normal(group_mean, group_sd)``, the others as ``group_mean + group_sd *
-    offset`` with ``offset ~ Normal(0, 1)``. All rows centred: the free variable is ``theta``; none: ``offset``
-    [param, subject]; mixed: ``theta_centred`` [param_centred, subject] and ``offset`` [param_offset, subject]."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    dims = (PARAM, SUBJECT)
-    if centred.all():
-        return pm.Normal("theta", mu=gm[:, None], sigma=gs[:, None], dims=dims)
-    if not centred.any():
-        off = pm.Normal("offset", 0.0, 1.0, dims=dims)
-        return pm.Deterministic("theta", gm[:, None] + gs[:, None] * off, dims=dims)
-    model = pm.modelcontext(None)
-    names = list(model.coords[PARAM])
-    ic, io = np.flatnonzero(centred), np.flatnonzero(~centred)
-    model.add_coord(PARAM_CENTRED, [names[i] for i in ic])
-    model.add_coord(PARAM_OFFSET, [names[i] for i in io])
-    th_c = pm.Normal("theta_centred", mu=gm[ic][:, None], sigma=gs[ic][:, None], dims=(PARAM_CENTRED, SUBJECT))
-    off = pm.Normal("offset", 0.0, 1.0, dims=(PARAM_OFFSET, SUBJECT))
-    stacked = pt.concatenate([th_c, gm[io][:, None] + gs[io][:, None] * off], axis=0)
-    return pm.Deterministic("theta", stacked[np.argsort(np.concatenate([ic, io]))], dims=dims)
-
-
-def _subject_values(theta: np.ndarray, gm, gs, centred: np.ndarray, offset: np.ndarray | None = None) -> dict:
-    """The value variables of :func:`_subject_block` for subjects' parameters ``theta`` [param, subject] (offsets
-    ``(theta - gm) / gs``, unless ``offset`` gives them)."""
-    gm, gs = np.asarray(gm, dtype=float), np.asarray(gs, dtype=float)
-    gm, gs = (gm[:, None] if gm.ndim == 1 else gm), (gs[:, None] if gs.ndim == 1 else gs)
-    off = (theta - gm) / gs if offset is None else offset
-    if centred.all():
-        return {"theta": theta}
-    if not centred.any():
-        return {"offset": off}
-    return {"theta_centred": theta[centred], "offset": off[~centred]}
-
-
-def _se_ratio(est: dict) -> np.ndarray:
-    """Per row: the subjects' median Laplace sd over the between-subject sd, ``sqrt(var(estimates) - mean(se^2))``
-    of the MAP estimates ``est`` (``inf`` where the estimates vary no more than their noise)."""
-    se = np.minimum(est["se_raw"], 1e6)
-    between = np.var(est["theta"], axis=1) - np.mean(se ** 2, axis=1)
-    with np.errstate(divide="ignore"):
-        return np.where(between > 0, np.median(se, axis=1) / np.sqrt(np.maximum(between, 0.0)), np.inf)
-
-
 def _wrap_agent(agent, rt) -> Agent:
     agent = make_agent(agent)
     if rt is None:
@@ -296,24 +255,6 @@ def _wrap_agent(agent, rt) -> Agent:
     if hasattr(joint, "with_rt"):
         return joint.with_rt(agent, rt)
     return joint.WithRT(agent, rt)
-
-
-def _logmeanexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
-    a = np.where(np.isnan(a), -np.inf, a)
-    m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.squeeze(m, axis) + np.log(np.mean(np.exp(a - m), axis=axis))
-
-
-def _label(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _fmt_list(items: Sequence, limit: int = 8) -> str:
-    items = list(items)
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(str(s) for s in items[:limit]) + more
 
 
 _ROWS_PER_CHUNK = 200_000
@@ -354,99 +295,6 @@ def _numpy_pointwise(agent: Agent, layout: ThetaLayout, data, theta: np.ndarray,
             s, lat = agent.step(p, s, obs, NUMPY)
             out[t] = agent.trial_loglik(p, obs, lat, NUMPY)
     return out
-
-
-# ============================================================================ diagnostics
-def diagnose(idata, *, var_names: Sequence[str] = ("group_mean", "group_sd", "theta"), label: str = "",
-             warn: bool = True) -> xr.Dataset:
-    """Convergence diagnostics of a posterior sample; warn with what to do ([A4]).
-
-    Parameters
-    ----------
-    idata : arviz.InferenceData
-        With ``posterior`` and ``sample_stats`` (``diverging``).
-    var_names : sequence of str
-        Posterior variables to check (those absent are skipped).
-    label : str
-        Prefix of the warning messages (e.g. the model name or a K-fold fold).
-    warn : bool
-        Issue :class:`BayesWarning` for every failed check.
-
-    Returns
-    -------
-    xarray.Dataset
-        Scalars ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``n_divergent``, ``n_max_treedepth``,
-        ``n_draws``, ``n_chains``; attribute ``messages`` holds the warnings' texts (also when ``warn=False``).
-    """
-    import arviz as az
-
-    post = idata.posterior
-    names = [v for v in var_names if v in post]
-    if not names:
-        raise ValueError(f"none of {list(var_names)} is a posterior variable (have {sorted(post.data_vars)})")
-    sub = post[names]
-    n_chains, n_draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = az.rhat(sub)
-        ess_b = az.ess(sub, method="bulk")
-        ess_t = az.ess(sub, method="tail")
-
-    def flat(ds):
-        out = []
-        for v in names:
-            da = ds[v]
-            if da.ndim == 0:
-                out.append((v, float(da)))
-                continue
-            st = da.stack(__i__=da.dims)
-            for k in range(st.sizes["__i__"]):
-                idx = st["__i__"].values[k]
-                idx = idx if isinstance(idx, tuple) else (idx,)
-                out.append((f"{v}[{', '.join(str(_label(j)) for j in idx)}]", float(st.values[k])))
-        return out
-
-    rh, eb, et = flat(rhat), flat(ess_b), flat(ess_t)
-    ss = idata.sample_stats if "sample_stats" in idata.groups() else None
-    n_div = int(ss["diverging"].sum()) if ss is not None and "diverging" in ss else 0
-    n_depth = 0
-    for key in ("reached_max_treedepth", "maxdepth_reached"):
-        if ss is not None and key in ss:
-            n_depth = int(ss[key].sum())
-    msgs = []
-    pre = f"{label}: " if label else ""
-    bad = [n for n, v in rh if not (v <= RHAT_MAX)]
-    if bad:
-        msgs.append(f"{pre}R-hat above {RHAT_MAX} for {len(bad)} quantities ({_fmt_list(bad)}): the chains "
-                    "disagree. Run longer (more tune and draws, e.g. tune=2000, draws=2000); if it persists, look "
-                    "for multimodality (arviz.plot_trace) or reparametrise / tighten the priors of these parameters")
-    ess_min = ESS_PER_CHAIN_MIN * n_chains
-    low = [n for n, v in eb if not (v >= ess_min)] + [n + " (tail)" for n, v in et if not (v >= ess_min)]
-    if low:
-        msgs.append(f"{pre}effective sample size below {ess_min} ({ESS_PER_CHAIN_MIN} per chain) for {len(low)} "
-                    f"quantities ({_fmt_list(low)}): posterior means and intervals of these are imprecise. Draw "
-                    "more samples (draws=...) or more chains; if every subject has many informative trials "
-                    "(RL-DDM), parametrization='centred' gives several times the ESS per draw")
-    if n_div:
-        msgs.append(f"{pre}{n_div} divergent transition(s) after tuning ({n_div / (n_chains * n_draws):.1%} of "
-                    "draws): the sampler missed part of the posterior, which may be biased. Raise target_accept "
-                    "(e.g. 0.95) and tune; if they persist, reparametrise: tighten the group_sd prior of the "
-                    "parameters involved (priors={name: {'sigma': 0.5}}), fix weakly identified parameters "
-                    "(fixed=...), or, for very data-rich subjects (RL-DDM), sample centred (parametrization='centred')")
-    if n_depth:
-        msgs.append(f"{pre}{n_depth} draw(s) hit the maximum tree depth: sampling was inefficient (and may be "
-                    "incomplete). Increase the tree depth (sampler_kwargs={'maxdepth': 12} for nutpie, "
-                    "{'max_treedepth': 12} for pymc) or reparametrise strongly correlated parameters")
-    if warn:
-        for m in msgs:
-            warnings.warn(m, BayesWarning, stacklevel=3)
-    return xr.Dataset(
-        {"max_rhat": ((), max(v for _, v in rh) if rh else np.nan),
-         "min_ess_bulk": ((), min(v for _, v in eb) if eb else np.nan),
-         "min_ess_tail": ((), min(v for _, v in et) if et else np.nan),
-         "n_divergent": ((), n_div), "n_max_treedepth": ((), n_depth),
-         "n_draws": ((), n_draws), "n_chains": ((), n_chains)},
-        attrs={"messages": list(msgs), "var_names": list(names)})
 
 
 # ============================================================================ the estimator
@@ -1303,152 +1151,3 @@ def fit_bayes(agent: Agent | str, trials: xr.Dataset, *, rt=None, covariates: di
     return HierarchicalBayes(agent, rt=rt, covariates=covariates, priors=priors, draws=draws, tune=tune,
                              chains=chains, sampler=sampler, random_seed=random_seed, progress=progress,
                              **options).fit(trials)
-
-
-# ============================================================================ LOO and comparison
-def _subject_sums(idata):
-    """``(chain, draw, subject)`` sums of the pointwise log-likelihood and the subject labels."""
-    if "log_likelihood" not in idata.groups() or LL_VAR not in idata.log_likelihood:
-        raise ValueError(f"the InferenceData has no log_likelihood[{LL_VAR!r}]; fit with log_likelihood=True")
-    ll = idata.log_likelihood[LL_VAR]
-    if SUBJECT in ll.dims:
-        return ll.transpose("chain", "draw", SUBJECT).values, ll[SUBJECT].values
-    subj = ll[SUBJECT].values
-    labels, first = np.unique(subj, return_index=True)
-    order = np.argsort(first)
-    labels = labels[order]
-    starts = np.sort(first)
-    if not np.all(np.diff(np.concatenate([starts, [subj.size]])) > 0) or \
-            not np.array_equal(np.repeat(labels, np.diff(np.concatenate([starts, [subj.size]]))), subj):
-        raise ValueError("log_likelihood observations are not grouped by subject")
-    vals = ll.transpose("chain", "draw", OBS).values
-    return np.add.reduceat(vals, starts, axis=-1), labels
-
-
-def loo(idata_or_fit, level: str = "trial", *, warn: bool = True, label: str = ""):
-    """PSIS-LOO of a hierarchical fit, at the trial or the subject level.
-
-    Parameters
-    ----------
-    idata_or_fit : arviz.InferenceData or HierarchicalBayes
-        With ``log_likelihood["loglik"]`` over ``obs`` (coordinate ``subject``).
-    level : {"trial", "subject"}
-        ``"trial"``: one term per valid trial ([A5]). ``"subject"``: leave-one-subject-out, a subject's trials
-        summed per draw, then PSIS (hBayesDM's convention).
-    warn : bool
-        Warn (:class:`BayesWarning`) when Pareto k exceeds arviz's threshold, naming trials/subjects and what to do.
-    label : str
-        Model name for the warning.
-
-    Returns
-    -------
-    arviz.ELPDData
-        With pointwise ``loo_i`` and ``pareto_k`` (over ``obs`` or ``subject``).
-    """
-    import arviz as az
-
-    if isinstance(idata_or_fit, HierarchicalBayes):
-        return idata_or_fit.loo(level, warn=warn)
-    idata = idata_or_fit
-    if level not in ("trial", "subject"):
-        raise ValueError(f"level must be 'trial' or 'subject', got {level!r}")
-    if "log_likelihood" not in idata.groups() or LL_VAR not in idata.log_likelihood:
-        raise ValueError(f"the InferenceData has no log_likelihood[{LL_VAR!r}]; fit with log_likelihood=True")
-    if level == "subject":
-        sums, labels = _subject_sums(idata)
-        ll = xr.Dataset({LL_VAR: (("chain", "draw", SUBJECT), sums)},
-                        coords={"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values,
-                                SUBJECT: labels})
-        idata = az.InferenceData(posterior=idata.posterior, log_likelihood=ll)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        warnings.filterwarnings("ignore", category=RuntimeWarning)
-        res = az.loo(idata, pointwise=True, var_name=LL_VAR)
-    # a term whose log-likelihood is the same in every draw (e.g. a first choice between equal initial values) is
-    # predicted exactly by LOO; arviz's Pareto fit degenerates there (k = inf), so its k is set to 0
-    ll_vals = idata.log_likelihood[LL_VAR]
-    ll_vals = ll_vals.stack(__sample__=("chain", "draw")).transpose(..., "__sample__").values
-    const = np.ptp(ll_vals, axis=-1) <= 1e-12 * (1.0 + np.abs(ll_vals[..., 0]))
-    if const.any():
-        k = np.asarray(res.pareto_k).copy()
-        k[const] = 0.0
-        res["pareto_k"] = res.pareto_k.copy(data=k)
-    k = np.asarray(res.pareto_k)
-    good = float(res.good_k)
-    res["warning"] = bool(np.any(k > good))
-    bad = np.flatnonzero(k > good)
-    if warn and bad.size:
-        pre = f"{label}: " if label else ""
-        if level == "trial":
-            ll = idata.log_likelihood[LL_VAR]
-            where = [f"({_label(ll[SUBJECT].values[i])}, {_label(ll[TRIAL].values[i])})" for i in bad]
-            warnings.warn(
-                f"{pre}PSIS-LOO is unreliable for {bad.size} trial(s) with Pareto k > {good:.2f} (subject, trial): "
-                f"{_fmt_list(where)} (max k = {k.max():.2f}). Their elpd is overestimated; check these trials for "
-                "outliers (surprising choices, extreme RTs), draw more samples, or use exact cross-validation "
-                "(fit.kfold(...), by subject)", BayesWarning, stacklevel=2)
-        else:
-            labels = idata.log_likelihood[SUBJECT].values
-            warnings.warn(
-                f"{pre}leave-one-subject-out PSIS is unreliable for {bad.size} of {k.size} subject(s) with Pareto "
-                f"k > {good:.2f}: {_fmt_list(_label(labels[i]) for i in bad)} (max k = {k.max():.2f}). This is "
-                "common -- leaving out all of a subject's trials moves that subject's posterior far -- use the "
-                "exact fallback fit.kfold(k) (refits with folds of subjects held out)", BayesWarning, stacklevel=2)
-    return res
-
-
-def compare(models, *, level: str = "trial", method: str = "stacking", scale: str = "log"):
-    """Compare models by expected log predictive density (an ``arviz.compare`` table with our model names).
-
-    Parameters
-    ----------
-    models : mapping name -> (HierarchicalBayes | InferenceData | ELPDData), or a sequence of fits
-        Fits of the *same* data. A sequence is named by each fit's ``name_`` (the agent's name, made unique).
-        ELPDData (e.g. from :meth:`HierarchicalBayes.kfold`) are used as they are.
-    level : {"trial", "subject"}
-        PSIS-LOO level for fits and InferenceData ([A5]); K-fold results are subject-level.
-    method : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
-        Model weights (``arviz.compare``).
-    scale : {"log", "negative_log", "deviance"}
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``rank``, ``elpd_loo``, ``p_loo``, ``elpd_diff``, ``weight``, ``se``, ``dse``, ``warning``, ``scale``,
-        indexed by model name, best first.
-    """
-    import arviz as az
-    from arviz import ELPDData
-
-    if isinstance(models, Mapping):
-        items = list(models.items())
-    else:
-        items, seen = [], {}
-        for m in models:
-            if not isinstance(m, HierarchicalBayes):
-                raise TypeError("a sequence passed to compare must hold fitted HierarchicalBayes; use a dict "
-                                "name -> InferenceData/ELPDData otherwise")
-            base = m.name_
-            seen[base] = seen.get(base, 0) + 1
-            items.append((base if seen[base] == 1 else f"{base}_{seen[base]}", m))
-    if len(items) < 2:
-        raise ValueError("compare needs at least two models")
-    elpds = {}
-    for name, m in items:
-        if isinstance(m, ELPDData):
-            elpds[str(name)] = m
-        elif isinstance(m, HierarchicalBayes):
-            elpds[str(name)] = m.loo(level)
-        else:
-            elpds[str(name)] = loo(m, level, label=str(name))
-    sizes = {k: int(v["n_data_points"]) for k, v in elpds.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"the models score different numbers of observations {sizes}: compare fits of the same "
-                         "data at the same level (trial-level LOO vs subject-level K-fold do not mix)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.filterwarnings("ignore", message="The inplace keyword")  # arviz 0.23 with pandas >= 3
-        table = az.compare(elpds, ic="loo", method=method, scale=scale)
-    table.index.name = "model"
-    table.attrs["level"] = level
-    return table
