@@ -1,14 +1,18 @@
-"""Parameter recovery of hBayesDM's 4-armed-bandit models: MAP by data size, NUTS with hBayesDM's priors.
+"""Parameter recovery of hBayesDM's learning models by data size: MAP by decisions per subject, NUTS with hBayesDM's
+priors.
 
 Reference: ``reference/fitting.md`` §8 (parameter recovery: simulate from known parameters, refit, correlate),
-hBayesDM's ``bandit4arm_*`` models (Seymour et al. 2012; Aylward et al. 2019; docs/agents.md, "hBayesDM's
-reinforcement-learning catalogue").
+hBayesDM's ``bandit4arm_*`` models (Seymour et al. 2012; Aylward et al. 2019) and its Iowa-gambling models whose
+parameters 200 choices do not identify (PVL-decay, VPP, ORL; docs/agents.md, "hBayesDM's reinforcement-learning
+catalogue").
 
 What is run
 -----------
-For every model, ``n_subjects`` subjects are drawn from the recovery population
-(:func:`neurorl.agents.bandit4arm.gain_loss_population`: learning rates median 0.3, sensitivities median 5 of 30,
-lapse rate median 0.05, decay median 0.2; all with logit sd 0.5-0.7) and simulated on the ``bandit4arm`` task.
+For every model, ``n_subjects`` subjects are drawn and simulated on the model's task: the ``bandit4arm`` models on
+``bandit4arm`` from the recovery population (:func:`neurorl.agents.bandit4arm.gain_loss_population`: learning rates
+median 0.3, sensitivities median 5 of 30, lapse rate median 0.05, decay median 0.2; all with logit sd 0.5-0.7),
+the ``igt_*`` models on ``iowa_gambling`` from :func:`neurorl.fitting.recovery.parameter_recovery`'s default
+population (around the agents' defaults).
 
 1. **MAP by size.** Each data size in ``trials`` (decisions per subject) is simulated and fitted by MAP
    (``starts`` starts per subject); r is the correlation of true and estimated values on the constrained scale,
@@ -29,11 +33,11 @@ Assumptions ([A])
 
 Usage::
 
-    python analyses/bandit4arm_recovery.py
-    python analyses/bandit4arm_recovery.py --quick
+    python analyses/hbayesdm_recovery.py
+    python analyses/hbayesdm_recovery.py --quick
 
-Outputs: ``results/bandit4arm_recovery_seed<seed>/`` (``result.md``, ``recovery.png``) and, unless ``--quick`` or
-``--no-docs``, ``docs/analyses/bandit4arm_recovery.md`` with ``docs/analyses/img/bandit4arm_recovery_*.png``.
+Outputs: ``results/hbayesdm_recovery_seed<seed>/`` (``result.md``, ``recovery.png``) and, unless ``--quick`` or
+``--no-docs``, ``docs/analyses/hbayesdm_recovery.md`` with ``docs/analyses/img/hbayesdm_recovery_*.png``.
 """
 
 from __future__ import annotations
@@ -50,17 +54,20 @@ import numpy as np
 from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.fitting.bayes import _resolve_sampler
 
-NAME = "bandit4arm_recovery"
+NAME = "hbayesdm_recovery"
+#: the task of each model family (prefix of the agent's name)
+TASKS = {"bandit4arm": "bandit4arm", "igt": "iowa_gambling"}
 REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class Args:
-    """Parameter recovery of hBayesDM's 4-armed-bandit models: MAP by data size, NUTS with hBayesDM's priors."""
+    """Parameter recovery of hBayesDM's learning models: MAP by data size, NUTS with hBayesDM's priors."""
 
     seed: int = 0
     quick: bool = False
-    models: str = "4par,lapse,lapse_decay,singleA_lapse,2par_lapse"
+    models: str = ("bandit4arm_4par,bandit4arm_lapse,bandit4arm_lapse_decay,bandit4arm_singleA_lapse,"
+                   "bandit4arm_2par_lapse,igt_pvl_decay,igt_vpp,igt_orl")
     n_subjects: int = 20
     trials: str = "300,1000,3000,10000"
     starts: int = 2
@@ -75,7 +82,7 @@ class Args:
     docs: bool = True
 
 
-QUICK = {"models": "lapse,2par_lapse", "n_subjects": 8, "trials": "100,300", "nuts_trials": "100", "draws": 100,
+QUICK = {"models": "bandit4arm_lapse,igt_orl", "n_subjects": 8, "trials": "100,300", "nuts_trials": "100", "draws": 100,
          "tune": 100}
 
 
@@ -88,7 +95,9 @@ def recover(model: str, n_trials: int, args: Args, estimator: str) -> dict:
     from neurorl.agents.bandit4arm import gain_loss_population
     from neurorl.fitting.recovery import parameter_recovery
 
-    agent = f"bandit4arm_{model}"
+    agent = model
+    task = TASKS[model.split("_")[0]]
+    population = gain_loss_population(agent) if task == "bandit4arm" else None
     if estimator == "MAP":
         opts = {"n_starts": args.starts}
     else:
@@ -97,8 +106,8 @@ def recover(model: str, n_trials: int, args: Args, estimator: str) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the flags are in the result (identified) and reported below
-        res = parameter_recovery(agent, "bandit4arm", n_subjects=args.n_subjects, n_trials=n_trials,
-                                 params=gain_loss_population(agent), rng=args.seed, estimator=estimator,
+        res = parameter_recovery(agent, task, n_subjects=args.n_subjects, n_trials=n_trials,
+                                 params=population, rng=args.seed, estimator=estimator,
                                  estimator_options=opts, progress=False, min_r=args.min_r)
     names = [str(p) for p in res["param"].values]
     return {"r": {p: float(res["r"].sel(param=p)) for p in names},
@@ -126,8 +135,12 @@ def _fmt(study: dict) -> str:
 def plot(rows: dict, sizes: list[int], models: list[str], min_r: float):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.0), sharey=True, squeeze=False)
-    for ax, model in zip(axes[0], models):
+    ncol = min(4, len(models))
+    nrow = -(-len(models) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.0 * nrow), sharey=True, squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
         studies = [rows[(model, n)] for n in sizes]
         for p in studies[0]["r"]:
             ax.plot(sizes, [s["r"][p] for s in studies], marker="o", label=p)
@@ -135,10 +148,11 @@ def plot(rows: dict, sizes: list[int], models: list[str], min_r: float):
         ax.set_xscale("log")
         ax.set_xticks(sizes)
         ax.set_xticklabels([str(n) for n in sizes])
-        ax.set_title(f"bandit4arm_{model}", fontsize=9)
+        ax.set_title(model, fontsize=9)
         ax.set_xlabel("decisions per subject")
         ax.legend(fontsize=7, loc="lower right")
-    axes[0][0].set_ylabel("r (true vs MAP estimate)")
+    for row in axes:
+        row[0].set_ylabel("r (true vs MAP estimate)")
     axes[0][0].set_ylim(-0.2, 1.0)
     fig.tight_layout()
     return fig
@@ -153,11 +167,11 @@ def main(args: Args) -> dict:
     for model in models:
         for n in sizes:
             rows[(model, n)] = s = recover(model, n, args, "MAP")
-            print(f"MAP  {model:<14} {args.n_subjects} x {n:>5}: {_fmt(s)} ({s['seconds']:.1f} s)", flush=True)
+            print(f"MAP  {model:<24} {args.n_subjects} x {n:>5}: {_fmt(s)} ({s['seconds']:.1f} s)", flush=True)
     for model in models:
         for n in nuts_sizes:
             nuts[(model, n)] = s = recover(model, n, args, "NUTS")
-            print(f"NUTS {model:<14} {args.n_subjects} x {n:>5}: {_fmt(s)}; R-hat <= 1.01 for {s['rhat_ok']} of "
+            print(f"NUTS {model:<24} {args.n_subjects} x {n:>5}: {_fmt(s)}; R-hat <= 1.01 for {s['rhat_ok']} of "
                   f"{args.n_subjects} subjects ({s['seconds'] / 60:.1f} min)", flush=True)
 
     output.save(plot(rows, sizes, models, args.min_r), "recovery")
@@ -165,12 +179,12 @@ def main(args: Args) -> dict:
     lines = [head, "|" + "---|" * (len(sizes) + 2)]
     for model in models:
         ok = [n for n in sizes if all(rows[(model, n)]["identified"].values())]
-        lines.append(f"| `bandit4arm_{model}` | " + " | ".join(_fmt(rows[(model, n)]) for n in sizes)
+        lines.append(f"| `{model}` | " + " | ".join(_fmt(rows[(model, n)]) for n in sizes)
                      + f" | {ok[0] if ok else f'none up to {sizes[-1]}'} |")
     map_table = "\n".join(lines)
     lines = ["| model | size | r of posterior means | subjects with R-hat ≤ 1.01 | minutes |", "|---|---|---|---|---|"]
     for (model, n), s in nuts.items():
-        lines.append(f"| `bandit4arm_{model}` | {args.n_subjects} × {n} | {_fmt(s)} | {s['rhat_ok']} of "
+        lines.append(f"| `{model}` | {args.n_subjects} × {n} | {_fmt(s)} | {s['rhat_ok']} of "
                      f"{args.n_subjects} | {s['seconds'] / 60:.1f} |")
     nuts_table = "\n".join(lines)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -186,7 +200,7 @@ def main(args: Args) -> dict:
         "Figures": "",
         "Assumptions": _doc_section("Assumptions ([A])"),
     }
-    output.write("hBayesDM's 4-armed-bandit models: parameter recovery", sections,
+    output.write("hBayesDM's learning models: parameter recovery by data size", sections,
                  [("recovery", "r of true and MAP-estimated values by decisions per subject, one panel per model "
                                f"({args.n_subjects} subjects per point, seed {args.seed}); dashed: min_r "
                                f"{args.min_r}.")])

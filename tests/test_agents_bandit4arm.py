@@ -312,7 +312,7 @@ def test_parameter_recovery(model):
     assert bool(flags) == (not bool(res["identified"].all()))
 
 
-#: MAP at 20 x 3000 (analyses/bandit4arm_recovery.py, seed 0): the lapse rate, not identified at 300 decisions per
+#: MAP at 20 x 3000 (analyses/hbayesdm_recovery.py, seed 0): the lapse rate, not identified at 300 decisions per
 #: subject, is at 3000 in the lapse models with sensitivities (2par_lapse's is not, even at 10000: r 0.40 at 3000)
 XI_3000 = {"bandit4arm_lapse": 0.86, "bandit4arm_lapse_decay": 0.71, "bandit4arm_singleA_lapse": 0.68}
 
