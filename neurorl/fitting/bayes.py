@@ -16,9 +16,12 @@ One call fits a group::
     fit.predictive_check(task="bandit")        # posterior predictive check (neurorl.fitting.ppc)
     compare({"rw": fit, "rw+stick": fit2})     # arviz.compare table with our model names
 
-This module holds the estimator; the subject level of the model is in :mod:`neurorl.fitting.bayes_hierarchy`, the
-convergence checks in :mod:`neurorl.fitting.bayes_diagnostics`, LOO and comparison in
-:mod:`neurorl.fitting.bayes_evidence` (all importable from here too).
+This module holds the estimator; the bodies of its larger methods live by concern beside it, each method a
+documented delegation: the subject level of the model and where chains start (the MAP start, the centred rows, the
+starting points, numpyro's mass matrix) in :mod:`neurorl.fitting.bayes_hierarchy`, the convergence checks in
+:mod:`neurorl.fitting.bayes_diagnostics`, LOO, exact K-fold and comparison in :mod:`neurorl.fitting.bayes_evidence`,
+posterior draws, latents and predictive checks in :mod:`neurorl.fitting.bayes_posterior` (``loo``, ``compare``,
+``diagnose``, ``BayesWarning`` and the constants are importable from here too).
 
 The model
 ---------
@@ -142,7 +145,6 @@ Assumptions and choices
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -154,6 +156,7 @@ import xarray as xr
 from ..agents.base import Agent, make_agent
 from ..schema import SUBJECT, TRIAL
 from ..tasks.base import as_rng
+from . import bayes_evidence, bayes_hierarchy, bayes_posterior
 from .bayes_diagnostics import (  # noqa: F401
     ESS_PER_CHAIN_MIN,
     RHAT_MAX,
@@ -162,9 +165,10 @@ from .bayes_diagnostics import (  # noqa: F401
     _label,
     diagnose,
 )
-from .bayes_evidence import LL_VAR, OBS, _logmeanexp, _subject_sums, compare, loo
+from .bayes_evidence import LL_VAR, OBS, _subject_sums, compare, loo
 from .bayes_hierarchy import (  # noqa: F401
     CENTRED_SE_RATIO,
+    INIT_SD_FRACTION,
     PARAM,
     PARAM_CENTRED,
     PARAM_OFFSET,
@@ -173,18 +177,14 @@ from .bayes_hierarchy import (  # noqa: F401
     _subject_values,
 )
 from .graph import ThetaLayout
-from .mle import _covariate_names, _Data, _names, _normalise_covariates
+from .mle import _covariate_names, _Data, _normalise_covariates
 
 __all__ = ["fit_bayes", "HierarchicalBayes", "BayesWarning", "compare", "loo", "diagnose", "GROUP_SD_SCALE",
            "SAMPLERS"]
 
-STAT = "stat"
-DRAW = "draw"
 #: default scale of the HalfNormal prior of every group standard deviation ([A1])
 GROUP_SD_SCALE = 1.0
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
-#: chains start with every group sd at this fraction of its prior scale ([A9])
-INIT_SD_FRACTION = 0.1
 _RESERVED = ("group_mean", "group_sd", "offset", "theta", "theta_centred", LL_VAR)
 PARAMETRIZATIONS = ("auto", "non-centred", "centred")
 INITS = ("auto", "prior", "map")
@@ -569,18 +569,10 @@ class HierarchicalBayes:
         return {self.model_["offset"]} if "offset" in self.model_.named_vars else set()
 
     def _start(self, rng: np.random.Generator, use_map: bool) -> dict:
-        """One chain's starting point ([A9], [A10])."""
-        shape = (len(self.layout_.names), self._data.n)
-        u = rng.uniform(-1.0, 1.0, shape)
-        st = self._map_start if use_map else None
-        if st is None:
-            if self._hbayesdm:  # hBayesDM's raw scale: offsets only
-                return {**self._init, "offset": u}
-            gm, gs = self._init["group_mean"], self._init["group_sd"]
-            return {**self._init, **_subject_values(gm[:, None] + gs[:, None] * u, gm, gs, self.centred_)}
-        theta = st["theta"] + st["scale"] * u
-        gm, gs = st["group_mean"], st["group_sd"]
-        return {"group_mean": gm, "group_sd": gs, **_subject_values(theta, gm, gs, self.centred_)}
+        """One chain's starting point ([A9], [A10]): at the MAP start if ``use_map`` and there is one, else near
+        the prior location; see :func:`neurorl.fitting.bayes_hierarchy.start_point`."""
+        return bayes_hierarchy.start_point(rng, (len(self.layout_.names), self._data.n), self._init,
+                                           self._map_start if use_map else None, self.centred_, self._hbayesdm)
 
     @property
     def _init_map(self) -> bool:
@@ -595,65 +587,21 @@ class HierarchicalBayes:
         return None
 
     def _map_start_point(self, trials, layout, rng) -> dict:
-        """[A10]: MAP estimates of every subject, their Laplace sds, and the group mean and sd they imply."""
-        from .mle import MAP
-
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():  # a start point, not a result: MAP's own diagnostics are not the fit's
-            warnings.simplefilter("ignore")
-            fit = MAP(self.agent, rt=self.rt, covariates=self.covariates, progress=False, n_starts=3,
-                      rng=int(rng.integers(2 ** 31 - 1))).fit(trials)
-        res = fit.result_.transpose("param", "subject", ...)
-        # rows MAP holds at their defaults (choice-irrelevant parameters of a choice-only fit: the data do not
-        # inform them) start at their prior location, with the prior start's group sd, and count as uninformed
-        fitted = {str(k): i for i, k in enumerate(res["param"].values)}
-        pri = self.prior_table(None, layout)
-        missing = np.array([name not in fitted for name in layout.names])
-        pick = [fitted.get(name, 0) for name in layout.names]
-        theta = np.where(missing[:, None], pri["mu_loc"].values[:, None], res["theta"].values[pick])
-        n = theta.shape[1]
-        gm = theta.mean(axis=1)
-        gs = np.maximum(theta.std(axis=1), 0.05)  # a group sd of 0 would be a point the sampler cannot leave
-        gs = np.where(missing, INIT_SD_FRACTION * pri["sd_scale"].values, gs)
-        raw = np.where(missing[:, None], np.inf, res["se_theta"].values[pick])
-        ok = np.isfinite(raw) & (raw > 0)
-        se = np.where(ok, np.minimum(raw, gs[:, None]), gs[:, None])
-        self.init_seconds_ = time.perf_counter() - t0
-        return {"theta": theta, "scale": 0.5 * se, "se": se, "se_raw": np.where(ok, raw, np.inf), "group_mean": gm,
-                "group_sd": gs, "n": n}
+        """[A10]: MAP estimates of every subject, their Laplace sds, and the group mean and sd they imply; sets
+        ``init_seconds_``. See :func:`neurorl.fitting.bayes_hierarchy.map_start_point`."""
+        start, self.init_seconds_ = bayes_hierarchy.map_start_point(self.agent, self.rt, self.covariates, trials,
+                                                                    layout, rng, self.prior_table(None, layout))
+        return start
 
     def _centred_rows(self, layout, est: dict | None) -> np.ndarray:
-        """Which rows are sampled centred ([A2]). ``"auto"``: every row when, in the median row, the subjects'
-        median Laplace sd is below ``CENTRED_SE_RATIO`` times the between-subject sd, estimated as
-        ``sqrt(var(estimates) - mean(se^2))`` (the spread of the estimates less their noise) -- the data then pin
-        subjects down more tightly than the group spreads them, the centred form's geometry -- else none."""
-        rows = len(layout.names)
-        par = self.parametrization
-        if isinstance(par, Mapping):
-            unknown = sorted(set(par) - set(layout.names))
-            if unknown:
-                raise ValueError(f"parametrization names {unknown}, which are not rows of the model: "
-                                 f"{list(layout.names)}")
-            return np.array([par.get(n, "non-centred") == "centred" for n in layout.names])
-        if par == "centred":
-            return np.ones(rows, dtype=bool)
-        if par == "non-centred" or self._hbayesdm or est is None:
-            return np.zeros(rows, dtype=bool)
-        return _se_ratio(est) < CENTRED_SE_RATIO
+        """Which rows are sampled centred ([A2]), by ``parametrization`` (``"auto"``: from the MAP estimates
+        ``est``); see :func:`neurorl.fitting.bayes_hierarchy.centred_rows`."""
+        return bayes_hierarchy.centred_rows(self.parametrization, self._hbayesdm, layout, est)
 
     def _inverse_mass(self) -> np.ndarray | None:
-        """numpyro's initial diagonal inverse mass matrix from the MAP start ([A10]): the posterior variance each
-        value variable is expected to have, in the order numpyro flattens PyMC's value variables."""
-        st = self._map_start
-        if st is None:
-            return None
-        n = st["n"]
-        gs = st["group_sd"][:, None]
-        var = {"group_mean": st["group_sd"] ** 2 / n, "group_sd_log__": np.full(len(st["group_sd"]), 1.0 / (2 * n)),
-               **_subject_values(st["se"] ** 2, 0.0, 1.0, self.centred_, offset=np.minimum((st["se"] / gs) ** 2, 1.0))}
-        point = self.model_.initial_point()
-        parts = [np.broadcast_to(var.get(v.name, 1.0), point[v.name].shape).ravel() for v in self.model_.value_vars]
-        return np.concatenate(parts)
+        """numpyro's initial diagonal inverse mass matrix from the MAP start ([A10]), None without one; see
+        :func:`neurorl.fitting.bayes_hierarchy.inverse_mass`."""
+        return bayes_hierarchy.inverse_mass(self._map_start, self.model_, self.centred_)
 
     # -- sampling ---------------------------------------------------------------------------
     def _sample(self, seed: int, valid: np.ndarray | None = None, draws=None, tune=None, progress=None):
@@ -863,140 +811,17 @@ class HierarchicalBayes:
 
     def kfold(self, k: int = 5, *, folds=None, n_inner: int | None = None, draws: int | None = None,
               tune: int | None = None, rng=None, progress: bool | None = None):
-        """Exact K-fold cross-validation by subject ([A6]).
-
-        Parameters
-        ----------
-        k : int, default 5
-            Number of folds (ignored when ``folds`` is given).
-        folds : mapping or array_like, optional
-            Fold of every subject: a mapping subject label -> fold, or an array aligned with the fitted subjects.
-        n_inner : int, optional
-            Fresh population draws per posterior draw when scoring a held-out subject (default: enough for
-            4,000 in all).
-        draws, tune : int, optional
-            Sampler settings of the refits (default: the fit's).
-        rng : int, numpy.random.Generator or None
-            Fold assignment and population draws (default: derived from ``random_seed``).
-        progress : bool, optional
-
-        Returns
-        -------
-        arviz.ELPDData
-            Usable in :func:`compare` (``loo_i`` over ``subject``; no ``pareto_k``: no importance sampling).
-            ``result.attrs["kfold"]`` (also ``self.kfold_``) is an ``xarray.Dataset`` with per-subject ``elpd``,
-            ``mc_se``, ``subject_fold`` (the fold holding each subject), ``lppd`` and per-fold diagnostics
-        """
-        from arviz import ELPDData
-
-        self._check_fitted()
-        data = self._data
-        n = data.n
-        rng = as_rng(rng) if rng is not None else self._rng
-        if folds is None:
-            k = int(k)
-            if not 2 <= k <= n:
-                raise ValueError(f"k must be between 2 and the number of subjects ({n}), got {k}")
-            fold = np.empty(n, np.int64)
-            fold[rng.permutation(n)] = np.arange(n) % k
-        else:
-            if isinstance(folds, Mapping):
-                missing = [s for s in data.subjects.tolist() if s not in folds]
-                if missing:
-                    raise ValueError(f"folds lacks subject(s) {missing[:8]}")
-                fold = np.array([folds[s] for s in data.subjects.tolist()])
-            else:
-                fold = np.asarray(folds)
-                if fold.shape != (n,):
-                    raise ValueError(f"folds must give one fold per subject ({n}), got shape {fold.shape}")
-            _, fold = np.unique(fold, return_inverse=True)
-            if fold.max() < 1:
-                raise ValueError("folds must define at least two folds")
-        n_folds = int(fold.max()) + 1
-        elpd = np.full(n, np.nan)
-        mc_se = np.full(n, np.nan)
-        fold_diag = []
-        valid_tm = np.ascontiguousarray(data.obs["valid"])
-        for f in range(n_folds):
-            held = np.flatnonzero(fold == f)
-            mask = valid_tm.copy()
-            mask[:, held] = False
-            idata, _ = self._sample(int(rng.integers(2 ** 31 - 1)), valid=mask, draws=draws, tune=tune,
+        """Exact K-fold cross-validation by subject ([A6]): refits with folds of subjects held out, each scored as a
+        new member of the population; an ``arviz.ELPDData`` over ``subject`` (also ``kfold_``). See
+        :func:`neurorl.fitting.bayes_evidence.kfold` for the parameters."""
+        return bayes_evidence.kfold(self, k, folds=folds, n_inner=n_inner, draws=draws, tune=tune, rng=rng,
                                     progress=progress)
-            fold_diag.append(diagnose(idata, var_names=("group_mean", "group_sd"),
-                                      label=f"{self.name_} K-fold fold {f}"))
-            gm = idata.posterior["group_mean"].transpose("chain", "draw", PARAM).values.reshape(-1, self.layout_.n_rows)
-            gs = idata.posterior["group_sd"].transpose("chain", "draw", PARAM).values.reshape(-1, self.layout_.n_rows)
-            S = gm.shape[0]
-            M = int(n_inner) if n_inner is not None else max(1, math.ceil(4000 / S))
-            elpd[held], mc_se[held] = self.population_elpd(gm, gs, held, n_inner=M, rng=rng)
-        bad = np.flatnonzero(mc_se > 0.1)
-        if bad.size:
-            warnings.warn(f"{self.name_} K-fold: the Monte Carlo standard error of the held-out log predictive "
-                          f"density exceeds 0.1 nats for subject(s) {_names(data.subjects, bad)} (max "
-                          f"{mc_se.max():.2f}); raise n_inner (population draws per posterior draw)",
-                          BayesWarning, stacklevel=2)
-        lppd = np.full(n, np.nan)
-        if "log_likelihood" in self.idata_.groups():
-            lppd = _logmeanexp(self._subject_ll(self.idata_).reshape(-1, n), axis=0)
-        subj = xr.DataArray(elpd, dims=SUBJECT, coords={SUBJECT: data.subjects}, name="loo_i")
-        total = float(elpd.sum())
-        # no importance sampling, hence no Pareto k (arviz prints and compares such an ELPDData like a LOO result)
-        res = ELPDData(
-            data=[total, float(math.sqrt(n * np.var(elpd))), float(np.sum(lppd) - total), int(S), n, False,
-                  subj, "log"],
-            index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "scale"])
-        detail = xr.Dataset(
-            {"elpd": (SUBJECT, elpd), "mc_se": (SUBJECT, mc_se), "subject_fold": (SUBJECT, fold),
-             "lppd": (SUBJECT, lppd),
-             "fold_max_rhat": ("fold_index", [float(d["max_rhat"]) for d in fold_diag]),
-             "fold_n_divergent": ("fold_index", [int(d["n_divergent"]) for d in fold_diag])},
-            coords={SUBJECT: data.subjects, "fold_index": np.arange(n_folds)},
-            attrs={"method": "exact K-fold by subject", "n_inner": M, "model": self.name_})
-        res.attrs["kfold"] = detail
-        self.kfold_ = detail
-        return res
 
     def population_elpd(self, group_mean: np.ndarray, group_sd: np.ndarray, subjects, *, n_inner: int = 1,
                         rng=None) -> tuple[np.ndarray, np.ndarray]:
-        """Log predictive density of subjects as new members of the population ([A6]).
-
-        ``log p(y_i) = log E[p(y_i | theta)]``, ``theta = group_mean + group_sd * z``, ``z ~ N(0, I)``, by Monte
-        Carlo over the ``S`` given draws of the group parameters with ``n_inner`` fresh ``z`` each.
-
-        Parameters
-        ----------
-        group_mean, group_sd : ndarray, shape (S, R)
-            Draws of the group parameters (unconstrained scale, the layout's rows).
-        subjects : array_like of int
-            Positions of the subjects in the fitted trials.
-        n_inner : int
-        rng : int, Generator or None
-
-        Returns
-        -------
-        (elpd, mc_se) : ndarrays, shape (m,)
-            Log predictive density per subject and its Monte Carlo standard error (delta method).
-        """
-        self._check_fitted()
-        rng = as_rng(rng)
-        gm, gs = np.atleast_2d(np.asarray(group_mean, float)), np.atleast_2d(np.asarray(group_sd, float))
-        held = np.atleast_1d(np.asarray(subjects, dtype=np.int64))
-        S, R = gm.shape
-        M = int(n_inner)
-        if M < 1:
-            raise ValueError(f"n_inner must be >= 1, got {n_inner}")
-        z = rng.standard_normal((S * M, R, held.size))
-        th = np.repeat(gm, M, axis=0)[:, :, None] + np.repeat(gs, M, axis=0)[:, :, None] * z
-        if self._hbayesdm:  # group parameters on hBayesDM's raw scale
-            from .hbayesdm import theta_of_numpy
-
-            th = theta_of_numpy(self.agent_, self.layout_, th)
-        ll = self.subject_loglik(th, held).sum(axis=2)  # (S M, m)
-        elpd = _logmeanexp(ll, axis=0)
-        w = np.exp(ll - ll.max(axis=0, keepdims=True))
-        mc_se = w.std(axis=0) / (w.mean(axis=0) * math.sqrt(w.shape[0]))
-        return elpd, mc_se
+        """Log predictive density of subjects as new members of the population ([A6]) and its Monte Carlo standard
+        error, per subject; see :func:`neurorl.fitting.bayes_evidence.population_elpd`."""
+        return bayes_evidence.population_elpd(self, group_mean, group_sd, subjects, n_inner=n_inner, rng=rng)
 
     @staticmethod
     def _subject_ll(idata) -> np.ndarray:
@@ -1004,115 +829,23 @@ class HierarchicalBayes:
 
     # -- posterior draws, latents, predictive checks --------------------------------------------
     def _draw_index(self, n_draws: int | None) -> np.ndarray:
-        post = self.idata_.posterior
-        S = int(post.sizes["chain"]) * int(post.sizes["draw"])
-        if n_draws is None or int(n_draws) >= S:
-            return np.arange(S)
-        if int(n_draws) < 1:
-            raise ValueError(f"n_draws must be >= 1, got {n_draws}")
-        return np.unique(np.linspace(0, S - 1, int(n_draws)).round().astype(np.int64))
+        """Positions of ``n_draws`` evenly spaced pooled draws ([A7]); see :mod:`neurorl.fitting.bayes_posterior`."""
+        return bayes_posterior._draw_index(self, n_draws)
 
     def posterior_draws(self, n_draws: int | None = None) -> xr.Dataset:
-        """Posterior draws of every subject's constrained parameters.
-
-        Parameters
-        ----------
-        n_draws : int, optional
-            Number of draws, evenly spaced over the pooled chains ([A7]); default all.
-
-        Returns
-        -------
-        xarray.Dataset
-            One variable per free parameter, dims ``(draw, subject)``, or ``(draw, subject, trial)`` for
-            covariate-modulated parameters (their value on each trial). The format
-            :func:`neurorl.fitting.ppc.predictive_check` accepts.
-        """
-        self._check_fitted()
-        data, layout = self._data, self.layout_
-        theta = self._theta()[self._draw_index(n_draws)]  # (k, R, n)
-        spec = {p.name: p for p in self.agent_.params}
-        out = {}
-        for name, base, slopes in layout.terms:
-            eta = theta[:, base]
-            if slopes:
-                x = np.transpose(data.x, (1, 0, 2))  # (n, T, C)
-                eta = eta[:, :, None] + sum(theta[:, r][:, :, None] * x[None, :, :, c] for r, c in slopes)
-                out[name] = ((DRAW, SUBJECT, TRIAL), spec[name].to_constrained(eta))
-            else:
-                out[name] = ((DRAW, SUBJECT), spec[name].to_constrained(eta))
-        return xr.Dataset(out, coords={DRAW: np.arange(theta.shape[0]), SUBJECT: data.subjects,
-                                       TRIAL: data.trials[TRIAL].values},
-                          attrs={"posterior": "hierarchical Bayes", "agent": self.agent_.name})
+        """Posterior draws of every subject's constrained parameters, ``n_draws`` evenly spaced ones (default all),
+        dims ``(draw, subject[, trial])``; see :func:`neurorl.fitting.bayes_posterior.posterior_draws`."""
+        return bayes_posterior.posterior_draws(self, n_draws)
 
     def latents(self, n_draws: int = 100, *, level: float = 0.95) -> xr.Dataset:
-        """Posterior latents: replay the data at posterior draws and summarise each latent per trial ([A7]).
-
-        Parameters
-        ----------
-        n_draws : int, default 100
-            Posterior draws replayed (all subjects at once: draws are stacked on the subject axis).
-        level : float, default 0.95
-            Central probability of the credible interval.
-
-        Returns
-        -------
-        xarray.Dataset
-            Every latent of the agent with dims ``(stat, subject, trial[, action])``; ``stat`` is ``mean``,
-            ``sd``, ``median``, ``lower``, ``upper`` (the interval's ends). NaN on padding rows. Hand
-            ``.sel(stat="mean")`` to decoding.
-        """
-        from ..simulate import replay
-
-        self._check_fitted()
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level}")
-        data = self._data
-        draws = self.posterior_draws(n_draws)
-        k, n = draws.sizes[DRAW], data.n
-        trials = data.trials
-        tiled = trials.isel({SUBJECT: np.tile(np.arange(n), k)}).assign_coords({SUBJECT: np.arange(k * n)})
-        params = {}
-        for v in draws.data_vars:
-            a = draws[v].values  # (k, n) or (k, n, T)
-            params[v] = a.reshape((k * n,) + a.shape[2:])
-        lat = replay(self.agent_, tiled, params)
-        q_lo, q_hi = (1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0
-        out = {}
-        skip = set(getattr(self.agent_, "simulation_only", ()))
-        for name in lat.data_vars:
-            if name in skip:
-                continue
-            a = lat[name].values
-            a = a.reshape((k, n) + a.shape[1:])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN padding rows
-                stats = np.stack([np.nanmean(a, axis=0), np.nanstd(a, axis=0), np.nanmedian(a, axis=0),
-                                  np.nanquantile(a, q_lo, axis=0), np.nanquantile(a, q_hi, axis=0)])
-            out[name] = ((STAT,) + lat[name].dims, stats)
-        coords = {STAT: ["mean", "sd", "median", "lower", "upper"], SUBJECT: data.subjects,
-                  TRIAL: trials[TRIAL].values}
-        for c in lat.coords:
-            if c not in (SUBJECT, TRIAL) and c in lat.dims:
-                coords[c] = lat[c].values
-        return xr.Dataset(out, coords=coords, attrs={"agent": self.agent_.name, "level": level, "n_draws": k,
-                                                     "summary": "posterior over draws of the replayed latents"})
+        """Posterior latents: replay the data at ``n_draws`` posterior draws and summarise each latent per trial
+        (mean, sd, median, central ``level`` interval; [A7]); see :func:`neurorl.fitting.bayes_posterior.latents`."""
+        return bayes_posterior.latents(self, n_draws, level=level)
 
     def predictive_check(self, task, *, n_sims: int = 20, rng=None, **kwargs) -> xr.Dataset:
-        """Posterior predictive check: :func:`neurorl.fitting.ppc.predictive_check` at ``n_sims`` posterior draws.
-
-        Each simulated group uses one posterior draw of every subject's parameters (evenly spaced draws).
-        ``kwargs`` go to ``predictive_check`` (``summaries``, ``level``, ``schedule``, ...). Covariate-modulated
-        parameters are not supported there (``ValueError``).
-        """
-        from .ppc import predictive_check
-
-        self._check_fitted()
-        if self.layout_.has_covariates:
-            raise ValueError("predictive checks with trial-wise (covariate-modulated) parameters are not supported; "
-                             "fit without covariates")
-        draws = self.posterior_draws(n_sims)
-        return predictive_check(self.agent_, self.trials_, draws, task=task, n_sims=n_sims,
-                                rng=rng if rng is not None else self._rng, **kwargs)
+        """Posterior predictive check: :func:`neurorl.fitting.ppc.predictive_check` at ``n_sims`` posterior draws;
+        see :func:`neurorl.fitting.bayes_posterior.predictive_check`."""
+        return bayes_posterior.predictive_check(self, task, n_sims=n_sims, rng=rng, **kwargs)
 
 
 # ============================================================================ one call
