@@ -31,6 +31,7 @@ Targets (issue "Hierarchical Bayesian fitting"): >= 2x the baseline's ESS/s, R-h
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 import warnings
@@ -195,7 +196,7 @@ def run_rlddm(args):
     fit = HierarchicalBayes(base, rt=WienerRT(), draws=args.draws, tune=args.tune, chains=args.chains,
                             cores=args.cores, sampler=args.rlddm_sampler, random_seed=args.seed, progress=False,
                             log_likelihood=False, parametrization=args.rlddm_parametrization,
-                            init=args.rlddm_init).fit(trials)
+                            init=args.rlddm_init, sampler_kwargs=json.loads(args.rlddm_sampler_kwargs)).fit(trials)
     wall = time.perf_counter() - t0
     d = fit.diagnostics_
     ess = float(d["min_ess_bulk"])
@@ -237,6 +238,8 @@ def main(argv=None):
     ap.add_argument("--rlddm-parametrization", default="auto", choices=("auto", "centred", "non-centred"),
                     help="RL-DDM hierarchy (default auto, neurorl's default: chosen per parameter from the MAP "
                          "estimates' Laplace sds)")
+    ap.add_argument("--rlddm-sampler-kwargs", default="{}",
+                    help='JSON passed to the RL-DDM sampler (e.g. \'{"low_rank_modified_mass_matrix": true}\')')
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     from neurorl.fitting.bayes import BayesWarning
