@@ -60,11 +60,15 @@ import numpy as np
 import neurorl as nr
 from neurorl.analysis import AnalysisOutput, parse_args
 from neurorl.fitting import model_recovery, plot_model_recovery
+from neurorl.tasks.revaluation import Revaluation
 
 NAME = "sr_revaluation"
 REPO = Path(__file__).resolve().parents[1]
 CONDITIONS = ("reward", "transition", "control")
 THRESHOLD = 0.2
+#: value-iteration sweeps of the model-based learner: an episode's most moves, which solve the learnt model exactly
+#: (the block design's default would be one per state, 27: the same values at 7x the cost)
+MB_SWEEPS = Revaluation.max_moves
 
 
 @dataclass
@@ -104,7 +108,7 @@ def learners() -> dict:
     """The learners of part 1 (label -> agent)."""
     return {
         "model-free": nr.make_agent("successor", components=("mf",)),
-        "model-based": nr.make_agent("successor", components=("mb",)),
+        "model-based": nr.make_agent("successor", components=("mb",), sweeps=MB_SWEEPS),
         "SR (state-action)": nr.make_agent("successor"),
         "SR (state)": nr.make_agent("successor", representation="state"),
     }
@@ -112,7 +116,8 @@ def learners() -> dict:
 
 def candidates() -> dict:
     """The candidates and generators of part 2."""
-    return {"MF": nr.make_agent("successor", components=("mf",)), "MB": nr.make_agent("successor", components=("mb",)),
+    return {"MF": nr.make_agent("successor", components=("mf",)),
+            "MB": nr.make_agent("successor", components=("mb",), sweeps=MB_SWEEPS),
             "SR": nr.make_agent("successor")}
 
 

@@ -23,7 +23,7 @@ def _softmax(x, avail, beta):
     return [v / tot for v in e]
 
 
-def reference(trials, params, *, representation, components, gamma):
+def reference(trials, params, *, representation, components, gamma, sweeps=None):
     """Policies (subject, trial, action) of the successor agent by explicit loops."""
     item = trials["item"].values
     avail_t = trials["available"].values
@@ -51,7 +51,7 @@ def reference(trials, params, *, representation, components, gamma):
                     tab["sr"] = [sum(H[k][j] * R[j] for j in range(I)) for k in range(I)]
             if "mb" in components:
                 q = list(R)
-                for _ in range(S):
+                for _ in range(sweeps or S):
                     V = [max(q[item[x, a]] for a in range(A) if avail_t[x, a]) for x in range(S)]
                     q = [R[k] + gamma * sum(Tm[k][y] * V[y] for y in range(S)) for k in range(I)]
                 tab["mb"] = q
@@ -161,6 +161,21 @@ def test_revaluation_signature(components, revalues):
         assert (p > control + 0.4) == yes, (components, cond, p, control)
 
 
+def test_mb_sweeps_of_the_longest_episode_are_exact():
+    """Block design (27 states): value iteration with as many sweeps as an episode's most moves gives the values of
+    the full S sweeps (the slow reference, run with S), because the learnt model has no longer path."""
+    task = nr.make_task("revaluation", condition="mixed", n_blocks=3, n_learning=3, n_relearning=2, n_test=1)
+    agent = nr.make_agent("successor", components=("mb",), gamma=0.9, sweeps=task.max_moves)
+    sim = nr.simulate(agent, task, n_subjects=2, n_trials=90, rng=2)
+    assert task.env.n_states == 27 and task.max_moves == 4
+    ref = reference(sim.trials, sim.params, representation="state_action", components=("mb",), gamma=0.9)
+    np.testing.assert_allclose(sim.latents["policy"].values, ref, rtol=1e-10, atol=1e-12)
+    # and a horizon shorter than the longest episode is a different model: the root's values lag
+    two = nr.make_agent("successor", components=("mb",), gamma=0.9, sweeps=2)
+    lag = nr.replay(two, sim.trials, sim.params)["q_mb"].values - nr.replay(agent, sim.trials, sim.params)["q_mb"].values
+    assert np.abs(lag).max() > 0.1
+
+
 def test_hybrid_weights_on_simplex():
     p = {"w_mb": np.array([0.2]), "share_sr": np.array([0.5])}
     w = mixture_weights(p, ("mf", "sr", "mb"))
@@ -172,5 +187,10 @@ def test_bad_options_and_big_tasks():
         nr.make_agent("successor", components=("sr", "td"))
     with pytest.raises(ValueError, match="representation"):
         nr.make_agent("successor", representation="item")
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="sweeps"):
+            nr.make_agent("successor", components=("mb",), sweeps=bad)
+    with pytest.raises(ValueError, match="no 'mb'"):
+        nr.make_agent("successor", sweeps=3)
     with pytest.raises(ValueError, match="at most 64 items"):
         nr.make_agent("successor").check_task(nr.make_task("maze"))

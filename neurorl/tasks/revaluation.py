@@ -148,6 +148,10 @@ class Revaluation(Task):
         self._env = EnvSpec(9 * B, 2, 8 * B, item, np.tile(available, (B, 1)), np.full((9 * B, 2), np.nan))
 
     # -- schedule ---------------------------------------------------------------------
+    #: the most moves an episode makes (root, chain start, middle, terminal); a model-based learner's value iteration
+    #: is exact with this many sweeps (``successor(components=("mb",), sweeps=Revaluation.max_moves)``)
+    max_moves = 4
+
     def block_of(self, episode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(block, episode within the block)`` of each session episode index."""
         e = np.asarray(episode)
