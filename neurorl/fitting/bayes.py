@@ -130,10 +130,13 @@ Assumptions and choices
      itself is jittered by the same amount; nutpie's chains share one such start). The usual
      jitter of every variable (PyMC, nutpie) can start a chain where the data are impossible -- e.g. a
      non-decision time above a subject's fastest RT, where the Wiener likelihood is a flat floor -- and leave it
-     stuck there (seen: R-hat 4, every draw divergent); the prior locations are meant to be plausible.
+     stuck there (seen: R-hat 4, every draw divergent); the prior locations are meant to be plausible. Every group
+     mean is then moved by U(-1, 1) times its group sd / sqrt(subjects), about one posterior sd (here and under
+     [A10]): a group mean the data cannot inform, started exactly at its prior's mode, has a zero gradient, and
+     nutpie refuses such a start (soft_q's ``eta_true`` in a choice-only fit: "All initialization points failed").
 [A10] ``init="map"`` (``"auto"``, the default, unless ``priors="hbayesdm"``): every chain starts at the subjects' MAP estimates (neurorl's MAP with the agents' default
      priors) jittered uniformly by half their Laplace sds (capped at the spread of the estimates), the group mean
-     at the estimates' mean and the group sd at their sd (at least 0.05). Under numpyro the initial diagonal
+     near the estimates' mean ([A9]) and the group sd at their sd (at least 0.05). Under numpyro the initial diagonal
      inverse mass matrix is the expected posterior variance of each value variable (Laplace variances of the
      subjects; sd^2 / n for group means; 1 / 2n for log group sds), so the first warm-up window does not spend
      100+ leapfrog steps per draw with a unit mass matrix (measured on RL-DDM: docs/bayes.md). Rows MAP holds at

@@ -160,17 +160,21 @@ def start_point(rng: np.random.Generator, shape: tuple[int, int], init: dict, ma
     ``shape`` is (rows, subjects); every subject is jittered by ``U(-1, 1)`` draws of ``rng``: as offsets around
     ``init`` (the prior start the model was built with: ``group_mean``, ``group_sd``; under hBayesDM's hierarchy
     the offsets alone) when ``map_start`` is None, else by ``map_start["scale"]`` around the MAP estimates
-    (:func:`map_start_point`), the group at their mean and sd.
+    (:func:`map_start_point`), the group at their mean and sd. The group means are then moved by ``U(-1, 1)`` times
+    ``group_sd / sqrt(subjects)`` (about one posterior sd): a group mean the data cannot inform (e.g. soft_q's
+    ``eta_true`` in a choice-only fit, which MAP leaves at the prior location) would otherwise start exactly at the
+    prior's mode, where its whole gradient is 0, and nutpie refuses such a start ("bad initial gradient": its mass
+    matrix starts from the gradient).
     """
     u = rng.uniform(-1.0, 1.0, shape)
     st = map_start
+    if st is None and hbayesdm:  # hBayesDM's raw scale: offsets only
+        return {**init, "offset": u}
+    gm, gs = (init if st is None else st)["group_mean"], (init if st is None else st)["group_sd"]
+    gm = gm + gs / np.sqrt(shape[1]) * rng.uniform(-1.0, 1.0, shape[0])
     if st is None:
-        if hbayesdm:  # hBayesDM's raw scale: offsets only
-            return {**init, "offset": u}
-        gm, gs = init["group_mean"], init["group_sd"]
-        return {**init, **_subject_values(gm[:, None] + gs[:, None] * u, gm, gs, centred)}
+        return {**init, "group_mean": gm, **_subject_values(gm[:, None] + gs[:, None] * u, gm, gs, centred)}
     theta = st["theta"] + st["scale"] * u
-    gm, gs = st["group_mean"], st["group_sd"]
     return {"group_mean": gm, "group_sd": gs, **_subject_values(theta, gm, gs, centred)}
 
 
