@@ -91,3 +91,16 @@ def test_loglik_op_jax_dispatch_matches_perform():
     got = pytensor.function([theta], [ll, grad], mode="JAX")(value)
     for a, b in zip(got, want):
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-10, atol=1e-10)
+
+
+def test_jax_ops_make_cpu_dispatch_synchronous_in_a_fresh_process():
+    """Importing the JAX backend turns JAX's asynchronous CPU dispatch off before the CPU client exists (a hand-off
+    per call to an XLA worker thread; docs/architecture.md), and JAX still computes."""
+    import subprocess
+    import sys
+
+    code = ("import neurorl.backend.jax_ops, jax, jax.numpy as jnp\n"
+            "assert jax.config.values['jax_cpu_enable_async_dispatch'] is False\n"
+            "print(float(jnp.sum(jnp.arange(4.0) ** 2)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "14.0"

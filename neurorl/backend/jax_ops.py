@@ -7,7 +7,7 @@ Importing this module imports jax and sets two options for the process:
 * synchronous dispatch on the CPU (``jax_cpu_enable_async_dispatch=False``), unless the CPU backend has already
   started: a likelihood evaluation then runs in the calling thread instead of being handed to one of XLA's worker
   threads while the caller waits for it. Every caller here waits for the result at once, so the hand-off is pure
-  cost: measured on a 2-core Intel VM, about 20 us per call on a small program, and nutpie's two RL-DDM chains
+  cost: measured on a 2-core Intel VM, 45-70 us per call on small programs, and nutpie's two RL-DDM chains
   (each a thread calling the gradient) ran 1.42x faster than one chain instead of 1.17x
   (docs/architecture.md, "Synchronous dispatch").
 """
