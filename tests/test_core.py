@@ -48,6 +48,34 @@ def test_gather_scatter():
     np.testing.assert_array_equal(table, np.arange(12.0).reshape(3, 4))  # not mutated
 
 
+@pytest.mark.parametrize("m", [4, 80])  # compared with every column (<= ONE_HOT_MAX) / XLA's gather and scatter
+def test_jax_gather_scatter_agree_with_numpy(m):
+    import jax
+
+    from neurorl.backend import get_jax_ops
+
+    ops = get_jax_ops()
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(5, m))
+    table[0, 1] = -np.inf  # a masked entry must not leak into the other columns' reads (-inf * 0 is NaN)
+    idx = rng.integers(-m, m, size=(5, 3))  # negative indices count from the end, as in NumPy
+    np.testing.assert_array_equal(ops.gather(table, idx), NUMPY.gather(table, idx))
+    flat = rng.integers(-m, m, size=5)
+    np.testing.assert_array_equal(ops.gather(table, flat[:, None]), NUMPY.gather(table, flat[:, None]))
+    mask = rng.random((5, m)) < 0.5
+    np.testing.assert_array_equal(ops.gather(mask, idx), NUMPY.gather(mask, idx))
+    v = rng.normal(size=5)
+    np.testing.assert_array_equal(ops.scatter_add(table, flat, v), NUMPY.scatter_add(table, flat, v))
+    # derivatives: d gather / d table is the indicator of the read entry; d scatter_add / d value puts 1 there
+    t2 = rng.normal(size=(5, m))
+    g = jax.grad(lambda t: ops.gather(t, idx).sum())(t2)
+    expected = np.zeros((5, m))
+    np.add.at(expected, (np.repeat(np.arange(5), 3), (idx % m).ravel()), 1.0)
+    np.testing.assert_array_equal(g, expected)
+    gv = jax.grad(lambda x: (ops.scatter_add(t2, flat, x) * t2).sum())(v)
+    np.testing.assert_array_equal(gv, t2[np.arange(5), flat % m])
+
+
 def test_pytensor_ops_agree_with_numpy():
     import pytensor.tensor as pt
 

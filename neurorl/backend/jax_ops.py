@@ -33,6 +33,10 @@ __all__ = ["JAX", "JaxOps"]
 
 _SQRT_PI = math.sqrt(math.pi)
 
+#: tables of at most this many columns are read (:meth:`JaxOps.gather`) and updated (:meth:`JaxOps.scatter_add`) by
+#: comparing the index with every column instead of XLA's gather and scatter
+ONE_HOT_MAX = 64
+
 
 def _erfcx(x):
     """Scaled complementary error function ``exp(x^2) erfc(x)`` (asymptotic series above x = 25)."""
@@ -42,6 +46,12 @@ def _erfcx(x):
     inv2 = 1.0 / (xl * xl)
     large = (1.0 - 0.5 * inv2 + 0.75 * inv2 * inv2 - 1.875 * inv2 ** 3) / (xl * _SQRT_PI)
     return jnp.where(small, jnp.exp(xs * xs) * jsp.erfc(xs), large)
+
+
+def _columns(idx, m):
+    """``idx[..., None] == column`` for the columns ``0..m-1`` (negative indices count from the end)."""
+    idx = jnp.where(idx < 0, idx + m, idx)
+    return idx[..., None] == jnp.arange(m, dtype=idx.dtype)
 
 
 class JaxOps(ArrayModuleOps):
@@ -63,10 +73,33 @@ class JaxOps(ArrayModuleOps):
     def stack(xs, axis=0):
         return jnp.stack([jnp.asarray(x, dtype=float) if isinstance(x, float) else x for x in xs], axis=axis)
 
+    # Small tables (a learning rule's values over a few actions or states) are read and written by comparison with
+    # every column. XLA:CPU runs each gather and scatter as its own kernel, so inside a ``lax.scan`` step they
+    # split the step into dozens of kernels, each with its own call overhead; comparisons and selects fuse with
+    # the arithmetic around them. Measured on the hierarchical RL-DDM benchmark (28 subjects, 5,081 trials,
+    # 2-core Intel VM): the scan with the learning rate's tangent 0.83 ms -> 0.20 ms, the whole gradient
+    # 0.92 ms -> 0.74 ms; the values are the same to the last bit (a sum of one entry and zeros). Negative indices
+    # count from the end, as in NumPy; an index past the end reads 0 and adds nothing.
+    def gather(self, table, idx):
+        """``table[i, idx[i, ...]]`` for each row i (table: (n, m))."""
+        idx = jnp.asarray(idx)
+        if jnp.ndim(table) != 2 or table.shape[1] > ONE_HOT_MAX:
+            return super().gather(table, idx)
+        n, m = table.shape
+        hit = _columns(idx, m)  # (n, ..., m)
+        t = table.reshape((n,) + (1,) * (idx.ndim - 1) + (m,))
+        if table.dtype == jnp.bool_:
+            return jnp.any(hit & t, axis=-1)
+        return jnp.sum(jnp.where(hit, t, jnp.zeros((), table.dtype)), axis=-1, dtype=table.dtype)
+
     @staticmethod
     def scatter_add(table, idx, value):
         """A copy of ``table`` with ``value[i]`` added at ``table[i, idx[i]]``."""
-        return table.at[jnp.arange(table.shape[0]), jnp.asarray(idx)].add(value)
+        idx = jnp.asarray(idx)
+        if jnp.ndim(table) != 2 or table.shape[1] > ONE_HOT_MAX or idx.ndim != 1:
+            return jnp.asarray(table).at[jnp.arange(table.shape[0]), idx].add(value)
+        value = jnp.asarray(value)
+        return table + jnp.where(_columns(idx, table.shape[1]), value[:, None], jnp.zeros((), value.dtype))
 
 
 JAX = JaxOps()
