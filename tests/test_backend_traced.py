@@ -104,3 +104,37 @@ def test_jax_ops_make_cpu_dispatch_synchronous_in_a_fresh_process():
             "print(float(jnp.sum(jnp.arange(4.0) ** 2)))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "14.0"
+
+
+def test_jax_ops_order_xla_cpu_kernels_in_program_order_unless_the_user_says_otherwise():
+    """Importing the JAX backend appends the program-order scheduler option to ``XLA_FLAGS`` in a fresh process
+    (docs/architecture.md), keeps a user's own setting of it, and leaves XLA_FLAGS alone once the CPU backend runs;
+    the cache key of an executable follows XLA_FLAGS."""
+    import os
+    import subprocess
+    import sys
+
+    import jaxlib
+
+    from neurorl.backend import jax_ops
+
+    version = tuple(int(x) for x in jaxlib.__version__.split(".")[:3])
+    expected = jax_ops.SCHEDULER_JAXLIB[0] <= version < jax_ops.SCHEDULER_JAXLIB[1]
+    show = ("import os, neurorl.backend.jax_ops, jax.numpy as jnp\n"
+            "print(os.environ.get('XLA_FLAGS', ''))\n"
+            "assert float(jnp.sum(jnp.arange(4.0) ** 2)) == 14.0\n")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+
+    def flags(code, **extra):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**env, **extra}).stdout.strip().splitlines()[-1:]
+
+    assert flags(show) == ([jax_ops._SCHEDULER_FLAG] if expected else [])
+    own = "--xla_cpu_enable_concurrency_optimized_scheduler=true"
+    assert flags(show, XLA_FLAGS=own) == [own]
+    started = "import jax.numpy as jnp\njnp.ones(2).sum()\n" + show
+    assert flags(started) == []
+    code = ("import os, sys\nfrom neurorl.backend.cache import executable_key\n"
+            "a = executable_key('s')\nos.environ['XLA_FLAGS'] = '--xla_cpu_enable_fast_math=true'\n"
+            "print(a != executable_key('s'))\n")
+    assert flags(code) == ["True"]

@@ -101,9 +101,10 @@ def _machine() -> str:
 
 
 def executable_key(structure: str, module_file: str | None = None) -> str:
-    """Key of a compiled executable: the model structure, neurorl's source, versions, the processor and JAX's
+    """Key of a compiled executable: the model structure, neurorl's source, versions, the processor, JAX's
     devices (an executable built where ``--xla_force_host_platform_device_count`` gave JAX two CPU devices, as for
-    numpyro's parallel chains, refuses to run with one: "Attempted to execute with 2 argument lists")."""
+    numpyro's parallel chains, refuses to run with one: "Attempted to execute with 2 argument lists") and
+    ``XLA_FLAGS`` (options such as ``--xla_cpu_enable_fast_math`` change the compiled arithmetic)."""
     import jax
     import jaxlib
     import numpy
@@ -111,7 +112,7 @@ def executable_key(structure: str, module_file: str | None = None) -> str:
     pkg = Path(__file__).resolve().parent.parent
     devices = f"{jax.default_backend()} x {jax.local_device_count()}"
     parts = [structure, _source_hash(pkg), jax.__version__, jaxlib.__version__, numpy.__version__, _machine(),
-             devices]
+             devices, os.environ.get("XLA_FLAGS", "")]
     if module_file:
         mf = Path(module_file).resolve()
         if pkg not in mf.parents:
