@@ -1,6 +1,6 @@
 """JAX backend of the ops layer: the learning rules, traced inside ``jax.lax.scan``.
 
-Importing this module imports jax and sets two options for the process:
+Importing this module imports jax and sets three options for the process:
 
 * 64-bit floats (``jax_enable_x64``): likelihoods are compared with the NumPy replay to 1e-10 and optimised with
   exact Newton steps, which float32 cannot support;
@@ -14,9 +14,10 @@ Importing this module imports jax and sets two options for the process:
   ``XLA_FLAGS``), unless the CPU backend has already started, ``XLA_FLAGS`` already names the option, or the jaxlib
   is one this was not tested with (:data:`SCHEDULER_JAXLIB`; XLA aborts the process on a flag it does not know).
   XLA's default orders a program's kernels so that independent ones can run at once on its worker threads; a
-  sampler already runs one chain per core, so that only adds hand-offs: two nutpie chains of the hierarchical
-  RL-DDM gradient reached 1.60-1.63 gradients per ms with it and 1.84 without (2-core Intel VM; one chain alone
-  the same). Numbers are unchanged: the option orders kernels, it does not change them.
+  sampler already runs one chain per core, so that only adds hand-offs: two threads calling the hierarchical
+  RL-DDM gradient reached 1.60-1.63 gradients per ms with it and 1.84 in program order (2-core Intel VM; one
+  thread alone the same; docs/architecture.md, "Kernel order and small tables"). Numbers are unchanged: the option
+  orders kernels, it does not change them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import os
 
 import jax
 
-#: jaxlib versions [low, high) known to accept --xla_cpu_enable_concurrency_optimized_scheduler
-SCHEDULER_JAXLIB = ((0, 5, 0), (0, 11, 0))
+#: jaxlib versions [low, high) where --xla_cpu_enable_concurrency_optimized_scheduler is set (tested: 0.10.2; others
+#: are left alone rather than risk a flag their XLA does not know)
+SCHEDULER_JAXLIB = ((0, 10, 0), (0, 11, 0))
 _SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 
