@@ -169,24 +169,91 @@ def test_centred_model_logp_is_the_non_centred_one_with_its_jacobian(agent, ragg
         fit_bayes(agent, ragged, parametrization="centered-ish")
 
 
-def test_auto_parametrization_compares_laplace_sds_with_the_spread_they_leave(agent, ragged):
-    """[A2]: a row is centred where the subjects' median Laplace sd is below sqrt(var(estimates) - mean(se^2))."""
-    from neurorl.fitting.bayes import _se_ratio
+def test_auto_parametrization_weighs_laplace_sds_against_the_between_subject_sd(agent, ragged):
+    """[A2]: subject i's weight in a row is tau^2 / (tau^2 + se_i^2), tau the ML between-subject sd of the MAP
+    estimates; explicit options give one form per row."""
+    from neurorl.fitting.bayes_hierarchy import between_sd
     from neurorl.fitting.graph import ThetaLayout
 
     est = {"theta": np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 0.1, 0.0, 0.1]]),
            "se_raw": np.array([[0.5, 0.5, 0.5, 0.5], [0.5, 0.4, 0.5, np.inf]])}
-    # row 0: var 1.25, mean se^2 0.25 -> between-subject sd 1, ratio 0.5; row 1: the estimates vary less than
-    # their noise (and one subject has no Laplace sd): no spread left, ratio inf
-    np.testing.assert_allclose(_se_ratio(est), [0.5, np.inf])
+    # row 0, equal se: the ML tau^2 is the ML variance less se^2, 1.25 - 0.25 = 1, so every weight is 1 / 1.25;
+    # row 1: the estimates vary less than their noise (and one subject has no Laplace sd): tau 0, non-centred
+    np.testing.assert_allclose(between_sd(est["theta"], est["se_raw"]), [1.0, 0.0], atol=1e-6)
     layout = ThetaLayout.plain(agent)
-    np.testing.assert_array_equal(HierarchicalBayes(agent)._centred_rows(layout, est), [True, False])
-    assert HierarchicalBayes(agent, parametrization="non-centred")._centred_rows(layout, est).tolist() == [0, 0]
-    assert HierarchicalBayes(agent, parametrization={"beta": "centred"})._centred_rows(layout, est).tolist() == [0, 1]
+    np.testing.assert_allclose(HierarchicalBayes(agent)._centring(layout, est, 4), [[0.8] * 4, [0.0] * 4], atol=1e-6)
+    assert HierarchicalBayes(agent, parametrization="non-centred")._centring(layout, est, 4).tolist() == [[0] * 4] * 2
+    assert HierarchicalBayes(agent, parametrization={"beta": "centred"})._centring(layout, est, 3).tolist() == \
+        [[0] * 3, [1] * 3]
+    assert (HierarchicalBayes(agent)._centring(layout, None, 3) == 0).all()
     with pytest.raises(ValueError, match="not rows of the model"):
-        HierarchicalBayes(agent, parametrization={"gamma": "centred"})._centred_rows(layout, est)
+        HierarchicalBayes(agent, parametrization={"gamma": "centred"})._centring(layout, est, 4)
     with pytest.raises(ValueError, match="per parameter"):
         fit_bayes(agent, ragged, parametrization={"alpha": "centered"})
+
+
+def test_describe_parametrization_names_forms_and_median_weights():
+    from neurorl.fitting.bayes import describe_parametrization
+
+    assert describe_parametrization({"alpha": "centred", "beta": "centred"}, np.ones((2, 3))) == "every row centred"
+    assert describe_parametrization({"alpha": "non-centred", "beta": "centred"}, [[0, 0, 0], [1, 1, 1]]) == \
+        "alpha non-centred, beta centred"
+    # medians of (0.1, 0.2, 0.9) and (1, 1, 1)
+    assert describe_parametrization({"alpha": "partial", "beta": "centred"}, [[0.9, 0.1, 0.2], [1, 1, 1]]) == \
+        "alpha partial (median weight 0.20), beta centred"
+    assert describe_parametrization({"alpha": "partial", "beta": "partial"}, [[0.9, 0.1, 0.2], [0.5, 1, 0.7]]) == \
+        "every row partially non-centred (median weight alpha 0.20, beta 0.70; 1 centred, 0 non-centred)"
+
+
+def test_between_sd_is_the_maximum_of_the_random_effects_likelihood():
+    """Unequal se: the ML tau against a brute-force grid of the likelihood with mu profiled out; subjects whose
+    se is huge weigh nothing."""
+    from neurorl.fitting.bayes_hierarchy import between_sd
+
+    rng = np.random.default_rng(3)
+    se = rng.uniform(0.1, 1.5, 30)
+    th = rng.normal(0.4, 0.6, 30) + rng.normal(0.0, se)
+    tau = np.linspace(1e-4, 3.0, 300001)
+    v = tau[:, None] ** 2 + se ** 2
+    mu = (th / v).sum(1) / (1 / v).sum(1)
+    ll = -0.5 * (np.log(v) + (th - mu[:, None]) ** 2 / v).sum(1)
+    want = tau[np.argmax(ll)]
+    got = between_sd(np.stack([th, np.append(th[:-1], 50.0)]), np.stack([se, np.append(se[:-1], np.inf)]))
+    assert got[0] == pytest.approx(want, abs=2e-5)
+    # the last subject made an outlier but given no precision: the rest decide
+    assert got[1] == pytest.approx(between_sd(th[None, :-1], se[None, :-1])[0], rel=1e-5)
+
+
+def test_partial_model_logp_is_the_centred_one_with_the_partial_jacobian(agent, ragged):
+    """theta_partial ~ N(lam gm, gs^lam), theta = gm + gs^(1-lam) (theta_partial - lam gm): the same model as the
+    centred one, whose log density differs by sum (1 - lam) log gs; theta comes back from the start values."""
+    from neurorl.fitting.bayes_hierarchy import _subject_block, _subject_values
+
+    import pymc as pm
+
+    model_c = HierarchicalBayes(agent, parametrization="centred").build_model(ragged)
+    f_c = model_c.compile_logp(jacobian=True)
+    n = len(model_c.coords["subject"])
+    rng = np.random.default_rng(2)
+    lam = rng.uniform(0.0, 1.0, (2, n))
+    hb = HierarchicalBayes(agent)
+    hb._centring = lambda layout, est, n_subjects: lam
+    model = hb.build_model(ragged)
+    assert {v.name for v in model.free_RVs} == {"group_mean", "group_sd", "theta_partial"}
+    gm, gs = np.array([-0.3, 0.8]), np.array([0.6, 0.4])
+    th = gm[:, None] + gs[:, None] * rng.normal(size=(2, n))
+    part = _subject_values(th, gm, gs, lam)["theta_partial"]
+    base = {"group_mean": gm, "group_sd_log__": np.log(gs)}
+    lp = float(model.compile_logp(jacobian=True)({**base, "theta_partial": part}))
+    jac = ((1.0 - lam) * np.log(gs)[:, None]).sum()
+    assert lp == pytest.approx(float(f_c({**base, "theta": th})) + jac, rel=1e-12)
+    fn = model.compile_fn(model.replace_rvs_by_values([model["theta"]])[0], inputs=model.value_vars,
+                          on_unused_input="ignore")
+    np.testing.assert_allclose(fn({**base, "theta_partial": part}), th, rtol=1e-12)
+    # weights of exactly 0 and 1 per row are the two classical forms, with their own variables
+    with pm.Model(coords={"param": ["a", "b"], "subject": list(range(3))}):
+        _subject_block(pm.Normal("m", size=2), pm.HalfNormal("s", size=2), np.array([[1.0] * 3, [0.0] * 3]))
+        assert {v.name for v in pm.modelcontext(None).free_RVs} == {"m", "s", "theta_centred", "offset"}
 
 
 def test_mixed_model_logp_is_the_non_centred_one_with_the_centred_rows_jacobian(agent, ragged):
@@ -487,7 +554,7 @@ def test_covariates_enter_per_trial_aligned_by_label(agent, cov_data):
              + stats.norm.logpdf(off).sum())
     point = {"group_mean": gm, "group_sd_log__": np.log(gs), "offset": off}
     for cov in ("signal", da):
-        est = HierarchicalBayes(agent, covariates={"alpha": cov})
+        est = HierarchicalBayes(agent, covariates={"alpha": cov}, parametrization="non-centred")
         model = est.build_model(trials)
         assert list(model.coords["param"]) == ["alpha", "beta", "alpha_signal"]
         assert float(model.compile_logp()(point)) == pytest.approx(prior + hand.sum(), rel=1e-10)
@@ -655,8 +722,8 @@ def test_nutpie_starts_with_a_parameter_the_choices_cannot_inform():
     f = fit_bayes("soft_q", sim.trials, random_seed=0, **{**FAST, "sampler": "nutpie", "draws": 10, "tune": 10})
     assert f.sampler_ == "nutpie" and np.isfinite(f.idata_.posterior["group_mean"].values).all()
     init = {"group_mean": np.zeros(2), "group_sd": np.full(2, 0.5)}
-    centred = np.array([True, False])
-    a, b = (start_point(np.random.default_rng(s), (2, 16), init, None, centred, False) for s in (0, 1))
+    lam = np.repeat([[1.0], [0.0]], 16, axis=1)  # first row centred, second non-centred
+    a, b = (start_point(np.random.default_rng(s), (2, 16), init, None, lam, False) for s in (0, 1))
     for st in (a, b):  # within 0.5 / sqrt(16) of the prior location, never at it
         assert np.all(np.abs(st["group_mean"]) <= 0.125) and np.all(st["group_mean"] != 0.0)
     assert not np.array_equal(a["group_mean"], b["group_mean"])

@@ -44,8 +44,10 @@ schema with ``valid = False``; those trials are never scored, and the scan stops
 valid trial (:mod:`neurorl.backend.traced`).
 
 Posterior variables (dims in brackets): ``group_mean``, ``group_sd`` [param], ``theta`` [param, subject]
-(unconstrained), the sampled ``offset`` [param, subject] (every row non-centred), or ``theta_centred``
-[param_centred, subject] and ``offset`` [param_offset, subject] (some rows centred), and for every free parameter ``p`` its subject values ``p`` [subject] and ``p_group``
+(unconstrained), the sampled ``theta_partial`` [param, subject] (partially non-centred, ``parametrization="auto"``),
+``offset`` [param, subject] (every row non-centred), or ``theta_centred`` [param_centred, subject] and ``offset``
+[param_offset, subject] (some rows centred), and for every free parameter ``p`` its subject values ``p`` [subject]
+and ``p_group``
 (``transform(group_mean)``, the population median on the constrained scale) on the constrained scale.
 
 Sampling
@@ -85,18 +87,24 @@ Assumptions and choices
      logits). Covariate slopes: ``group_mean ~ N(0, prior_scale^2)`` of the parameter they modulate (as MAP
      [A5] of mle.py) and ``group_sd ~ HalfNormal(1)``. Override any row with ``priors={"alpha": {"mu": (loc,
      scale), "sigma": sd_scale}}`` (or ``priors={"alpha": (loc, scale)}`` for the group mean only).
-[A2] Centred or non-centred, per row. Non-centred (subject offsets N(0, 1)) samples well when subjects are weakly
-     informed relative to the spread of the group; centred (theta ~ N(group mean, group sd), as HDDM) when the
-     data pin each subject down more tightly than the group spreads them -- RL-DDM, where every trial's RT informs
-     the boundary and non-decision time (measured on 28 ragged RL-DDM subjects, 6,519 trials: 23 leapfrog steps
-     per draw instead of 69 and 4-5 times the minimum ESS per draw; docs/bayes.md), but also choice data of a few
-     hundred trials per subject (100 x 200 bandit trials: 2.3 times the ESS per draw). ``parametrization="auto"``
-     (default) decides per row from the MAP estimates (the same fit as [A10]): centred where the subjects' median
-     Laplace sd is below ``CENTRED_SE_RATIO`` (1) times the between-subject sd they imply,
-     ``sqrt(var(estimates) - mean(se^2))`` -- the classical crossover of the two forms (Papaspiliopoulos, Roberts
-     & Skold 2007) -- else non-centred; the choice is reported as ``parametrization_`` (and the ratios as
-     ``se_ratio_``). ``"centred"``, ``"non-centred"`` or ``{param: "centred", ...}`` (unlisted rows non-centred)
-     fix it. hBayesDM's priors are non-centred.
+[A2] Centred, non-centred or in between, per subject and row. Non-centred (subject offsets N(0, 1)) samples well
+     when subjects are weakly informed relative to the spread of the group; centred (theta ~ N(group mean, group
+     sd), as HDDM) when the data pin each subject down more tightly than the group spreads them -- RL-DDM, where
+     every trial's RT informs the boundary and non-decision time (measured on 28 ragged RL-DDM subjects, 6,519
+     trials: 23 leapfrog steps per draw instead of 69 and 4-5 times the minimum ESS per draw; docs/bayes.md), but
+     also choice data of a few hundred trials per subject (100 x 200 bandit trials: 2.3 times the ESS per draw).
+     Most data sets lie in between, and differ between subjects: a learning rate is pinned down for one subject
+     and hardly informed for the next. ``parametrization="auto"`` (default) samples every subject's parameter
+     partially non-centred, ``theta_partial ~ N(lam * group_mean, group_sd ** lam)``, ``theta = group_mean +
+     group_sd ** (1 - lam) * (theta_partial - lam * group_mean)`` (the same model; Papaspiliopoulos, Roberts &
+     Skold 2007), with the weight ``lam = tau^2 / (tau^2 + se^2)`` of its Laplace sd ``se`` against the
+     between-subject sd ``tau`` of the MAP estimates (the same fit as [A10]; maximum likelihood of the
+     random-effects model, :func:`~neurorl.fitting.bayes_hierarchy.between_sd`): for normal data the weight under
+     which the subject's coordinate is a posteriori independent of the group mean. Measured against the previous
+     per-row choice between the two forms (docs/bayes.md): 0.9-2.0 times the minimum ESS on three simulated RL-DDM
+     data sets and 2.6 times on 100 x 200 bandit choices, at the same cost per draw. The fit reports ``parametrization_`` (``"partial"`` for such rows), the weights ``centring_`` [param, subject] and
+     ``between_sd_``. ``"centred"``, ``"non-centred"`` or ``{param: "centred", ...}`` (unlisted rows
+     non-centred) fix one form per row. hBayesDM's priors are non-centred.
 [A3] Sampler defaults: ``sampler="auto"`` (nutpie, else numpyro, else PyMC: measured on RL-DDM, nutpie's
      gradient-based mass-matrix adaptation gives 1.5 times numpyro's ESS per draw at the same 500 tuning steps,
      and its chains run in threads without JAX's host-device flag; docs/bayes.md), ``draws=1000``, ``tune=1000``,
@@ -170,25 +178,24 @@ from .bayes_diagnostics import (  # noqa: F401
 )
 from .bayes_evidence import LL_VAR, OBS, _subject_sums, compare, loo
 from .bayes_hierarchy import (  # noqa: F401
-    CENTRED_SE_RATIO,
     INIT_SD_FRACTION,
     PARAM,
     PARAM_CENTRED,
     PARAM_OFFSET,
-    _se_ratio,
     _subject_block,
     _subject_values,
+    describe_parametrization,
 )
 from .graph import ThetaLayout
 from .mle import _covariate_names, _Data, _normalise_covariates
 
-__all__ = ["fit_bayes", "HierarchicalBayes", "BayesWarning", "compare", "loo", "diagnose", "GROUP_SD_SCALE",
-           "SAMPLERS"]
+__all__ = ["fit_bayes", "HierarchicalBayes", "BayesWarning", "compare", "loo", "describe_parametrization", "diagnose",
+           "GROUP_SD_SCALE", "SAMPLERS"]
 
 #: default scale of the HalfNormal prior of every group standard deviation ([A1])
 GROUP_SD_SCALE = 1.0
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
-_RESERVED = ("group_mean", "group_sd", "offset", "theta", "theta_centred", LL_VAR)
+_RESERVED = ("group_mean", "group_sd", "offset", "theta", "theta_centred", "theta_partial", LL_VAR)
 PARAMETRIZATIONS = ("auto", "non-centred", "centred")
 INITS = ("auto", "prior", "map")
 
@@ -366,8 +373,9 @@ class HierarchicalBayes:
     sampler_ : str
         The sampler used.
     parametrization_ : dict
-        ``{row: "centred" | "non-centred"}`` as sampled ([A2]); ``se_ratio_`` (DataArray over ``param``, or None
-        without MAP estimates) the ratios ``"auto"`` compared with ``CENTRED_SE_RATIO``.
+        ``{row: "centred" | "non-centred" | "partial"}`` as sampled ([A2]); ``centring_`` (DataArray [param,
+        subject]) the weights (1 centred, 0 non-centred); ``between_sd_`` (DataArray over ``param``, or None without
+        MAP estimates) the between-subject sds of the MAP estimates that ``"auto"`` weighs the Laplace sds against.
     init_ : str
         ``"map"`` or ``"prior"``: where the chains started ([A10]).
     compile_seconds_, init_seconds_, sample_seconds_, loglik_seconds_, fit_seconds_ : float
@@ -523,10 +531,10 @@ class HierarchicalBayes:
             self._check_fitted()
             return self.model_
         agent, layout, data = self._setup(trials)
-        centred = self._centred_rows(layout, self._estimates(data.trials, layout, as_rng(self.random_seed)))
-        return self._build(agent, layout, data, _resolve_sampler(self.sampler), centred)[0]
+        lam = self._centring(layout, self._estimates(data.trials, layout, as_rng(self.random_seed)), data.n)
+        return self._build(agent, layout, data, _resolve_sampler(self.sampler), lam)[0]
 
-    def _build(self, agent, layout, data, sampler, centred):
+    def _build(self, agent, layout, data, sampler, lam):
         import pymc as pm
         import pytensor
 
@@ -549,7 +557,7 @@ class HierarchicalBayes:
             else:
                 gm = pm.Normal("group_mean", mu=pri["mu_loc"].values, sigma=pri["mu_scale"].values, dims=PARAM)
                 gs = pm.HalfNormal("group_sd", sigma=pri["sd_scale"].values, dims=PARAM)
-                theta = _subject_block(gm, gs, centred)
+                theta = _subject_block(gm, gs, lam)
                 gm_theta = gm
                 init = {"group_mean": pri["mu_loc"].values.copy(),
                         "group_sd": INIT_SD_FRACTION * pri["sd_scale"].values}
@@ -575,7 +583,8 @@ class HierarchicalBayes:
         """One chain's starting point ([A9], [A10]): at the MAP start if ``use_map`` and there is one, else near
         the prior location; see :func:`neurorl.fitting.bayes_hierarchy.start_point`."""
         return bayes_hierarchy.start_point(rng, (len(self.layout_.names), self._data.n), self._init,
-                                           self._map_start if use_map else None, self.centred_, self._hbayesdm)
+                                           self._map_start if use_map else None, self.centring_.values,
+                                           self._hbayesdm)
 
     @property
     def _init_map(self) -> bool:
@@ -596,15 +605,15 @@ class HierarchicalBayes:
                                                                     layout, rng, self.prior_table(None, layout))
         return start
 
-    def _centred_rows(self, layout, est: dict | None) -> np.ndarray:
-        """Which rows are sampled centred ([A2]), by ``parametrization`` (``"auto"``: from the MAP estimates
-        ``est``); see :func:`neurorl.fitting.bayes_hierarchy.centred_rows`."""
-        return bayes_hierarchy.centred_rows(self.parametrization, self._hbayesdm, layout, est)
+    def _centring(self, layout, est: dict | None, n_subjects: int) -> np.ndarray:
+        """The centring weights [row, subject] ([A2]), by ``parametrization`` (``"auto"``: from the MAP estimates
+        ``est``); see :func:`neurorl.fitting.bayes_hierarchy.centring`."""
+        return bayes_hierarchy.centring(self.parametrization, self._hbayesdm, layout, est, n_subjects)
 
     def _inverse_mass(self) -> np.ndarray | None:
         """numpyro's initial diagonal inverse mass matrix from the MAP start ([A10]), None without one; see
         :func:`neurorl.fitting.bayes_hierarchy.inverse_mass`."""
-        return bayes_hierarchy.inverse_mass(self._map_start, self.model_, self.centred_)
+        return bayes_hierarchy.inverse_mass(self._map_start, self.model_, self.centring_.values)
 
     # -- sampling ---------------------------------------------------------------------------
     def _sample(self, seed: int, valid: np.ndarray | None = None, draws=None, tune=None, progress=None):
@@ -698,11 +707,16 @@ class HierarchicalBayes:
         self.init_seconds_ = 0.0
         self._map_start = self._estimates(data.trials, layout, self._rng)
         self.init_ = "map" if self._init_map else "prior"
-        self.centred_ = self._centred_rows(layout, self._map_start)
-        self.se_ratio_ = None if self._map_start is None else xr.DataArray(
-            _se_ratio(self._map_start), coords={PARAM: list(layout.names)}, dims=PARAM, name="se_ratio")
-        self.parametrization_ = {n: "centred" if c else "non-centred" for n, c in zip(layout.names, self.centred_)}
-        self.model_, self._shared = self._build(agent, layout, data, self.sampler_, self.centred_)
+        lam = self._centring(layout, self._map_start, data.n)
+        self.centring_ = xr.DataArray(lam, coords={PARAM: list(layout.names), SUBJECT: list(data.subjects)},
+                                      dims=(PARAM, SUBJECT), name="centring")
+        st = self._map_start
+        self.between_sd_ = None if st is None else xr.DataArray(
+            bayes_hierarchy.between_sd(st["theta"], st["se_raw"]), coords={PARAM: list(layout.names)}, dims=PARAM,
+            name="between_sd")
+        self.parametrization_ = {n: "centred" if (w == 1.0).all() else "non-centred" if (w == 0.0).all()
+                                 else "partial" for n, w in zip(layout.names, lam)}
+        self.model_, self._shared = self._build(agent, layout, data, self.sampler_, lam)
         self._compiled = None
         self.compile_seconds_ = 0.0
         return int(self._rng.integers(2 ** 31 - 1))
