@@ -46,6 +46,7 @@ import numpy as np
 import xarray as xr
 
 import neurorl as nr
+from neurorl.fitting.bayes import describe_parametrization
 
 PRIOR_SCALE, SD_SCALE = 2.5, 1.0
 
@@ -156,10 +157,7 @@ HDDM_ESS, HDDM_SECONDS = 1500, 151.7
 
 
 def _centred_summary(fit) -> str:
-    kinds = set(fit.parametrization_.values())
-    if len(kinds) == 1:
-        return f"every row {kinds.pop()}"
-    return ", ".join(f"{k} {v}" for k, v in fit.parametrization_.items())
+    return describe_parametrization(fit.parametrization_, fit.centring_)
 
 
 def run_rlddm(args):

@@ -85,7 +85,7 @@ def test_fit_bayes_end_to_end_on_an_hbayesdm_file(tmp_path, capsys):
     assert m["spec"]["priors"] == "hbayesdm" and m["spec"]["draws"] == 40
     # hBayesDM's hierarchy: non-centred, chains from the prior location, and the output says so
     assert set(m["spec"]["parametrization"].values()) == {"non-centred"} and m["spec"]["init"] == "prior"
-    assert f"bandit4arm_4par: sampler {m['spec']['sampler']}, non-centred, chains started at the prior" in text
+    assert f"bandit4arm_4par: sampler {m['spec']['sampler']}, every row non-centred, chains started at the prior" in text
     post = m["idata"].posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 40
     # hBayesDM's transform: R = 30 Phi_approx(mu_pr), our group value of the raw group mean

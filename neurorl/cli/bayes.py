@@ -128,6 +128,8 @@ def _cmd_fit_bayes(args) -> int:
 def _print_table(rows):
     """One line per model (sampling diagnostics, our per-trial LOO, hBayesDM's per-subject LOOIC), then each
     model's group-level posterior."""
+    from ..fitting.bayes import describe_parametrization
+
     head = (f"{'model':<28}{'params':>7}{'max R-hat':>10}{'min ESS':>9}{'diverg.':>8}{'elpd_loo':>11}{'se':>8}"
             f"{'max k':>7}{'LOOIC (subj.)':>15}{'se':>8}{'max k':>7}{'seconds':>9}")
     print(head)
@@ -142,8 +144,7 @@ def _print_table(rows):
           "are not on one scale; compare models within a column only, and a difference within about two se "
           "does not separate them.")
     for label, fit, _, _ in rows:
-        kinds = sorted(set(fit.parametrization_.values()))
-        how = kinds[0] if len(kinds) == 1 else ", ".join(f"{k} {v}" for k, v in fit.parametrization_.items())
+        how = describe_parametrization(fit.parametrization_, fit.centring_)
         print(f"{label}: sampler {fit.sampler_}, {how}, chains started at the {fit.init_} "
               f"({'MAP estimates' if fit.init_ == 'map' else 'prior location'})")
         s = fit.summary_
@@ -184,9 +185,10 @@ def register(sub) -> None:
     sp.add_argument("--target-accept", type=float, default=0.8, help="NUTS target acceptance (default 0.8)")
     sp.add_argument("--parametrization", choices=("auto", "centred", "non-centred"), default="auto",
                     help="how subjects' parameters are sampled: centred, theta ~ N(group mean, group sd) (data-rich "
-                         "subjects, e.g. RL-DDM), or non-centred offsets; auto (default) chooses per parameter from "
-                         "the MAP estimates' Laplace sds against their spread (docs/bayes.md [A2]); centred not with "
-                         "--priors hbayesdm")
+                         "subjects, e.g. RL-DDM), or non-centred offsets; auto (default) samples each subject's "
+                         "parameter partially non-centred, weighted by its MAP estimate's Laplace sd against the "
+                         "between-subject sd (docs/bayes.md [A2]); not with --priors hbayesdm, whose hierarchy is "
+                         "non-centred")
     sp.add_argument("--centred", action="store_true", help="same as --parametrization centred")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_data_arguments(sp)
